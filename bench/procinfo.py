@@ -1,0 +1,216 @@
+"""Process and machine helpers for the benchmarks: /proc CPU and memory, free ports,
+waiting for an LDAP listener, du, and installing OpenLDAP from Debian packages."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+# ---------------------------------------------------------------- /proc
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    # comm (field 2) may contain spaces and parentheses: split after the last ')'.
+    return data[data.rindex(")") + 2:].split()  # fields[0] is state (field 3)
+
+
+def tree_pids(root: int) -> list[int]:
+    """``root`` and all its live descendants (children, grandchildren, ...)."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        f = _stat_fields(int(name))
+        if f is not None:
+            children.setdefault(int(f[1]), []).append(int(name))
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, ()))
+    return out
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """utime+stime of the given processes (all their threads), in seconds."""
+    ticks = 0
+    for p in pids:
+        f = _stat_fields(p)
+        if f is not None:
+            ticks += int(f[11]) + int(f[12])  # fields 14 and 15: utime, stime
+    return ticks / CLK_TCK
+
+
+def tree_cpu_seconds(root: int) -> float:
+    return cpu_seconds(tree_pids(root))
+
+
+@dataclass(frozen=True)
+class Memory:
+    rss: int  # VmRSS bytes, summed
+    anon: int  # RssAnon bytes (heap, not the mmapped database file)
+    file: int  # RssFile bytes (mapped files: the LMDB map, libraries)
+    processes: int
+    detail: tuple[tuple[int, str, int], ...]  # (pid, command, rss)
+
+
+def memory(pids: list[int]) -> Memory:
+    rss = anon = filem = 0
+    detail = []
+    for p in pids:
+        vals: dict[str, int] = {}
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    k, _, v = line.partition(":")
+                    if k in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
+                        vals[k] = int(v.split()[0]) * 1024
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        rss += vals.get("VmRSS", 0)
+        anon += vals.get("RssAnon", 0)
+        filem += vals.get("RssFile", 0) + vals.get("RssShmem", 0)
+        detail.append((p, cmd[:120], vals.get("VmRSS", 0)))
+    return Memory(rss, anon, filem, len(detail), tuple(detail))
+
+
+def du(path: str) -> int:
+    """Bytes actually allocated on disk under ``path`` (like ``du -s``; sparse files count
+    only their allocated blocks)."""
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_blocks * 512
+    return total
+
+
+def apparent_size(path: str) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+# ---------------------------------------------------------------- network
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# An anonymous simple bind, msgid 1: SEQUENCE { INTEGER 1, [APPLICATION 0] { 3, "", [0] "" } }
+_ANON_BIND = bytes.fromhex("300c020101600702010304008000")
+
+
+def ldap_ready(port: int, host: str = "127.0.0.1", timeout: float = 1.0) -> bool:
+    """True when an anonymous bind on host:port gets a BindResponse (any result code)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.sendall(_ANON_BIND)
+            data = b""
+            while len(data) < 8:
+                chunk = s.recv(4096)
+                if not chunk:
+                    return False
+                data += chunk
+            # 30 LL 02 01 01 61 ...
+            i = 2 if data[1] < 0x80 else 2 + (data[1] & 0x7F)
+            i += 2 + data[i + 1]
+            return data[i] == 0x61
+    except OSError:
+        return False
+
+
+def wait_ldap(port: int, timeout: float, proc: subprocess.Popen | None = None,
+              what: str = "server") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {proc.returncode} before listening")
+        if ldap_ready(port):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} did not answer an LDAP bind on port {port} within {timeout:.0f}s")
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    """SIGTERM, then SIGKILL after ``timeout``; also kills leftovers of its process group."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# ---------------------------------------------------------------- OpenLDAP install
+
+SLAPD_PATHS = ("/usr/sbin/slapd", "/usr/sbin/slapadd")
+
+
+def find_tool(name: str) -> str | None:
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin:/sbin")
+
+
+def ensure_openldap(log=print) -> tuple[str, str]:
+    """Return (slapd, slapadd) paths, installing the Debian packages slapd and ldap-utils
+    with apt-get if either is missing. Raises RuntimeError if that is impossible."""
+    slapd, slapadd = find_tool("slapd"), find_tool("slapadd")
+    if slapd and slapadd:
+        return slapd, slapadd
+    if not shutil.which("apt-get"):
+        raise RuntimeError("slapd/slapadd not found and apt-get is not available")
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    log("installing OpenLDAP (apt-get install slapd ldap-utils) ...")
+    # Don't let the package create and start a system-wide directory: we run our own.
+    subprocess.run(sudo + ["debconf-set-selections"], input=b"slapd slapd/no_configuration boolean true\n",
+                   env=env, check=False)
+    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "slapd", "ldap-utils"]):
+        r = subprocess.run(sudo + cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if r.returncode != 0:
+            tail = r.stdout.decode(errors="replace")[-2000:]
+            raise RuntimeError(f"{' '.join(cmd)} failed ({r.returncode}):\n{tail}")
+    slapd, slapadd = find_tool("slapd"), find_tool("slapadd")
+    if not (slapd and slapadd):
+        raise RuntimeError("slapd/slapadd still missing after apt-get install")
+    return slapd, slapadd
+
+
+def machine_summary() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "?")
+    except OSError:
+        model = "?"
+    return f"{os.cpu_count()} CPUs ({model}), Python {sys.version.split()[0]}"

@@ -1,0 +1,136 @@
+"""A throwaway OpenLDAP slapd for side-by-side benchmarks.
+
+Configuration is generated on the fly (``slapd.conf`` in a temporary directory):
+back-mdb, suffix ``dc=lightwave,dc=local``, rootdn
+``cn=Administrator,cn=Users,dc=lightwave,dc=local``, the core/cosine/inetorgperson/nis
+schemas from /etc/ldap/schema, and the same indexes Lightwave is configured with:
+``objectClass uid cn mail member`` eq, ``cn mail`` sub. Commits are durable (no
+``dbnosync``) unless ``nosync=True``. Logging is off (``loglevel 0``), as in Debian's
+default slapd configuration.
+
+    s = Slapd(workdir)                 # writes slapd.conf, creates the db directory
+    secs = s.slapadd("people.ldif")    # offline load, timed
+    s.start()                          # foreground slapd on a free 127.0.0.1 port
+    ... s.pid, s.port, s.url ...
+    s.stop()
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+from bench.data import ADMIN_DN, ADMIN_PASSWORD, SUFFIX, ssha
+from bench.procinfo import ensure_openldap, free_port, stop_process, wait_ldap
+
+SCHEMA_DIR = "/etc/ldap/schema"
+MODULE_DIR = "/usr/lib/ldap"
+SCHEMAS = ("core", "cosine", "inetorgperson", "nis")
+# (attribute, index types): mirrors conf/lightwave.toml's vmdir indexes.
+INDEXES = (("objectClass", "eq"), ("uid", "eq"), ("cn", "eq,sub"), ("mail", "eq,sub"),
+           ("member", "eq"))
+MAXSIZE = 32 << 30  # mdb map size (address space only)
+
+
+class Slapd:
+    def __init__(self, workdir: str, *, nosync: bool = False, threads: int | None = None,
+                 log=print) -> None:
+        self.slapd_bin, self.slapadd_bin = ensure_openldap(log)
+        self.workdir = os.path.abspath(workdir)
+        self.db_dir = os.path.join(self.workdir, "db")
+        self.conf = os.path.join(self.workdir, "slapd.conf")
+        self.nosync = nosync
+        self.threads = threads
+        self.port: int | None = None
+        self.proc: subprocess.Popen | None = None
+        os.makedirs(self.db_dir, exist_ok=True)
+        self._write_conf()
+
+    # ------------------------------------------------------------ config
+
+    def _write_conf(self) -> None:
+        lines = [f"include {SCHEMA_DIR}/{s}.schema" for s in SCHEMAS]
+        lines += [
+            f"pidfile {self.workdir}/slapd.pid",
+            f"argsfile {self.workdir}/slapd.args",
+            f"modulepath {MODULE_DIR}",
+            "moduleload back_mdb",
+            "loglevel 0",
+            "sizelimit 500",
+        ]
+        if self.threads:
+            lines.append(f"threads {self.threads}")
+        lines += [
+            "",
+            "database mdb",
+            f"maxsize {MAXSIZE}",
+            f'suffix "{SUFFIX}"',
+            f'rootdn "{ADMIN_DN}"',
+            f"rootpw {ssha(ADMIN_PASSWORD.encode(), b'benchslt')}",
+            f"directory {self.db_dir}",
+        ]
+        lines += [f"index {attr} {kinds}" for attr, kinds in INDEXES]
+        if self.nosync:
+            lines.append("dbnosync")
+        # Same access as Debian's default: users may authenticate and change their own
+        # password, authenticated users read everything.
+        lines += [
+            "access to attrs=userPassword by self write by anonymous auth by * none",
+            "access to * by users read by * none",
+        ]
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    # ------------------------------------------------------------ offline load
+
+    def slapadd(self, ldif: str, *, quick: bool = False) -> float:
+        """Load ``ldif`` into the (stopped) database; return elapsed seconds."""
+        cmd = [self.slapadd_bin, "-f", self.conf, "-l", ldif]
+        if quick:
+            cmd.append("-q")
+        t0 = time.perf_counter()
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        dt = time.perf_counter() - t0
+        if r.returncode != 0:
+            raise RuntimeError(f"slapadd failed ({r.returncode}): {r.stdout.decode(errors='replace')[-2000:]}")
+        return dt
+
+    # ------------------------------------------------------------ run
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
+    def url(self) -> str:
+        return f"ldap://127.0.0.1:{self.port}/"
+
+    def start(self, port: int | None = None, timeout: float = 60.0) -> int:
+        """Start slapd in the foreground (``-d 0``) and wait until it answers a bind."""
+        self.port = port or free_port()
+        self._log = open(os.path.join(self.workdir, "slapd.log"), "ab")
+        self.proc = subprocess.Popen(
+            [self.slapd_bin, "-f", self.conf, "-h", self.url, "-d", "0"],
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_ldap(self.port, timeout, self.proc, "slapd")
+        except Exception:
+            self.stop()
+            raise
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+        if getattr(self, "_log", None):
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> "Slapd":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,309 @@
+"""The `lightwave` command line. Thin: parse, call the layers below, print."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+from lightwave.config import ConfigError, NodeConfig, load
+
+DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf", "lightwave.toml")
+
+
+class CLIError(Exception):
+    """A user-facing failure: printed as 'lightwave: <message>', exit status 1."""
+
+
+# ---------------------------------------------------------------------- config
+
+def _node_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="TOML configuration file (default: conf/lightwave.toml if present)")
+    p.add_argument("--data-dir", metavar="DIR", help="where the database and keys live (default ./var)")
+
+
+def node_config(args: argparse.Namespace) -> NodeConfig:
+    path = args.config
+    if path is None and os.path.exists(DEFAULT_CONFIG):
+        path = DEFAULT_CONFIG
+    cfg = load(path)
+    over: dict[str, Any] = {"data_dir": getattr(args, "data_dir", None)}
+    for name in ("domain", "listen", "ldap_port", "ldaps_port", "https_port", "workers", "log_level"):
+        over[name] = getattr(args, name, None)
+    if getattr(args, "no_sync", False):
+        over["sync"] = False
+    if getattr(args, "quiet_ops", False):
+        over["log_ops"] = False
+    return cfg.with_overrides(**over)
+
+
+# ---------------------------------------------------------------------- up
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from lightwave.nodes import prepare
+
+    cfg = node_config(args)
+    generated, first = prepare(cfg)
+    pidfile = os.path.join(cfg.data_dir, "lightwave.pid")
+    with open(pidfile, "w") as f:
+        f.write(f"{os.getpid()}\n")
+    n = cfg.effective_workers
+    _setup_logging(cfg.log_level)
+    if n == 1:
+        _banner(cfg, generated, first, pending=True)
+        from lightwave.nodes import run_worker
+        return run_worker(cfg, 0, 1)
+    sup = Supervisor(cfg, n)
+    sup.start()
+    if not _wait_port(cfg.listen, cfg.ldap_port or cfg.ldaps_port, 30, sup):
+        sup.stop()
+        raise CLIError("the LDAP workers did not start; see the log lines above")
+    _banner(cfg, generated, first)
+    return sup.run()
+
+
+def _banner(cfg: NodeConfig, generated: str | None, first: bool, pending: bool = False) -> None:
+    from vmdir.directory import admin_dn, domain_dn
+
+    base = domain_dn(cfg.domain)
+    adm = admin_dn(cfg.domain)
+    pwfile = os.path.join(cfg.data_dir, "admin-password")
+    lines = ["", f"Lightwave directory {'starting' if pending else 'ready'}: domain {cfg.domain} ({base}), data in {cfg.data_dir}"]
+    if cfg.ldap_port:
+        lines.append(f"  LDAP      ldap://{cfg.listen}:{cfg.ldap_port}  (StartTLS available)")
+    if cfg.ldaps_port:
+        lines.append(f"  LDAPS     ldaps://{cfg.listen}:{cfg.ldaps_port}  (self-signed certificate: {cfg.cert_file})")
+    lines.append(f"  Admin     {adm}  (also administrator@{cfg.domain})")
+    if generated:
+        lines.append(f"  Password  {generated}   <- generated now, shown once; also saved in {pwfile} (mode 0600)")
+    elif os.path.exists(pwfile):
+        lines.append(f"  Password  in {pwfile}")
+    else:
+        lines.append("  Password  the LIGHTWAVE_ADMIN_PASSWORD given at first start")
+    pw_expr = f'"$(cat {pwfile})"' if os.path.exists(pwfile) else '"$LIGHTWAVE_ADMIN_PASSWORD"'
+    lines.append("Try:")
+    lines.append(f'  ldapsearch -H ldap://localhost:{cfg.ldap_port} -x -D "{adm}" -w {pw_expr} -b {base} "(objectClass=*)"')
+    lines.append(f"  ldapwhoami -H ldap://localhost:{cfg.ldap_port} -x -D administrator@{cfg.domain} -w {pw_expr}")
+    lines.append(f"  LDAPTLS_REQCERT=never ldapsearch -H ldaps://localhost:{cfg.ldaps_port} -x -D \"{adm}\" -w {pw_expr} -b {base} -E pr=500/noprompt \"(uid=*)\"")
+    lines.append("The CA (vmca) and token service (sts) are not part of this release yet.")
+    lines.append("Stop with Ctrl-C (or SIGTERM).")
+    print("\n".join(lines), flush=True)
+
+
+def _setup_logging(level: str) -> None:
+    from twisted.logger import (
+        FilteringLogObserver, LogLevel, LogLevelFilterPredicate, globalLogBeginner, textFileLogObserver,
+    )
+
+    pred = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
+    globalLogBeginner.beginLoggingTo([FilteringLogObserver(textFileLogObserver(sys.stderr), [pred])],
+                                     redirectStandardIO=False)
+
+
+def _wait_port(host: str, port: int, timeout: float, sup: "Supervisor | None" = None) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sup is not None and sup.all_dead():
+            return False
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+class Supervisor:
+    """Runs N worker processes, restarts crashed ones, stops them all on SIGTERM/SIGINT."""
+
+    def __init__(self, cfg: NodeConfig, n: int) -> None:
+        self.cfg = cfg
+        self.n = n
+        self.procs: list[subprocess.Popen[bytes] | None] = [None] * n
+        self.stopping = False
+        self.restarts = 0
+
+    def _spawn(self, slot: int) -> None:
+        payload = json.dumps({"config": _cfg_json(self.cfg), "slot": slot, "slots": self.n})
+        self.procs[slot] = subprocess.Popen([sys.executable, "-m", "lightwave.worker", payload])
+
+    def start(self) -> None:
+        for i in range(self.n):
+            self._spawn(i)
+
+    def all_dead(self) -> bool:
+        return all(p is None or p.poll() is not None for p in self.procs)
+
+    def stop(self) -> None:
+        self.stopping = True
+        for p in self.procs:
+            if p is not None and p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for p in self.procs:
+            if p is None:
+                continue
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
+        signal.signal(signal.SIGINT, lambda *_: setattr(self, "stopping", True))
+        while not self.stopping:
+            time.sleep(0.2)
+            for i, p in enumerate(self.procs):
+                if p is not None and p.poll() is not None and not self.stopping:
+                    print(f"lightwave: worker {i} exited with status {p.returncode}; restarting", file=sys.stderr, flush=True)
+                    self.restarts += 1
+                    time.sleep(min(5, 0.2 * self.restarts))
+                    self._spawn(i)
+        self.stop()
+        print("lightwave: stopped", file=sys.stderr, flush=True)
+        return 0
+
+
+def _cfg_json(cfg: NodeConfig) -> dict[str, Any]:
+    import dataclasses
+    d = dataclasses.asdict(cfg)
+    dc = d.pop("directory")
+    dc["indexes"] = {k: sorted(v) for k, v in dc["indexes"].items()}
+    dc["password_params"] = [list(x) for x in dc["password_params"]]
+    d["directory"] = dc
+    return d
+
+
+def cfg_from_json(d: dict[str, Any]) -> NodeConfig:
+    from vmdir.directory import DirectoryConfig
+    dc = dict(d.pop("directory"))
+    dc["indexes"] = {k: frozenset(v) for k, v in dc["indexes"].items()}
+    dc["password_params"] = tuple(tuple(x) for x in dc["password_params"])
+    return NodeConfig(directory=DirectoryConfig(**dc), **d)
+
+
+# ---------------------------------------------------------------------- ldif
+
+def cmd_ldif_import(args: argparse.Namespace) -> int:
+    if args.server:
+        from lightwave.ldifonline import import_online
+        return import_online(args)
+    from lightwave.offline import import_ldif
+    cfg = node_config(args)
+    return import_ldif(cfg, args.file, keep_going=args.keep_going, quiet=args.quiet)
+
+
+def cmd_ldif_export(args: argparse.Namespace) -> int:
+    if args.server:
+        from lightwave.ldifonline import export_online
+        return export_online(args)
+    from lightwave.offline import export_ldif
+    cfg = node_config(args)
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    try:
+        return export_ldif(cfg, out, base=args.base)
+    finally:
+        if args.output:
+            out.close()
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from lightwave.offline import backup
+    cfg = node_config(args)
+    return backup(cfg, args.dir)
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from lightwave.offline import restore
+    cfg = node_config(args)
+    return restore(cfg, args.dir, force=args.force)
+
+
+# ---------------------------------------------------------------------- parser
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lightwave", description="Lightwave: directory, CA and identity server.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    up = sub.add_parser("up", help="run a server node in the foreground",
+                        description="Run a single node in the foreground until SIGTERM/SIGINT. "
+                                    "The first start initialises the data directory.")
+    _node_args(up)
+    up.add_argument("--domain", help="default tenant's domain (default lightwave.local)")
+    up.add_argument("--listen", metavar="ADDR", help="address every listener binds to (default 127.0.0.1)")
+    up.add_argument("--ldap-port", type=int, metavar="PORT", help="LDAP port (default 10389; 0 = off)")
+    up.add_argument("--ldaps-port", type=int, metavar="PORT", help="LDAPS port (default 10636; 0 = off)")
+    up.add_argument("--https-port", type=int, metavar="PORT", help="HTTPS port (default 8443)")
+    up.add_argument("--workers", type=int, metavar="N", help="LDAP worker processes (default: one per core)")
+    up.add_argument("--log-level", choices=("debug", "info", "warn", "error"))
+    up.add_argument("--quiet-ops", action="store_true", help="do not log one line per operation")
+    up.add_argument("--no-sync", action="store_true",
+                    help="do not fsync each commit (faster; a crash may lose the last writes)")
+    up.set_defaults(func=cmd_up)
+
+    ldif = sub.add_parser("ldif", help="import or export LDIF").add_subparsers(dest="ldif_cmd", metavar="ACTION")
+    imp = ldif.add_parser("import", help="import entries from an LDIF file",
+                          description="Import LDIF content records. Offline on a data directory by default "
+                                      "(fast: batched transactions; the server may be running), or online "
+                                      "through a server with --server.")
+    imp.add_argument("file", metavar="FILE", help="LDIF file ('-' for standard input)")
+    _node_args(imp)
+    _online_args(imp)
+    imp.add_argument("--keep-going", action="store_true", help="report bad records and continue")
+    imp.add_argument("--quiet", action="store_true", help="no progress bar")
+    imp.set_defaults(func=cmd_ldif_import)
+    exp = ldif.add_parser("export", help="export entries as LDIF",
+                          description="Write every entry (or the subtree under --base) as LDIF, parents first.")
+    _node_args(exp)
+    _online_args(exp)
+    exp.add_argument("--base", metavar="DN", help="export only this subtree")
+    exp.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    exp.set_defaults(func=cmd_ldif_export)
+
+    bk = sub.add_parser("backup", help="write a consistent copy of the database (while serving)")
+    bk.add_argument("dir", metavar="DIR", help="backup directory (created)")
+    _node_args(bk)
+    bk.set_defaults(func=cmd_backup)
+    rs = sub.add_parser("restore", help="restore a backup into the data directory (server stopped)",
+                        description="Replace the database with a backup. The restored database gets a new "
+                                    "invocation id, so its USNs are never confused with the old ones.")
+    rs.add_argument("dir", metavar="DIR", help="backup directory made by 'lightwave backup'")
+    rs.add_argument("--force", action="store_true", help="replace an existing database")
+    _node_args(rs)
+    rs.set_defaults(func=cmd_restore)
+    return p
+
+
+def _online_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--server", metavar="URL", help="work through a running server (ldap:// or ldaps://)")
+    p.add_argument("--user", metavar="DN", help="bind DN or UPN (default the administrator)")
+    p.add_argument("--password-file", metavar="FILE", help="file holding the password (default: "
+                   "$LIGHTWAVE_PASSWORD, then $LIGHTWAVE_ADMIN_PASSWORD, then a prompt)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (CLIError, ConfigError) as exc:
+        print(f"lightwave: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Configuration: TOML files -> frozen, validated dataclasses.
+
+Precedence: built-in defaults < the TOML file < command-line options.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from vmdir.directory import DEFAULT_INDEXES, DirectoryConfig
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message says which setting and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    data_dir: str = "./var"
+    domain: str = "lightwave.local"
+    listen: str = "127.0.0.1"
+    ldap_port: int = 10389
+    ldaps_port: int = 10636
+    https_port: int = 8443
+    workers: int = 0  # 0 = one per core
+    server_id: int = 1
+    # LDAP limits
+    max_pdu_size: int = 1 << 20
+    max_connections: int = 4096
+    idle_timeout: int = 900
+    max_outstanding: int = 256
+    max_filter_depth: int = 64
+    max_filter_terms: int = 1024
+    # store
+    map_size_gb: int = 64
+    sync: bool = True
+    # TLS (empty = self-signed files under <data_dir>/tls)
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    log_level: str = "info"
+    log_ops: bool = True
+    directory: DirectoryConfig = field(default_factory=DirectoryConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("ldap_port", "ldaps_port", "https_port"):
+            v = getattr(self, name)
+            if not 0 <= v <= 65535:
+                raise ConfigError(f"{name} must be a port number (0-65535), not {v}")
+        if self.workers < 0:
+            raise ConfigError("workers must be >= 0 (0 = one per core)")
+        if self.max_pdu_size < 1024:
+            raise ConfigError("max_pdu_size must be at least 1024 bytes")
+        if self.log_level not in ("debug", "info", "warn", "error"):
+            raise ConfigError("log_level must be one of debug, info, warn, error")
+
+    @property
+    def effective_workers(self) -> int:
+        return self.workers or (os.cpu_count() or 1)
+
+    @property
+    def store_dir(self) -> str:
+        return os.path.join(self.data_dir, "db")
+
+    @property
+    def cert_file(self) -> str:
+        return self.tls_cert or os.path.join(self.data_dir, "tls", "server.crt")
+
+    @property
+    def key_file(self) -> str:
+        return self.tls_key or os.path.join(self.data_dir, "tls", "server.key")
+
+    def with_overrides(self, **kw: Any) -> "NodeConfig":
+        kw = {k: v for k, v in kw.items() if v is not None}
+        return dataclasses.replace(self, **kw)
+
+
+_NODE_KEYS = {f.name for f in dataclasses.fields(NodeConfig)} - {"directory"}
+_DIR_KEYS = {f.name for f in dataclasses.fields(DirectoryConfig)} - {"indexes", "password_params"}
+
+
+def load(path: str | None) -> NodeConfig:
+    """Read ``path`` (TOML). Unknown keys are errors, so typos do not pass silently."""
+    if not path:
+        return NodeConfig()
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {path} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    node: dict[str, Any] = {}
+    for section in ("node", "ldap", "tls", "store", "log"):
+        for k, v in doc.get(section, {}).items():
+            if k not in _NODE_KEYS:
+                raise ConfigError(f"{path}: unknown setting [{section}] {k}")
+            node[k] = v
+    vd = dict(doc.get("vmdir", {}))
+    idx = vd.pop("index", None)
+    params = vd.pop("password_params", None)
+    for k in vd:
+        if k not in _DIR_KEYS:
+            raise ConfigError(f"{path}: unknown setting [vmdir] {k}")
+    if idx is not None:
+        vd["indexes"] = {k.lower(): frozenset(v) for k, v in idx.items()}
+    else:
+        vd["indexes"] = dict(DEFAULT_INDEXES)
+    if params:
+        vd["password_params"] = tuple(sorted(params.items()))
+    extra = set(doc) - {"node", "ldap", "tls", "store", "log", "vmdir"}
+    if extra:
+        raise ConfigError(f"{path}: unknown section(s) {sorted(extra)}")
+    try:
+        return NodeConfig(directory=DirectoryConfig(**vd), **node)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None

@@ -1,0 +1,143 @@
+"""Shared fixtures: real servers on free ports in temporary data directories."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ADMIN_PW = "Secret-admin-pw1"
+BASE = "dc=lightwave,dc=local"
+ADMIN = f"cn=Administrator,cn=Users,{BASE}"
+LIGHTWAVE = os.path.join(os.path.dirname(sys.executable), "lightwave")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    data_dir: str
+    ldap_port: int
+    ldaps_port: int
+    https_port: int
+    workers: int = 1
+    extra: list[str] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"ldap://127.0.0.1:{self.ldap_port}"
+
+    @property
+    def ldaps_url(self) -> str:
+        return f"ldaps://127.0.0.1:{self.ldaps_port}"
+
+    def args(self) -> list[str]:
+        return [LIGHTWAVE, "up", "--data-dir", self.data_dir, "--ldap-port", str(self.ldap_port),
+                "--ldaps-port", str(self.ldaps_port), "--https-port", str(self.https_port),
+                "--workers", str(self.workers), "--listen", "127.0.0.1", *self.extra]
+
+    def start(self, timeout: float = 30) -> "Server":
+        env = dict(os.environ, LIGHTWAVE_ADMIN_PASSWORD=ADMIN_PW)
+        self.log_path = os.path.join(self.data_dir + ".log")
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.args(), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.ldap_port), timeout=1):
+                    pass
+                with socket.create_connection(("127.0.0.1", self.ldaps_port), timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"server did not start:\n{self.log()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        # the whole process group: supervisor and workers
+        try:
+            for pid in _descendants(self.proc.pid) + [self.proc.pid]:
+                os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+
+    def log(self) -> str:
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()[-20000:]
+        except OSError:
+            return ""
+
+    def pids(self) -> list[int]:
+        assert self.proc is not None
+        return [self.proc.pid] + _descendants(self.proc.pid)
+
+
+def _descendants(pid: int) -> list[int]:
+    out = []
+    try:
+        kids = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    except FileNotFoundError:
+        return out
+    for k in kids:
+        out.append(int(k))
+        out.extend(_descendants(int(k)))
+    return out
+
+
+def make_server(tmp_path_factory: pytest.TempPathFactory, name: str, workers: int = 1, extra: list[str] | None = None) -> Server:
+    d = tmp_path_factory.mktemp(name)
+    return Server(str(d / "var"), free_port(), free_port(), free_port(), workers, extra or ["--quiet-ops"])
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One shared single-worker server for tests that do not need their own."""
+    srv = make_server(tmp_path_factory, "shared", workers=1, extra=[])
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture()
+def ldap_env() -> dict[str, str]:
+    """Environment for OpenLDAP client tools: trust our self-signed certificate."""
+    return dict(os.environ, LDAPTLS_REQCERT="never", LDAPNOINIT="1")
+
+
+def run_tool(tool: str, *args: str, env: dict[str, str] | None = None, input: str | None = None,
+             timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """Run an ldap-utils tool; its exit status is the LDAP result code."""
+    if shutil.which(tool) is None:
+        pytest.fail(f"{tool} not installed (Debian ldap-utils); `make test` installs it")
+    e = dict(os.environ, LDAPTLS_REQCERT="never", LDAPNOINIT="1") if env is None else env
+    return subprocess.run([tool, *args], capture_output=True, text=True, env=e, input=input, timeout=timeout)

@@ -1,0 +1,1332 @@
+"""The Directory: LDAP operations with schema, access control, USNs and replication
+metadata, over the LMDB store. Synchronous; no Twisted. Reads run in any thread;
+writes run inside ``run_writes`` (one LMDB write transaction, one nested transaction
+per operation, so a batch of concurrent writes costs one commit).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import secrets
+import struct
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from vmdir.directory._acl import SECRET_ATTRS, AccessPolicy
+from vmdir.directory._config import PER_VALUE_ATTRS, DirectoryConfig
+from vmdir.directory._dit import DIT, matched_dn
+from vmdir.directory._session import Session
+from vmdir.model import dn as dnmod
+from vmdir.model import password as pw
+from vmdir.model.match import compile_filter
+from vmdir.model.schema import Schema
+from vmdir.proto import controls as ctl
+from vmdir.proto import messages as m
+from vmdir.proto.results import LDAPError, ResultCode
+from vmdir.store import (
+    FLAG_DELETED, KIND_EQ, KIND_PRES, KIND_SUB, KIND_SUBFINAL, KIND_SUBINIT, SUB_N,
+    ReadTxn, Store, StoredEntry, ValueMeta, WriteTxn,
+)
+
+RC = ResultCode
+SUBSCHEMA_DN = "cn=Subschema"
+MONITOR_DN = "cn=monitor"
+
+OID_STARTTLS = "1.3.6.1.4.1.1466.20037"
+OID_WHOAMI = "1.3.6.1.4.1.4203.1.11.3"
+OID_PASSWD = "1.3.6.1.4.1.4203.1.11.1"
+RELAX_OID = "1.3.6.1.4.1.4203.666.5.12"  # OpenLDAP relax rules: administrators import operational attributes
+SUPPORTED_CONTROLS = frozenset({
+    ctl.PAGED_RESULTS_OID, ctl.SORT_REQUEST_OID, ctl.ASSERTION_OID, ctl.PRE_READ_OID, ctl.POST_READ_OID,
+    ctl.SUBTREE_DELETE_OID, ctl.MANAGE_DSA_IT_OID, ctl.PERMISSIVE_MODIFY_OID, ctl.PPOLICY_OID, RELAX_OID,
+})
+
+# operational attributes we compute on read
+COMPUTED = ("entrydn", "hassubordinates", "numsubordinates", "subschemasubentry", "structuralobjectclass")
+# operational attributes stamped on write (NO-USER-MODIFICATION for clients)
+STAMPED = frozenset({"entryuuid", "createtimestamp", "modifytimestamp", "creatorsname", "modifiersname",
+                     "usncreated", "usnchanged", "structuralobjectclass"})
+
+
+def gentime(ts: float) -> bytes:
+    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y%m%d%H%M%SZ").encode()
+
+
+@dataclass(slots=True)
+class Outcome:
+    """A finished operation: its result plus response controls."""
+
+    code: ResultCode = RC.success
+    message: str = ""
+    matched_dn: str = ""
+    controls: tuple[m.Control, ...] = ()
+    extra: Any = None  # op-specific (extended response name/value, bind creds)
+
+
+class Directory:
+    """Operations over one store.
+
+    ``invocation`` (16 bytes) and ``server_id`` identify this node's database for
+    replication metadata. ``clock`` returns seconds since the epoch.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        schema: Schema,
+        config: DirectoryConfig,
+        *,
+        invocation: bytes,
+        server_id: int,
+        admin_dns: Sequence[str] = (),
+        clock: Callable[[], float] = time.time,
+        supported_sasl: Sequence[str] = ("EXTERNAL", "PLAIN"),
+        counters: Any = None,
+    ) -> None:
+        self.store = store
+        self.schema = schema
+        self.config = config
+        self.invocation = invocation
+        self.server_id = server_id
+        self.clock = clock
+        self.dit = DIT(schema, config.indexes)
+        self.acl = AccessPolicy()
+        self.admin_ndns = {self.dit.ndn(d) for d in admin_dns}
+        self.supported_sasl = tuple(supported_sasl)
+        self.counters = counters
+        self.on_commit: list[Callable[[int], None]] = []  # called with the last USN after each commit
+        self._pw_params = dict(config.password_params)
+        self._display = {}  # attr key -> display name cache
+
+    # ================================================================== helpers
+
+    def display_name(self, key: str) -> str:
+        d = self._display.get(key)
+        if d is None:
+            base, _, opts = key.partition(";")
+            at = self.schema.attribute(base)
+            d = (at.name if at else base) + (";" + opts if opts else "")
+            self._display[key] = d
+        return d
+
+    def _canon(self, desc: str) -> str:
+        return self.schema.canonical_attr(desc)
+
+    def _read_entry(self, r: ReadTxn, entry_id: int) -> StoredEntry | None:
+        e = r.get(entry_id)
+        if e is None or e.deleted:
+            return None
+        e.dn, e.ndn, _ = self.dit.dn_of(r, entry_id, e.parent_id, e.rdn)
+        return e
+
+    def _find(self, r: ReadTxn, dn: str, s: Session | None = None) -> StoredEntry:
+        """The live entry named ``dn``, or LDAPError(noSuchObject) with matchedDN.
+
+        An entry the session may not read is reported exactly as a missing one.
+        """
+        rdns = self.dit.norm_rdns(dn)
+        eid, anc, n = self.dit.resolve(r, rdns)
+        if eid is None:
+            md = ""
+            if anc and (s is None or self._may_see(r, s, anc)):
+                md = matched_dn(dn, n)
+            raise LDAPError(RC.noSuchObject, "", md)
+        e = self._read_entry(r, eid)
+        if e is None or (s is not None and not self._may_see(r, s, eid)):
+            raise LDAPError(RC.noSuchObject)
+        return e
+
+    def _may_see(self, r: ReadTxn, s: Session, entry_id: int) -> bool:
+        if s.is_admin:
+            return True
+        if s.anonymous:
+            return False
+        return self.dit.dn_of(r, entry_id)[2] == s.root_id
+
+    def _check_controls(self, controls: Sequence[m.Control], allowed: frozenset[str]) -> dict[str, m.Control]:
+        out = {}
+        for c in controls:
+            if c.oid in allowed:
+                out[c.oid] = c
+            elif c.critical:
+                raise LDAPError(RC.unavailableCriticalExtension, f"critical control {c.oid} not supported")
+        return out
+
+    def _assert(self, ctrls: dict[str, m.Control], e: StoredEntry, s: Session) -> None:
+        c = ctrls.get(ctl.ASSERTION_OID)
+        if c is None:
+            return
+        f = ctl.decode_assertion(c.value)
+        view = self._attr_view(e, s)
+        if not compile_filter(f, self.schema)(view, e.dn):
+            raise LDAPError(RC.assertionFailed, "assertion control failed")
+
+    def _attr_view(self, e: StoredEntry, s: Session) -> dict[str, list[bytes]]:
+        if s.is_admin:
+            return e.attrs
+        return {k: v for k, v in e.attrs.items() if k.split(";", 1)[0] not in SECRET_ATTRS}
+
+    def is_admin_dn(self, ndn: str) -> bool:
+        return ndn in self.admin_ndns
+
+    # ================================================================== bind
+
+    def bind(self, s: Session, req: m.BindRequest, controls: Sequence[m.Control] = ()) -> Outcome:
+        """Authenticate; on success the session carries the identity. Always resets it first."""
+        s.reset()
+        self._check_controls(controls, frozenset({ctl.PPOLICY_OID}))
+        if req.version != 3:
+            raise LDAPError(RC.protocolError, "requested protocol version not allowed")
+        if req.sasl_mechanism is not None:
+            return self._sasl_bind(s, req)
+        if req.password is None:  # an authentication choice we do not know (e.g. Sicily)
+            raise LDAPError(RC.authMethodNotSupported, "authentication method not supported")
+        password = req.password
+        if not req.name:
+            if password:
+                raise LDAPError(RC.unwillingToPerform, "unauthenticated bind (password with no DN) disallowed")
+            return Outcome()
+        if not password:
+            raise LDAPError(RC.unwillingToPerform, "unauthenticated bind (DN with no password) disallowed")
+        self._password_login(s, req.name, password)
+        s.method = "simple"
+        return Outcome()
+
+    def _principal(self, r: ReadTxn, name: str) -> StoredEntry | None:
+        """The entry a bind name designates: a DN, or a user principal name (user@domain)."""
+        name = name.strip()
+        if "=" not in name and "@" in name:
+            ids = r.index_ids("userprincipalname", KIND_EQ + self.schema.eq_key("userprincipalname", name.encode()))
+            if ids:
+                return self._read_entry(r, ids[0])
+            local, _, domain = name.rpartition("@")
+            if not local or not domain:
+                return None
+            cand = "cn=" + dnmod.escape_value(local) + ",cn=Users," + ",".join("dc=" + dnmod.escape_value(p) for p in domain.split("."))
+            name = cand
+        try:
+            rdns = self.dit.norm_rdns(name)
+        except LDAPError:
+            return None
+        eid, _, _ = self.dit.resolve(r, rdns)
+        return self._read_entry(r, eid) if eid is not None else None
+
+    def _password_login(self, s: Session, name: str, password: bytes) -> None:
+        with self.store.read() as r:
+            self.dit.begin(r)
+            e = self._principal(r, name)
+            if e is None:
+                # same work as a real check, so timing does not tell whether the DN exists
+                pw.verify_password(password, _DUMMY_HASH)
+                raise LDAPError(RC.invalidCredentials)
+            stored = e.attrs.get("userpassword", [])
+            root = self.dit.dn_of(r, e.id)[2]
+        if not any(pw.verify_password(password, h) for h in stored):
+            raise LDAPError(RC.invalidCredentials)
+        self._login(s, e, root)
+
+    def _login(self, s: Session, e: StoredEntry, root: int) -> None:
+        s.dn, s.ndn, s.entry_id, s.root_id = e.dn, e.ndn, e.id, root
+        s.is_admin = self.is_admin_dn(e.ndn)
+
+    def _sasl_bind(self, s: Session, req: m.BindRequest) -> Outcome:
+        mech = (req.sasl_mechanism or "").upper()
+        if mech not in self.supported_sasl:
+            raise LDAPError(RC.authMethodNotSupported, "SASL(-4): no mechanism available: unknown mechanism")
+        if mech == "EXTERNAL":
+            if not s.tls or not s.client_cert_subject:
+                raise LDAPError(RC.inappropriateAuthentication, "SASL EXTERNAL needs a TLS client certificate")
+            with self.store.read() as r:
+                self.dit.begin(r)
+                e = self._principal(r, s.client_cert_subject)
+                if e is None:
+                    raise LDAPError(RC.invalidCredentials, "no entry for the client certificate subject")
+                authz = (req.sasl_credentials or b"").decode("utf-8", "replace")
+                if authz and authz.removeprefix("dn:").strip():
+                    want = self._principal(r, authz.removeprefix("dn:"))
+                    if want is None or want.id != e.id:
+                        raise LDAPError(RC.insufficientAccessRights, "authorization identity not permitted")
+                self._login(s, e, self.dit.dn_of(r, e.id)[2])
+            s.method = "EXTERNAL"
+            return Outcome()
+        # PLAIN (RFC 4616): [authzid] NUL authcid NUL passwd
+        if not s.tls:
+            raise LDAPError(RC.confidentialityRequired, "SASL PLAIN requires TLS")
+        parts = (req.sasl_credentials or b"").split(b"\0")
+        if len(parts) != 3 or not parts[1] or not parts[2]:
+            raise LDAPError(RC.invalidCredentials, "SASL(-13): malformed PLAIN credentials")
+        authz, authc, passwd = parts[0].decode("utf-8", "replace"), parts[1].decode("utf-8", "replace"), parts[2]
+        authc = authc.removeprefix("dn:").removeprefix("u:")
+        self._password_login(s, authc, passwd)
+        if authz and authz.removeprefix("dn:").removeprefix("u:") not in ("", authc):
+            target = authz.removeprefix("dn:").removeprefix("u:")
+            with self.store.read() as r:
+                self.dit.begin(r)
+                want = self._principal(r, target)
+            if not s.is_admin or want is None:
+                s.reset()
+                raise LDAPError(RC.insufficientAccessRights, "SASL(-14): authorization failure")
+            with self.store.read() as r:
+                self._login(s, want, self.dit.dn_of(r, want.id)[2])
+        s.method = "PLAIN"
+        return Outcome()
+
+    # ================================================================== search
+
+    SEARCH_CONTROLS = frozenset({ctl.PAGED_RESULTS_OID, ctl.SORT_REQUEST_OID, ctl.ASSERTION_OID, ctl.MANAGE_DSA_IT_OID})
+
+    def search(self, s: Session, req: m.SearchRequest, controls: Sequence[m.Control] = ()) -> "SearchRun":
+        """Start a search. Iterate the returned SearchRun for entries, then read its outcome."""
+        ctrls = self._check_controls(controls, self.SEARCH_CONTROLS)
+        return SearchRun(self, s, req, ctrls)
+
+    def select_attrs(self, req_attrs: Sequence[str]) -> "Selection":
+        return Selection.parse(self, req_attrs)
+
+    def render(self, r: ReadTxn, s: Session, e: StoredEntry, sel: "Selection", types_only: bool) -> m.SearchResultEntry:
+        out: list[tuple[str, tuple[bytes, ...]]] = []
+        for key, vals in e.attrs.items():
+            if not sel.wants(key, self):
+                continue
+            if not self.acl.visible_attr(s, key):
+                continue
+            out.append((self.display_name(key), () if types_only else tuple(vals)))
+        if sel.any_operational:
+            for key in COMPUTED:
+                if not sel.wants(key, self) or key in e.attrs:
+                    continue
+                vals = self._computed(r, e, key)
+                if vals:
+                    out.append((self.display_name(key), () if types_only else tuple(vals)))
+        return m.SearchResultEntry(e.dn, tuple(out))
+
+    def _computed(self, r: ReadTxn, e: StoredEntry, key: str) -> list[bytes]:
+        if key == "entrydn":
+            return [e.dn.encode()]
+        if key == "subschemasubentry":
+            return [SUBSCHEMA_DN.encode()]
+        if key == "numsubordinates":
+            return [str(r.count_children(e.id)).encode()]
+        if key == "hassubordinates":
+            return [b"TRUE" if r.count_children(e.id) else b"FALSE"]
+        if key == "structuralobjectclass":
+            try:
+                return [self.schema.structural_class(e.attrs.get("objectclass", [])).encode()]
+            except LDAPError:
+                return []
+        return []
+
+    # ================================================================== compare
+
+    def compare(self, s: Session, req: m.CompareRequest, controls: Sequence[m.Control] = ()) -> Outcome:
+        ctrls = self._check_controls(controls, frozenset({ctl.ASSERTION_OID, ctl.MANAGE_DSA_IT_OID}))
+        key = self._canon(req.attr)
+        with self.store.read() as r:
+            self.dit.begin(r)
+            if not s.is_admin and self.dit.ndn(req.dn) in (self.dit.ndn(SUBSCHEMA_DN),):
+                raise LDAPError(RC.insufficientAccessRights)
+            e = self._find(r, req.dn, s)
+            self._assert(ctrls, e, s)
+            base = key.split(";", 1)[0]
+            if not self.acl.visible_attr(s, base):
+                raise LDAPError(RC.insufficientAccessRights, "no compare access to " + self.display_name(base))
+            at = self.schema.attribute(base)
+            if at is None or at.equality is None:
+                raise LDAPError(RC.inappropriateMatching, f"{self.display_name(key)}: no equality matching rule")
+            vals = [v for k, vv in e.attrs.items() if k == key or k.startswith(key + ";") for v in vv]
+            if not vals and base in COMPUTED:
+                vals = self._computed(r, e, base)
+        if not vals:
+            raise LDAPError(RC.noSuchAttribute)
+        try:
+            want = self.schema.eq_key(base, req.value)
+        except LDAPError:
+            return Outcome(RC.compareFalse)
+        for v in vals:
+            try:
+                if self.schema.eq_key(base, v) == want:
+                    return Outcome(RC.compareTrue)
+            except LDAPError:
+                continue
+        return Outcome(RC.compareFalse)
+
+    # ================================================================== writes
+
+    def run_writes(self, ops: Sequence[Callable[[WriteTxn], Outcome]]) -> list[Outcome | BaseException]:
+        """Run write operations in ONE LMDB write transaction, each in a nested one.
+
+        Returns one Outcome (or the exception it raised) per op, in order. If the commit
+        itself fails, every op gets that exception. After a successful commit the
+        ``on_commit`` hooks run with the highest USN.
+        """
+        results: list[Outcome | BaseException] = []
+        try:
+            with self.store.write() as w:
+                self.dit.begin(w)
+                for op in ops:
+                    try:
+                        with w.nested() as child:
+                            results.append(op(child))
+                    except BaseException as exc:  # noqa: BLE001 - reported per op
+                        results.append(exc)
+                last = w.current_usn()
+        except BaseException as exc:  # commit failed: nothing of the batch is durable
+            self.dit.forget()
+            return [exc for _ in ops]
+        for hook in self.on_commit:
+            hook(last)
+        return results
+
+    # ---------------------------------------------------------------- metadata stamping
+
+    def _stamp(self, e: StoredEntry, attrs: set[str], usn: int, now_ms: int) -> None:
+        for a in attrs:
+            old = e.meta.get(a)
+            e.meta[a] = (usn, (old[1] + 1) if old else 1, self.invocation, now_ms, usn)
+
+    def _stamp_values(self, e: StoredEntry, attr: str, added: list[bytes], removed: list[bytes], usn: int, now_ms: int) -> None:
+        vm = e.vmeta.setdefault(attr, [])
+        by_key: dict[bytes, ValueMeta] = {}
+        for v in vm:
+            by_key[self._vkey(attr, v.value)] = v
+        for val, deleted in [(x, False) for x in added] + [(x, True) for x in removed]:
+            k = self._vkey(attr, val)
+            old = by_key.get(k)
+            if old is None:
+                nv = ValueMeta(val, usn, 1, self.invocation, now_ms, usn, deleted)
+                vm.append(nv)
+                by_key[k] = nv
+            else:
+                old.value, old.local_usn, old.version = val, usn, old.version + 1
+                old.invocation, old.time_ms, old.orig_usn, old.deleted = self.invocation, now_ms, usn, deleted
+
+    def _vkey(self, attr: str, v: bytes) -> bytes:
+        try:
+            return self.schema.eq_key(attr.split(";", 1)[0], v)
+        except LDAPError:
+            return v
+
+    def _write_entry(self, w: WriteTxn, new: StoredEntry, old: StoredEntry | None, usn: int,
+                     old_usn: int | None, nrdn: str, old_nrdn: str | None) -> None:
+        w.put(new, old, nrdn=nrdn, old_nrdn=old_nrdn, usn=usn, old_usn=old_usn, index_keys=self.dit.index_keys)
+
+    def _prepare_values(self, s: Session, key: str, values: Sequence[bytes], *, allow_hashed: bool) -> list[bytes]:
+        """Validate values of ``key`` and hash clear-text passwords."""
+        base = key.split(";", 1)[0]
+        out = []
+        for i, v in enumerate(values):
+            if base == "userpassword":
+                if not v:
+                    raise LDAPError(RC.invalidAttributeSyntax, f"{self.display_name(base)}: value #{i} invalid per syntax")
+                if not (pw.is_hashed(v) and (allow_hashed or s.is_admin)):
+                    v = pw.hash_password(v, self.config.password_scheme, **self._pw_params)
+            else:
+                self.schema.validate(base, v, index=i)
+            out.append(v)
+        return out
+
+    def _dedupe(self, key: str, values: list[bytes]) -> list[bytes]:
+        seen: set[bytes] = set()
+        out = []
+        base = key.split(";", 1)[0]
+        for i, v in enumerate(values):
+            k = self._vkey(base, v)
+            if k in seen:
+                raise LDAPError(RC.attributeOrValueExists, f"{self.display_name(key)}: value #{i} provided more than once")
+            seen.add(k)
+            out.append(v)
+        return out
+
+    # ---------------------------------------------------------------- add
+
+    ADD_CONTROLS = frozenset({ctl.POST_READ_OID, ctl.ASSERTION_OID, ctl.MANAGE_DSA_IT_OID, RELAX_OID})
+
+    def add(self, s: Session, req: m.AddRequest, controls: Sequence[m.Control] = ()) -> Callable[[WriteTxn], Outcome]:
+        """Validate what needs no store access now; return the op to run in the writer."""
+        ctrls = self._check_controls(controls, self.ADD_CONTROLS)
+        rdns = self.dit.norm_rdns(req.dn)
+        if not rdns:
+            raise LDAPError(RC.unwillingToPerform, "cannot add the root DSE")
+        attrs: dict[str, list[bytes]] = {}
+        for desc, vals in req.attributes:
+            key = self._canon(desc)
+            if not vals:
+                raise LDAPError(RC.protocolError, f"{desc}: no values for attribute type")
+            attrs.setdefault(key, []).extend(vals)
+        relax = RELAX_OID in ctrls and s.is_admin
+        for key in list(attrs):
+            base = key.split(";", 1)[0]
+            at = self.schema.attribute(base)
+            if at is not None and at.no_user_modification and not relax:
+                raise LDAPError(RC.constraintViolation, f"{self.display_name(base)}: no user modification allowed")
+            attrs[key] = self._dedupe(key, self._prepare_values(s, key, attrs[key], allow_hashed=True))
+        for t, v in self.dit.rdn_avas(req.dn):
+            have = attrs.get(t, [])
+            want = self._vkey(t, v.encode())
+            if not any(self._vkey(t, x) == want for x in have):
+                raise LDAPError(RC.namingViolation, f"value of naming attribute '{self.display_name(t)}' is not present in entry")
+        if "objectclass" not in attrs:
+            raise LDAPError(RC.objectClassViolation, "no objectClass attribute")
+        self.schema.check_entry(attrs)
+        try:
+            structural = self.schema.structural_class(attrs["objectclass"])
+        except LDAPError:
+            structural = None
+
+        def op(w: WriteTxn) -> Outcome:
+            nrdns = self.dit.norm_rdns(req.dn)
+            eid, anc, n = self.dit.resolve(w, nrdns)
+            if eid is not None:
+                if not self._may_see(w, s, eid) and not s.is_admin:
+                    raise LDAPError(RC.insufficientAccessRights, "no write access to parent")
+                raise LDAPError(RC.entryAlreadyExists)
+            parent_n = len(nrdns) - 1
+            if anc and n == parent_n:
+                parent_id = anc
+                if not self._may_see(w, s, parent_id):
+                    raise LDAPError(RC.noSuchObject)
+                self.acl.check_write(s, parent_id, None, "parent")
+                parent = w.get(parent_id)
+                if parent is not None and self._is_special(parent):
+                    raise LDAPError(RC.unwillingToPerform, "cannot add under this entry")
+                nrdn, rdn = nrdns[0], _leaf_rdn(req.dn)
+            elif anc == 0 and s.is_admin:
+                # no existing ancestor at all: a new naming context (e.g. a tenant)
+                parent_id, nrdn, rdn = 0, ",".join(nrdns), dnmod.format_dn(dnmod.parse_dn(req.dn))
+            else:
+                md = matched_dn(req.dn, n) if anc and self._may_see(w, s, anc) else ""
+                if s.anonymous:
+                    raise LDAPError(RC.insufficientAccessRights, "no write access to parent")
+                raise LDAPError(RC.noSuchObject, "", md)
+            if ctl.ASSERTION_OID in ctrls:
+                probe = StoredEntry(0, parent_id, rdn, attrs)
+                probe.dn = req.dn
+                self._assert(ctrls, probe, s)
+            usn = w.alloc_usn()
+            now = self.clock()
+            now_ms = int(now * 1000)
+            e = StoredEntry(w.alloc_id(), parent_id, rdn, {k: list(v) for k, v in attrs.items()})
+            ts = gentime(now)
+            ops_attrs = {
+                "entryuuid": [str(uuid.uuid4()).encode()],
+                "createtimestamp": [ts], "modifytimestamp": [ts],
+                "creatorsname": [s.dn.encode()], "modifiersname": [s.dn.encode()],
+                "usncreated": [str(usn).encode()], "usnchanged": [str(usn).encode()],
+            }
+            if structural:
+                ops_attrs["structuralobjectclass"] = [structural.encode()]
+            for k, v in ops_attrs.items():
+                if not (relax and k in e.attrs):
+                    e.attrs[k] = v
+            self._stamp(e, set(e.attrs), usn, now_ms)
+            for a in PER_VALUE_ATTRS:
+                if a in e.attrs:
+                    self._stamp_values(e, a, e.attrs[a], [], usn, now_ms)
+            self._write_entry(w, e, None, usn, None, nrdn, None)
+            out = Outcome()
+            if ctl.POST_READ_OID in ctrls:
+                e.dn = req.dn if parent_id else rdn
+                out.controls = (self._read_control(w, s, e, ctrls[ctl.POST_READ_OID], ctl.POST_READ_OID),)
+            return out
+
+        return op
+
+    def _is_special(self, e: StoredEntry) -> bool:
+        return False
+
+    def _read_control(self, r: ReadTxn, s: Session, e: StoredEntry, c: m.Control, oid: str) -> m.Control:
+        attrs = ctl.decode_read_entry_request(c.value)
+        sel = self.select_attrs(attrs)
+        entry = self.render(r, s, e, sel, False)
+        return m.Control(oid, False, ctl.encode_read_entry_response(entry))
+
+    # ---------------------------------------------------------------- delete
+
+    DELETE_CONTROLS = frozenset({ctl.PRE_READ_OID, ctl.ASSERTION_OID, ctl.MANAGE_DSA_IT_OID, ctl.SUBTREE_DELETE_OID})
+
+    def delete(self, s: Session, req: m.DelRequest, controls: Sequence[m.Control] = ()) -> Callable[[WriteTxn], Outcome]:
+        ctrls = self._check_controls(controls, self.DELETE_CONTROLS)
+        self.dit.norm_rdns(req.dn)
+
+        def op(w: WriteTxn) -> Outcome:
+            e = self._find(w, req.dn, s)
+            self.acl.check_write(s, e.id, None, "entry")
+            self._assert(ctrls, e, s)
+            out = Outcome()
+            if ctl.PRE_READ_OID in ctrls:
+                out.controls = (self._read_control(w, s, e, ctrls[ctl.PRE_READ_OID], ctl.PRE_READ_OID),)
+            kids = w.children(e.id)
+            if kids:
+                if ctl.SUBTREE_DELETE_OID not in ctrls:
+                    raise LDAPError(RC.notAllowedOnNonLeaf, "subordinate objects must be deleted first")
+                # depth first: leaves before parents
+                order: list[int] = []
+                stack = [e.id]
+                while stack:
+                    cur = stack.pop()
+                    order.append(cur)
+                    stack.extend(w.children(cur))
+                for cid in reversed(order[1:]):
+                    c = w.get(cid)
+                    if c is not None and not c.deleted:
+                        c.dn, c.ndn, _ = self.dit.dn_of(w, c.id, c.parent_id, c.rdn)
+                        self._tombstone(w, s, c)
+            self._tombstone(w, s, e)
+            return out
+
+        return op
+
+    def _tombstone(self, w: WriteTxn, s: Session, e: StoredEntry) -> None:
+        usn = w.alloc_usn()
+        now = self.clock()
+        now_ms = int(now * 1000)
+        old = e.copy()
+        old_usn = int(e.attrs.get("usnchanged", [b"0"])[0])
+        keep = {"objectclass", "entryuuid", "usncreated", "createtimestamp", "creatorsname"}
+        removed = [a for a in e.attrs if a not in keep]
+        for a in removed:
+            if a in PER_VALUE_ATTRS:
+                self._stamp_values(e, a, [], e.attrs[a], usn, now_ms)
+            del e.attrs[a]
+        e.attrs["usnchanged"] = [str(usn).encode()]
+        e.attrs["modifytimestamp"] = [gentime(now)]
+        e.attrs["modifiersname"] = [s.dn.encode()]
+        e.attrs["isdeleted"] = [b"TRUE"]
+        e.attrs["lastknownparent"] = [(e.dn.split(",", 1)[1] if "," in e.dn else "").encode()]
+        e.flags |= FLAG_DELETED
+        self._stamp(e, set(removed) | {"usnchanged", "modifytimestamp", "modifiersname", "isdeleted", "lastknownparent"}, usn, now_ms)
+        nrdn = _nrdn_of(self, e)
+        self._write_entry(w, e, old, usn, old_usn or None, nrdn, nrdn)
+
+    # ---------------------------------------------------------------- modify
+
+    MODIFY_CONTROLS = frozenset({ctl.PRE_READ_OID, ctl.POST_READ_OID, ctl.ASSERTION_OID, ctl.MANAGE_DSA_IT_OID,
+                                 ctl.PERMISSIVE_MODIFY_OID, RELAX_OID})
+
+    def modify(self, s: Session, req: m.ModifyRequest, controls: Sequence[m.Control] = ()) -> Callable[[WriteTxn], Outcome]:
+        ctrls = self._check_controls(controls, self.MODIFY_CONTROLS)
+        self.dit.norm_rdns(req.dn)
+        permissive = ctl.PERMISSIVE_MODIFY_OID in ctrls
+        relax = RELAX_OID in ctrls and s.is_admin
+        changes: list[tuple[int, str, list[bytes]]] = []
+        for ch in req.changes:
+            key = self._canon(ch.attr)
+            base = key.split(";", 1)[0]
+            at = self.schema.attribute(base)
+            if at is not None and at.no_user_modification and not relax:
+                raise LDAPError(RC.constraintViolation, f"{self.display_name(base)}: no user modification allowed")
+            vals = list(ch.values)
+            if ch.op in (m.MOD_ADD, m.MOD_REPLACE) and vals:
+                vals = self._dedupe(key, self._prepare_values(s, key, vals, allow_hashed=True))
+            if ch.op == m.MOD_ADD and not vals:
+                raise LDAPError(RC.protocolError, f"modify/add: {ch.attr}: no values given")
+            if ch.op == m.MOD_INCREMENT:
+                if len(vals) != 1:
+                    raise LDAPError(RC.protocolError, f"modify/increment: {ch.attr}: exactly one value required")
+                try:
+                    int(vals[0])
+                except ValueError:
+                    raise LDAPError(RC.invalidAttributeSyntax, f"modify/increment: {ch.attr}: invalid syntax") from None
+            changes.append((ch.op, key, vals))
+        touched = {k.split(";", 1)[0] for _, k, _ in changes}
+
+        def op(w: WriteTxn) -> Outcome:
+            e = self._find(w, req.dn, s)
+            self.acl.check_write(s, e.id, touched, "entry")
+            self._assert(ctrls, e, s)
+            out_ctrls = []
+            if ctl.PRE_READ_OID in ctrls:
+                out_ctrls.append(self._read_control(w, s, e, ctrls[ctl.PRE_READ_OID], ctl.PRE_READ_OID))
+            old = e.copy()
+            old_usn = int(e.attrs.get("usnchanged", [b"0"])[0])
+            changed: set[str] = set()
+            pv_add: dict[str, list[bytes]] = {}
+            pv_del: dict[str, list[bytes]] = {}
+            rdn_avas = {(t, self._vkey(t, v.encode())) for t, v in self.dit.rdn_avas(e.dn)}
+            for opc, key, vals in changes:
+                cur = e.attrs.get(key, [])
+                base = key.split(";", 1)[0]
+                curkeys = [self._vkey(base, v) for v in cur]
+                if opc == m.MOD_ADD:
+                    new = list(cur)
+                    for i, v in enumerate(vals):
+                        k = self._vkey(base, v)
+                        if k in curkeys:
+                            if permissive:
+                                continue
+                            raise LDAPError(RC.attributeOrValueExists, f"modify/add: {self.display_name(key)}: value #{i} already exists")
+                        new.append(v)
+                        curkeys.append(k)
+                        pv_add.setdefault(key, []).append(v)
+                    e.attrs[key] = new
+                elif opc == m.MOD_DELETE:
+                    if not vals:
+                        if not cur:
+                            if permissive:
+                                continue
+                            raise LDAPError(RC.noSuchAttribute, f"modify/delete: {self.display_name(key)}: no such attribute")
+                        pv_del.setdefault(key, []).extend(cur)
+                        e.attrs[key] = []
+                    else:
+                        new = list(cur)
+                        for i, v in enumerate(vals):
+                            k = self._vkey(base, v)
+                            if k not in curkeys:
+                                if permissive:
+                                    continue
+                                raise LDAPError(RC.noSuchAttribute, f"modify/delete: {self.display_name(key)}: no such value")
+                            j = curkeys.index(k)
+                            pv_del.setdefault(key, []).append(new[j])
+                            del new[j]
+                            del curkeys[j]
+                        e.attrs[key] = new
+                elif opc == m.MOD_REPLACE:
+                    newkeys = {self._vkey(base, v) for v in vals}
+                    pv_del.setdefault(key, []).extend(v for v, k in zip(cur, curkeys) if k not in newkeys)
+                    pv_add.setdefault(key, []).extend(v for v in vals if self._vkey(base, v) not in set(curkeys))
+                    e.attrs[key] = list(vals)
+                elif opc == m.MOD_INCREMENT:
+                    if not cur:
+                        raise LDAPError(RC.noSuchAttribute, f"modify/increment: {self.display_name(key)}: no such attribute")
+                    at = self.schema.attribute(base)
+                    if at is None or at.equality is None or at.equality.name.lower() != "integermatch":
+                        raise LDAPError(RC.constraintViolation, f"modify/increment: {self.display_name(key)}: no integer syntax")
+                    e.attrs[key] = [str(int(x) + int(vals[0])).encode() for x in cur]
+                else:
+                    raise LDAPError(RC.protocolError, "unknown modify operation")
+                changed.add(key)
+                if not e.attrs.get(key):
+                    e.attrs.pop(key, None)
+            for t, k in rdn_avas:
+                if not any(self._vkey(t, v) == k for v in e.attrs.get(t, [])):
+                    raise LDAPError(RC.notAllowedOnRDN, f"modify: cannot delete the value of naming attribute '{self.display_name(t)}'")
+            if "objectclass" in changed:
+                try:
+                    before = self.schema.structural_class(old.attrs.get("objectclass", []))
+                except LDAPError:
+                    before = None
+                after = self.schema.structural_class(e.attrs.get("objectclass", []))
+                if before is not None and after.lower() != before.lower():
+                    raise LDAPError(RC.objectClassModsProhibited, "structural object class modification from '%s' to '%s' not allowed" % (before, after))
+            self.schema.check_entry(e.attrs)
+            usn = w.alloc_usn()
+            now = self.clock()
+            now_ms = int(now * 1000)
+            e.attrs["modifytimestamp"] = [gentime(now)]
+            e.attrs["modifiersname"] = [s.dn.encode()]
+            e.attrs["usnchanged"] = [str(usn).encode()]
+            self._stamp(e, changed | {"modifytimestamp", "modifiersname", "usnchanged"}, usn, now_ms)
+            for a in PER_VALUE_ATTRS:
+                if a in pv_add or a in pv_del:
+                    self._stamp_values(e, a, pv_add.get(a, []), pv_del.get(a, []), usn, now_ms)
+            nrdn = _nrdn_of(self, e)
+            self._write_entry(w, e, old, usn, old_usn or None, nrdn, nrdn)
+            if ctl.POST_READ_OID in ctrls:
+                out_ctrls.append(self._read_control(w, s, e, ctrls[ctl.POST_READ_OID], ctl.POST_READ_OID))
+            return Outcome(controls=tuple(out_ctrls))
+
+        return op
+
+    # ---------------------------------------------------------------- modify DN
+
+    MODDN_CONTROLS = frozenset({ctl.PRE_READ_OID, ctl.POST_READ_OID, ctl.ASSERTION_OID, ctl.MANAGE_DSA_IT_OID})
+
+    def modify_dn(self, s: Session, req: m.ModifyDNRequest, controls: Sequence[m.Control] = ()) -> Callable[[WriteTxn], Outcome]:
+        ctrls = self._check_controls(controls, self.MODDN_CONTROLS)
+        self.dit.norm_rdns(req.dn)
+        new_rdns = dnmod.parse_dn(req.new_rdn)
+        if len(new_rdns) != 1:
+            raise LDAPError(RC.invalidDNSyntax, "invalid new RDN")
+        new_avas = self.dit.rdn_avas(req.new_rdn)
+        for t, _ in new_avas:
+            at = self.schema.attribute(t)
+            if at is not None and at.no_user_modification:
+                raise LDAPError(RC.constraintViolation, f"{self.display_name(t)}: no user modification allowed")
+        new_nrdn = self.dit.norm_rdns(req.new_rdn)[0]
+        if req.new_superior is not None:
+            self.dit.norm_rdns(req.new_superior)
+
+        def op(w: WriteTxn) -> Outcome:
+            e = self._find(w, req.dn, s)
+            self.acl.check_write(s, e.id, None, "entry")
+            self._assert(ctrls, e, s)
+            if e.parent_id == 0:
+                raise LDAPError(RC.unwillingToPerform, "cannot rename a naming context")
+            out_ctrls = []
+            if ctl.PRE_READ_OID in ctrls:
+                out_ctrls.append(self._read_control(w, s, e, ctrls[ctl.PRE_READ_OID], ctl.PRE_READ_OID))
+            parent_id = e.parent_id
+            if req.new_superior is not None:
+                try:
+                    sup = self._find(w, req.new_superior, s)
+                except LDAPError as exc:
+                    raise LDAPError(RC.noSuchObject, "new superior not found", exc.matched_dn) from None
+                # not under itself
+                anc: int = sup.id
+                while anc:
+                    if anc == e.id:
+                        raise LDAPError(RC.unwillingToPerform, "cannot move an entry below itself")
+                    a = w.get(anc)
+                    anc = a.parent_id if a else 0
+                self.acl.check_write(s, sup.id, None, "new superior")
+                parent_id = sup.id
+            existing = w.lookup(parent_id, new_nrdn)
+            if existing is not None and existing != e.id:
+                raise LDAPError(RC.entryAlreadyExists)
+            old = e.copy()
+            old_usn = int(e.attrs.get("usnchanged", [b"0"])[0])
+            old_nrdn = _nrdn_of(self, old)
+            changed: set[str] = set()
+            pv_add: dict[str, list[bytes]] = {}
+            pv_del: dict[str, list[bytes]] = {}
+            if req.delete_old_rdn:
+                new_keys = {(t, self._vkey(t, v.encode())) for t, v in new_avas}
+                for t, v in self.dit.rdn_avas(e.dn):
+                    k = self._vkey(t, v.encode())
+                    if (t, k) in new_keys:
+                        continue
+                    vals = e.attrs.get(t, [])
+                    keep = [x for x in vals if self._vkey(t, x) != k]
+                    if len(keep) != len(vals):
+                        pv_del.setdefault(t, []).extend(x for x in vals if self._vkey(t, x) == k)
+                        changed.add(t)
+                        if keep:
+                            e.attrs[t] = keep
+                        else:
+                            e.attrs.pop(t, None)
+            for t, v in new_avas:
+                vb = v.encode()
+                self.schema.validate(t, vb)
+                vals = e.attrs.get(t, [])
+                if not any(self._vkey(t, x) == self._vkey(t, vb) for x in vals):
+                    at = self.schema.attribute(t)
+                    if at is not None and at.single_value and vals:
+                        if not req.delete_old_rdn:
+                            raise LDAPError(RC.constraintViolation, f"{self.display_name(t)}: multiple values provided")
+                        vals = []
+                    e.attrs[t] = vals + [vb]
+                    pv_add.setdefault(t, []).append(vb)
+                    changed.add(t)
+            self.schema.check_entry(e.attrs)
+            usn = w.alloc_usn()
+            now = self.clock()
+            now_ms = int(now * 1000)
+            e.parent_id = parent_id
+            e.rdn = dnmod.format_dn(new_rdns)
+            e.attrs["modifytimestamp"] = [gentime(now)]
+            e.attrs["modifiersname"] = [s.dn.encode()]
+            e.attrs["usnchanged"] = [str(usn).encode()]
+            changed |= {"modifytimestamp", "modifiersname", "usnchanged"}
+            self._stamp(e, changed, usn, now_ms)
+            # the name itself carries metadata too, so renames resolve by the conflict rule
+            oldm = e.meta.get("_name")
+            e.meta["_name"] = (usn, (oldm[1] + 1) if oldm else 1, self.invocation, now_ms, usn)
+            for a in PER_VALUE_ATTRS:
+                if a in pv_add or a in pv_del:
+                    self._stamp_values(e, a, pv_add.get(a, []), pv_del.get(a, []), usn, now_ms)
+            self._write_entry(w, e, old, usn, old_usn or None, new_nrdn, old_nrdn)
+            # every process must drop its cached DNs
+            w.set_meta_int("dngen", w.meta_int("dngen") + 1)
+            self.dit.forget()
+            if ctl.POST_READ_OID in ctrls:
+                e.dn, e.ndn, _ = self.dit.dn_of(w, e.id, e.parent_id, e.rdn)
+                out_ctrls.append(self._read_control(w, s, e, ctrls[ctl.POST_READ_OID], ctl.POST_READ_OID))
+            return Outcome(controls=tuple(out_ctrls))
+
+        return op
+
+    # ================================================================== extended
+
+    def whoami(self, s: Session) -> Outcome:
+        return Outcome(extra=(None, ("dn:" + s.dn).encode() if s.dn else b""))
+
+    def password_modify(self, s: Session, value: bytes | None) -> Callable[[WriteTxn], Outcome]:
+        """RFC 3062. Returns the write op; its Outcome.extra is (name, value) for the response."""
+        preq = ctl.decode_passwd_modify_request(value)
+        user, old_pw, new_pw = preq.user, preq.old_password, preq.new_password
+        if s.anonymous:
+            raise LDAPError(RC.unwillingToPerform, "only authenticated users may change passwords")
+        generated = None
+        if not new_pw:
+            generated = pw.generate_password().encode()
+            new_pw = generated
+        target_name = user if user else s.dn
+        hashed = pw.hash_password(new_pw, self.config.password_scheme, **self._pw_params)
+
+        def op(w: WriteTxn) -> Outcome:
+            self.dit.begin(w)
+            e = self._principal(w, target_name)
+            if e is None or not self._may_see(w, s, e.id):
+                raise LDAPError(RC.noSuchObject, "user not found")
+            if e.id != s.entry_id and not s.is_admin:
+                raise LDAPError(RC.insufficientAccessRights, "no write access to the password of another user")
+            if old_pw is not None and not any(pw.verify_password(old_pw, h) for h in e.attrs.get("userpassword", [])):
+                raise LDAPError(RC.unwillingToPerform, "unwilling to verify old password")
+            old = e.copy()
+            old_usn = int(e.attrs.get("usnchanged", [b"0"])[0])
+            usn = w.alloc_usn()
+            now = self.clock()
+            e.attrs["userpassword"] = [hashed]
+            e.attrs["pwdchangedtime"] = [gentime(now)]
+            e.attrs["modifytimestamp"] = [gentime(now)]
+            e.attrs["modifiersname"] = [s.dn.encode()]
+            e.attrs["usnchanged"] = [str(usn).encode()]
+            self._stamp(e, {"userpassword", "pwdchangedtime", "modifytimestamp", "modifiersname", "usnchanged"}, usn, int(now * 1000))
+            nrdn = _nrdn_of(self, e)
+            self._write_entry(w, e, old, usn, old_usn or None, nrdn, nrdn)
+            return Outcome(extra=(None, ctl.encode_passwd_modify_response(generated) if generated else None))
+
+        return op
+
+    # ================================================================== special entries
+
+    def root_dse(self, naming_contexts: list[str]) -> dict[str, list[bytes]]:
+        return {
+            "objectclass": [b"top", b"OpenLDAProotDSE"] if self.schema.object_class("OpenLDAProotDSE") else [b"top"],
+            "namingcontexts": [n.encode() for n in naming_contexts],
+            "supportedcontrol": [o.encode() for o in sorted(SUPPORTED_CONTROLS)],
+            "supportedextension": [OID_STARTTLS.encode(), OID_WHOAMI.encode(), OID_PASSWD.encode()],
+            "supportedfeatures": [b"1.3.6.1.1.14", b"1.3.6.1.4.1.4203.1.5.1", b"1.3.6.1.4.1.4203.1.5.2",
+                                  b"1.3.6.1.4.1.4203.1.5.3", b"1.3.6.1.4.1.4203.1.5.4", b"1.3.6.1.4.1.4203.1.5.5"],
+            "supportedldapversion": [b"3"],
+            "supportedsaslmechanisms": [x.encode() for x in self.supported_sasl],
+            "vendorname": [b"Lightwave (Python)"],
+            "vendorversion": [self.config.vendor_version.encode()],
+            "subschemasubentry": [SUBSCHEMA_DN.encode()],
+            "entrydn": [b""],
+        }
+
+    def subschema(self) -> dict[str, list[bytes]]:
+        attrs = {"objectclass": [b"top", b"subentry", b"subschema", b"extensibleObject"], "cn": [b"Subschema"]}
+        for k, v in self.schema.subschema_attributes().items():
+            attrs[self.schema.canonical_attr(k)] = v
+        attrs["entrydn"] = [SUBSCHEMA_DN.encode()]
+        attrs["subschemasubentry"] = [SUBSCHEMA_DN.encode()]
+        return attrs
+
+    def naming_contexts(self, r: ReadTxn) -> list[str]:
+        out = []
+        for _ndn, rid in r.roots():
+            e = r.get(rid)
+            if e is not None and not e.deleted:
+                out.append(e.rdn)
+        return out
+
+    def monitor(self) -> dict[str, list[bytes]]:
+        attrs: dict[str, list[bytes]] = {"objectclass": [b"top", b"lightwaveMonitor"], "cn": [b"monitor"]}
+        if self.counters is not None:
+            for k, v in self.counters.snapshot().items():
+                attrs.setdefault("lwmonitorcounter", []).append(f"{k}={v}".encode())
+        with self.store.read() as r:
+            attrs["lwmonitorcounter"] = attrs.get("lwmonitorcounter", []) + [
+                f"currentUSN={r.meta_int('next_usn')}".encode(),
+                f"entries={self.store.stat()['records']}".encode(),
+            ]
+        return attrs
+
+
+# ====================================================================== helpers
+
+_DUMMY_HASH = b"{SSHA}" + __import__("base64").b64encode(hashlib.sha1(b"x" * 16).digest() + b"saltsalt")
+
+
+def _leaf_rdn(dn: str) -> str:
+    rdns = dnmod.parse_dn(dn)
+    return dnmod.format_dn(rdns[:1])
+
+
+def _nrdn_of(d: Directory, e: StoredEntry) -> str:
+    """The dn2id name of ``e`` under its parent (its whole normalised DN for a naming context)."""
+    if e.parent_id == 0:
+        return d.dit.ndn(e.rdn)
+    return d.dit.norm_rdns(e.rdn)[0]
+
+
+class Selection:
+    """Which attributes a search asked for (RFC 4511 4.5.1.8, RFC 3673 '+', RFC 4529 '@oc')."""
+
+    __slots__ = ("all_user", "all_oper", "names", "none", "any_operational")
+
+    def __init__(self) -> None:
+        self.all_user = False
+        self.all_oper = False
+        self.names: set[str] = set()
+        self.none = False
+        self.any_operational = False
+
+    @classmethod
+    def parse(cls, d: Directory, req: Sequence[str]) -> "Selection":
+        sel = cls()
+        if not req:
+            sel.all_user = True
+            return sel
+        for a in req:
+            a = a.strip()
+            if a == "*":
+                sel.all_user = True
+            elif a == "+":
+                sel.all_oper = True
+                sel.any_operational = True
+            elif a == "1.1":
+                continue
+            elif a.startswith("@"):
+                oc = d.schema.object_class(a[1:])
+                if oc is not None:
+                    sel.names |= set(oc.must) | set(oc.may)
+            else:
+                try:
+                    key = d.schema.canonical_attr(a)
+                except LDAPError:
+                    continue  # unknown types are ignored in the attribute list (RFC 4511)
+                sel.names.add(key)
+                at = d.schema.attribute(key.split(";", 1)[0])
+                if at is not None and at.operational:
+                    sel.any_operational = True
+        if not sel.all_user and not sel.all_oper and not sel.names:
+            sel.none = True
+        return sel
+
+    def wants(self, key: str, d: Directory) -> bool:
+        if self.none:
+            return False
+        base = key.split(";", 1)[0]
+        at = d.schema.attribute(base)
+        oper = at is not None and at.operational
+        if oper and self.all_oper:
+            return True
+        if not oper and self.all_user:
+            return True
+        if key in self.names or base in self.names:
+            return True
+        # a request for a supertype returns its subtypes ('name' -> cn, sn, ...)
+        if at is not None and self.names:
+            sup = at.sup
+            while sup:
+                if sup.lower() in self.names:
+                    return True
+                sat = d.schema.attribute(sup)
+                sup = sat.sup if sat is not None else None
+        return False
+
+
+class SearchRun:
+    """One search in progress. Iterate it for SearchResultEntry values; ``outcome`` after.
+
+    Holds a read transaction for its lifetime: ``close()`` (or exhausting it) ends it.
+    """
+
+    def __init__(self, d: Directory, s: Session, req: m.SearchRequest, ctrls: dict[str, m.Control]) -> None:
+        self.d = d
+        self.s = s
+        self.req = req
+        self.ctrls = ctrls
+        self.outcome = Outcome()
+        self._ctx: Any = None
+        self._gen: Iterator[m.SearchResultEntry] | None = None
+        self.sent = 0
+
+    def __iter__(self) -> Iterator[m.SearchResultEntry]:
+        if self._gen is None:
+            self._gen = self._run()
+        return self._gen
+
+    def close(self) -> None:
+        if self._gen is not None:
+            self._gen.close()
+
+    def _limits(self) -> tuple[int, float]:
+        d, s, req = self.d, self.s, self.req
+        size = req.size_limit
+        tlim = req.time_limit
+        if not s.is_admin:
+            if d.config.size_limit and (size == 0 or size > d.config.size_limit):
+                size = d.config.size_limit
+            if d.config.time_limit and (tlim == 0 or tlim > d.config.time_limit):
+                tlim = d.config.time_limit
+        deadline = time.monotonic() + tlim if tlim else 0.0
+        return size, deadline
+
+    def _run(self) -> Iterator[m.SearchResultEntry]:
+        d, s, req = self.d, self.s, self.req
+        try:
+            with d.store.read() as r:
+                d.dit.begin(r)
+                yield from self._search(r)
+        except LDAPError as exc:
+            self.outcome = Outcome(exc.code, exc.message, exc.matched_dn)
+
+    def _special(self, r: ReadTxn, rdns: tuple[str, ...]) -> dict[str, list[bytes]] | None:
+        d = self.d
+        if not rdns:
+            return d.root_dse(d.naming_contexts(r))
+        if len(rdns) == 1:
+            nd = rdns[0]
+            if nd == d.dit.ndn(SUBSCHEMA_DN):
+                return d.subschema()
+            if nd == d.dit.ndn(MONITOR_DN):
+                if not self.s.is_admin:
+                    raise LDAPError(RC.noSuchObject)
+                return d.monitor()
+        return None
+
+    def _search(self, r: ReadTxn) -> Iterator[m.SearchResultEntry]:
+        d, s, req = self.d, self.s, self.req
+        rdns = d.dit.norm_rdns(req.base)
+        sel = d.select_attrs(req.attributes)
+        match = compile_filter(req.filter, d.schema)
+        special = self._special(r, rdns)
+        if special is not None:
+            if req.scope == m.SCOPE_BASE:
+                e = StoredEntry(0, 0, req.base, special)
+                e.dn = req.base if rdns else ""
+                view = special if s.is_admin else {k: v for k, v in special.items() if d.acl.visible_attr(s, k)}
+                if match(view, e.dn):
+                    if ctl.ASSERTION_OID in self.ctrls:
+                        d._assert(self.ctrls, e, s)
+                    self.sent += 1
+                    yield self._render_special(e, sel)
+            return
+        base = d._find(r, req.base, s)
+        d._assert(self.ctrls, base, s)
+        size, deadline = self._limits()
+        sort_ctrl = self.ctrls.get(ctl.SORT_REQUEST_OID)
+        paged = self.ctrls.get(ctl.PAGED_RESULTS_OID)
+        page_size, cookie = (0, b"")
+        if paged is not None:
+            pr = ctl.decode_paged_results(paged.value)
+            page_size, cookie = pr.size, pr.cookie
+        ids = self._candidates(r, base)
+        if sort_ctrl is not None or paged is not None:
+            ids = sorted(ids) if not isinstance(ids, list) else ids
+        start = 0
+        if paged is not None and cookie:
+            state = s.paging.pop(cookie, None)
+            if state is None:
+                raise LDAPError(RC.unwillingToPerform, "paged results cookie is invalid")
+            start = state
+            if page_size == 0:  # abandon the paged search (RFC 2696)
+                self.outcome.controls = (m.Control(ctl.PAGED_RESULTS_OID, False, ctl.encode_paged_results(ctl.PagedResults(0, b""))),)
+                return
+        results: list[StoredEntry] | None = [] if sort_ctrl is not None else None
+        n_checked = 0
+        matched_in_order = 0
+        idx = -1
+        for idx, eid in enumerate(ids):
+            if idx < start and results is None:
+                continue
+            n_checked += 1
+            if deadline and n_checked % 256 == 0 and time.monotonic() > deadline:
+                raise LDAPError(RC.timeLimitExceeded)
+            e = r.get(eid)
+            if e is None or e.deleted:
+                continue
+            e.dn, e.ndn, root = d.dit.dn_of(r, eid, e.parent_id, e.rdn)
+            if not s.is_admin and root != s.root_id:
+                continue
+            if not match(d._attr_view(e, s), e.dn):
+                continue
+            if results is not None:
+                results.append(e)
+                continue
+            if size and self.sent >= size:
+                raise LDAPError(RC.sizeLimitExceeded)
+            self.sent += 1
+            yield d.render(r, s, e, sel, req.types_only)
+            matched_in_order += 1
+            if paged is not None and page_size and matched_in_order >= page_size:
+                nxt = secrets.token_bytes(8)
+                s.paging[nxt] = idx + 1
+                self.outcome.controls = (m.Control(ctl.PAGED_RESULTS_OID, False, ctl.encode_paged_results(ctl.PagedResults(0, nxt))),)
+                return
+        if results is not None:
+            results = self._sort(results, sort_ctrl)
+            end = len(results)
+            if paged is not None and page_size:
+                end = min(len(results), start + page_size)
+            for i in range(start, end):
+                if size and self.sent >= size:
+                    raise LDAPError(RC.sizeLimitExceeded)
+                self.sent += 1
+                yield d.render(r, s, results[i], sel, req.types_only)
+            ctrls_out = [m.Control(ctl.SORT_RESPONSE_OID, False, ctl.encode_sort_response(ctl.SortResult(0)))]
+            if paged is not None:
+                nxt = b""
+                if end < len(results):
+                    nxt = secrets.token_bytes(8)
+                    s.paging[nxt] = end
+                ctrls_out.append(m.Control(ctl.PAGED_RESULTS_OID, False, ctl.encode_paged_results(ctl.PagedResults(0, nxt))))
+            self.outcome.controls = tuple(ctrls_out)
+            return
+        if paged is not None:
+            self.outcome.controls = (m.Control(ctl.PAGED_RESULTS_OID, False, ctl.encode_paged_results(ctl.PagedResults(0, b""))),)
+
+    def _render_special(self, e: StoredEntry, sel: Selection) -> m.SearchResultEntry:
+        d = self.d
+        out = []
+        for key, vals in e.attrs.items():
+            if key == "entrydn" and not e.dn:
+                vals = [b""]
+            if sel.wants(key, d) and d.acl.visible_attr(self.s, key):
+                out.append((d.display_name(key), () if self.req.types_only else tuple(vals)))
+        return m.SearchResultEntry(e.dn, tuple(out))
+
+    def _sort(self, entries: list[StoredEntry], c: m.Control) -> list[StoredEntry]:
+        d = self.d
+        keys = ctl.decode_sort_request(c.value)
+        for sk in reversed(keys):
+            attr, reverse = sk.attr, sk.reverse
+            try:
+                key = d.schema.canonical_attr(attr)
+            except LDAPError:
+                raise LDAPError(RC.unwillingToPerform, f"sort: unknown attribute {attr}") from None
+            at = d.schema.attribute(key)
+            ordering = at.ordering if at is not None else None
+
+            def k(e: StoredEntry, key: str = key, ordering: Any = ordering) -> tuple[int, Any]:
+                vals = e.attrs.get(key, [])
+                if not vals:
+                    return (1, b"")  # entries without the attribute sort last (RFC 2891)
+                try:
+                    if ordering is not None:
+                        return (0, min(d.schema.ordering_key(key, v) for v in vals))
+                    return (0, min(d.schema.eq_key(key, v) for v in vals))
+                except (LDAPError, ValueError):
+                    return (0, min(vals))
+
+            present = [e for e in entries if e.attrs.get(key)]
+            absent = [e for e in entries if not e.attrs.get(key)]
+            present.sort(key=k, reverse=reverse)
+            entries = present + absent
+        return entries
+
+    def _candidates(self, r: ReadTxn, base: StoredEntry) -> Sequence[int]:
+        d, s, req = self.d, self.s, self.req
+        if req.scope == m.SCOPE_BASE:
+            return [base.id]
+        planned = self._plan(r, req.filter)
+        if req.scope == m.SCOPE_ONE:
+            kids = r.children(base.id)
+            if planned is not None and len(planned) < len(kids):
+                ks = set(kids)
+                return [i for i in planned if i in ks]
+            return kids
+        # subtree / children
+        if planned is not None:
+            out = []
+            for eid in sorted(planned):
+                if eid == base.id:
+                    if req.scope == m.SCOPE_SUB:
+                        out.append(eid)
+                    continue
+                if self._under(r, eid, base.id):
+                    out.append(eid)
+            return out
+        limit = 0 if s.is_admin else d.config.unindexed_limit
+        ids = [base.id] if req.scope == m.SCOPE_SUB else []
+        frontier = [base.id]
+        while frontier:
+            nxt = []
+            for pid in frontier:
+                kids = r.children(pid)
+                ids.extend(kids)
+                nxt.extend(kids)
+            if limit and len(ids) > limit:
+                raise LDAPError(RC.adminLimitExceeded, "unindexed search would examine too many entries; add an indexed term to the filter")
+            frontier = nxt
+        return ids
+
+    def _under(self, r: ReadTxn, eid: int, base_id: int) -> bool:
+        _, ndn, root = self.d.dit.dn_of(r, eid)
+        _, bndn, broot = self.d.dit.dn_of(r, base_id)
+        return root == broot and (ndn.endswith("," + bndn) or not bndn)
+
+    def _plan(self, r: ReadTxn, f: m.Filter) -> set[int] | None:
+        """Candidate ids from the indexes, or None when the filter cannot use them."""
+        d = self.d
+        if isinstance(f, m.Equality):
+            try:
+                key = d.schema.canonical_attr(f.attr)
+            except LDAPError:
+                return set()
+            if "eq" not in d.config.indexes.get(key, ()):
+                return None
+            try:
+                ik = KIND_EQ + d.schema.eq_key(key, f.value)
+            except LDAPError:
+                return set()
+            ids = r.index_ids(key, ik)
+            return set(ids) if ids is not None else None
+        if isinstance(f, m.Present):
+            try:
+                key = d.schema.canonical_attr(f.attr)
+            except LDAPError:
+                return set()
+            if "pres" in d.config.indexes.get(key, ()):
+                ids = r.index_ids(key, KIND_PRES)
+                return set(ids) if ids is not None else None
+            return None
+        if isinstance(f, m.Substrings):
+            try:
+                key = d.schema.canonical_attr(f.attr)
+            except LDAPError:
+                return set()
+            if "sub" not in d.config.indexes.get(key, ()):
+                return None
+            keys: list[bytes] = []
+            if f.initial:
+                p = d.dit.sub_norm(key, f.initial)
+                if p is not None and len(p) >= SUB_N:
+                    keys.append(KIND_SUBINIT + p[:SUB_N])
+            if f.final:
+                p = d.dit.sub_norm(key, f.final)
+                if p is not None and len(p) >= SUB_N:
+                    keys.append(KIND_SUBFINAL + p[-SUB_N:])
+            for piece in (f.initial, *f.any, f.final):
+                if not piece:
+                    continue
+                p = d.dit.sub_norm(key, piece)
+                if p is None:
+                    continue
+                for i in range(len(p) - SUB_N + 1):
+                    keys.append(KIND_SUB + p[i:i + SUB_N])
+            if not keys:
+                return None
+            counts = sorted((r.index_count(key, k), k) for k in set(keys))
+            result: set[int] | None = None
+            for _, k in counts[:4]:
+                ids = set(r.index_ids(key, k) or [])
+                result = ids if result is None else result & ids
+                if not result:
+                    break
+            return result
+        if isinstance(f, m.And):
+            best: set[int] | None = None
+            for sub in sorted(f.filters, key=_plan_rank):
+                p = self._plan(r, sub)
+                if p is None:
+                    continue
+                best = p if best is None else best & p
+                if len(best) < 16:
+                    break
+            return best
+        if isinstance(f, m.Or):
+            out: set[int] = set()
+            for sub in f.filters:
+                p = self._plan(r, sub)
+                if p is None:
+                    return None
+                out |= p
+            return out
+        return None
+
+
+def _plan_rank(f: m.Filter) -> int:
+    # equality first (most selective), objectClass equality last
+    if isinstance(f, m.Equality):
+        return 2 if f.attr.lower() in ("objectclass", "2.5.4.0") else 0
+    if isinstance(f, m.Substrings):
+        return 1
+    return 3

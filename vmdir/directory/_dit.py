@@ -1,0 +1,174 @@
+"""DN handling over the store: normalising DNs, resolving them to ids, computing an
+entry's DN from its parent chain (with a process-wide cache invalidated whenever any
+process renames something), and index keys.
+"""
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+
+from vmdir.model import dn as dnmod
+from vmdir.model.schema import Schema
+from vmdir.proto.results import LDAPError, ResultCode
+from vmdir.store import KIND_EQ, KIND_PRES, KIND_SUB, KIND_SUBFINAL, KIND_SUBINIT, SUB_N, ReadTxn
+
+DN_CACHE_MAX = 200_000
+
+
+class DIT:
+    """Names and keys for one store + schema."""
+
+    def __init__(self, schema: Schema, indexes: dict[str, frozenset[str]]) -> None:
+        self.schema = schema
+        self.indexes = indexes
+        self._dn_cache: dict[int, tuple[str, str, int]] = {}  # id -> (dn, ndn, root id)
+        self._dn_gen = -1
+        self._lock = threading.Lock()
+        self.norm_rdns = functools.lru_cache(maxsize=65536)(self._norm_rdns)
+
+    # ------------------------------------------------------------------ normalising
+
+    def _type_norm(self, t: str) -> str:
+        at = self.schema.attribute(t)
+        if at is None:
+            raise LDAPError(ResultCode.invalidDNSyntax, "invalid DN")
+        return at.key
+
+    def _value_norm(self, t: str, v: str) -> str:
+        at = self.schema.attribute(t)
+        if at is None or at.equality is None:
+            return dnmod.normalize_value(v)
+        try:
+            key = self.schema.eq_key(at.key, v.encode("utf-8"))
+        except LDAPError:
+            raise LDAPError(ResultCode.invalidDNSyntax, "invalid DN") from None
+        return key.decode("utf-8", "surrogateescape")
+
+    def _norm_rdns(self, dn: str) -> tuple[str, ...]:
+        """Normalised RDNs of ``dn``, leaf first. Raises LDAPError(invalidDNSyntax)."""
+        rdns = dnmod.parse_dn(dn)
+        return tuple(dnmod.normalize_dn((r,), self._value_norm, self._type_norm) for r in rdns)
+
+    def ndn(self, dn: str) -> str:
+        return ",".join(self.norm_rdns(dn))
+
+    def rdn_avas(self, dn: str) -> list[tuple[str, str]]:
+        """The attribute/value pairs of the leaf RDN of ``dn`` (types as schema keys)."""
+        rdns = dnmod.parse_dn(dn)
+        if not rdns:
+            return []
+        return [(self._type_norm(t), v) for t, v in rdns[0]]
+
+    # ------------------------------------------------------------------ index keys
+
+    def index_keys(self, attr: str, values: list[bytes]) -> set[bytes]:
+        kinds = self.indexes.get(attr)
+        if not kinds:
+            return set()
+        out: set[bytes] = set()
+        if "pres" in kinds:
+            out.add(KIND_PRES)
+        if "eq" in kinds and attr == "objectclass":
+            # superclasses too, so (objectClass=person) finds inetOrgPerson entries
+            out.update(KIND_EQ + k for k in self.schema.objectclass_index_keys(values))
+        elif "eq" in kinds:
+            for v in values:
+                try:
+                    out.add(KIND_EQ + self.schema.eq_key(attr, v))
+                except LDAPError:
+                    pass
+        if "sub" in kinds:
+            for v in values:
+                s = self.sub_norm(attr, v)
+                if s is None:
+                    continue
+                out.add(KIND_SUBINIT + s[:SUB_N])
+                out.add(KIND_SUBFINAL + s[-SUB_N:])
+                for i in range(len(s) - SUB_N + 1):
+                    out.add(KIND_SUB + s[i:i + SUB_N])
+        return out
+
+    def sub_norm(self, attr: str, v: bytes) -> bytes | None:
+        """The substring-normalised form of a value or assertion piece, as bytes (None if invalid)."""
+        try:
+            s = self.schema.substr_prep(attr, v)
+        except LDAPError:
+            return None
+        return s.encode("utf-8") if isinstance(s, str) else bytes(s)
+
+    # ------------------------------------------------------------------ resolving
+
+    def _check_gen(self, r: ReadTxn) -> None:
+        gen = r.meta_int("dngen")
+        if gen != self._dn_gen:
+            with self._lock:
+                self._dn_cache.clear()
+                self._dn_gen = gen
+
+    def begin(self, r: ReadTxn) -> None:
+        """Call at the start of every transaction that reads DNs."""
+        self._check_gen(r)
+
+    def forget(self) -> None:
+        with self._lock:
+            self._dn_cache.clear()
+            self._dn_gen = -1
+
+    def dn_of(self, r: ReadTxn, entry_id: int, parent_id: int | None = None, rdn: str | None = None) -> tuple[str, str, int]:
+        """(dn, ndn, root id) of entry ``entry_id``."""
+        hit = self._dn_cache.get(entry_id)
+        if hit is not None:
+            return hit
+        if parent_id is None or rdn is None:
+            e = r.get(entry_id)
+            if e is None:
+                raise LDAPError(ResultCode.other, "dangling entry id")
+            parent_id, rdn = e.parent_id, e.rdn
+        if parent_id == 0:
+            res = (rdn, self.ndn(rdn), entry_id)
+        else:
+            pdn, pndn, root = self.dn_of(r, parent_id)
+            res = (rdn + "," + pdn, ",".join(self.norm_rdns(rdn)) + "," + pndn, root)
+        if len(self._dn_cache) > DN_CACHE_MAX:
+            self._dn_cache.clear()
+        self._dn_cache[entry_id] = res
+        return res
+
+    def resolve(self, r: ReadTxn, ndn_rdns: tuple[str, ...]) -> tuple[int | None, int, int]:
+        """Find the entry with the given normalised RDNs (leaf first).
+
+        Returns (id or None, id of the deepest existing ancestor or 0, number of RDNs of that
+        ancestor) so callers can report matchedDN.
+        """
+        if not ndn_rdns:
+            return None, 0, 0
+        best: tuple[int, int] | None = None  # (root id, number of rdns in the root)
+        for root_ndn, root_id in r.roots():
+            root_parts = root_ndn.count(",") + 1 if root_ndn else 0
+            # compare on RDN boundaries
+            if root_parts > len(ndn_rdns):
+                continue
+            if ",".join(ndn_rdns[len(ndn_rdns) - root_parts:]) == root_ndn:
+                if best is None or root_parts > best[1]:
+                    best = (root_id, root_parts)
+        if best is None:
+            return None, 0, 0
+        cur, depth = best
+        for i in range(len(ndn_rdns) - depth - 1, -1, -1):
+            nxt = r.lookup(cur, ndn_rdns[i])
+            if nxt is None:
+                return None, cur, len(ndn_rdns) - i - 1
+            cur = nxt
+        return cur, cur, len(ndn_rdns)
+
+
+def matched_dn(dn: str, n_rdns: int) -> str:
+    """The last ``n_rdns`` RDNs of ``dn`` as the client wrote them (for matchedDN)."""
+    if n_rdns <= 0:
+        return ""
+    rdns = dnmod.parse_dn(dn)
+    return dnmod.format_dn(rdns[len(rdns) - n_rdns:])
+
+
+Clock = Callable[[], float]

@@ -1,0 +1,30 @@
+"""Per-connection authentication state, owned by the front end, read and updated by the Directory."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class Session:
+    peer: str = ""  # "ip:port" of the client, for logs
+    tls: bool = False  # the connection is encrypted (LDAPS or after StartTLS)
+    client_cert_subject: str | None = None  # RFC 4514 subject of a verified client certificate
+    dn: str = ""  # bound DN as stored ("" = anonymous)
+    ndn: str = ""
+    entry_id: int = 0
+    root_id: int = 0  # naming context (tenant) of the bound principal
+    is_admin: bool = False
+    method: str = "anonymous"  # anonymous | simple | EXTERNAL | PLAIN
+    paging: dict[bytes, Any] = field(default_factory=dict)  # paged-results state by cookie
+
+    @property
+    def anonymous(self) -> bool:
+        return not self.ndn
+
+    def reset(self) -> None:
+        """Back to anonymous (start of every bind, RFC 4511 4.2.1)."""
+        self.dn = self.ndn = ""
+        self.entry_id = self.root_id = 0
+        self.is_admin = False
+        self.method = "anonymous"

@@ -1,0 +1,368 @@
+"""The Twisted driver for the sans-I/O LDAP core: feeds bytes in, dispatches events
+to the Directory, writes the bytes the core returns. Thin by design."""
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet import defer, protocol, threads
+from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+from zope.interface import implementer
+
+from vmdir.directory import OID_PASSWD, OID_STARTTLS, OID_WHOAMI, Directory, Outcome, SearchRun, Session
+from vmdir.proto import messages as m
+from vmdir.proto.connection import LDAPServerConnection
+from vmdir.proto.events import NEED_DATA, PAUSED, Abandoned, Closed, RequestReceived
+from vmdir.proto.results import LDAPError, RemoteProtocolError, ResultCode
+from vmdir.server.writer import WriteQueue
+
+log = Logger(namespace="vmdir")
+RC = ResultCode
+SEARCH_CHUNK = 64
+_STREAMED = (m.SearchResultEntry, m.SearchResultReference, m.IntermediateResponse)
+
+_OPNAME = {
+    m.BindRequest: "BIND", m.SearchRequest: "SRCH", m.ModifyRequest: "MOD", m.AddRequest: "ADD",
+    m.DelRequest: "DEL", m.ModifyDNRequest: "MODRDN", m.CompareRequest: "CMP", m.ExtendedRequest: "EXT",
+}
+_COUNTER = {
+    m.BindRequest: "ops_bind", m.SearchRequest: "ops_search", m.ModifyRequest: "ops_modify",
+    m.AddRequest: "ops_add", m.DelRequest: "ops_delete", m.ModifyDNRequest: "ops_modrdn",
+    m.CompareRequest: "ops_compare", m.ExtendedRequest: "ops_extended",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_pdu_size: int = 1 << 20
+    max_outstanding: int = 256
+    max_filter_depth: int = 64
+    max_filter_terms: int = 1024
+    idle_timeout: int = 900
+    max_connections: int = 4096
+
+
+class ServerContext:
+    """What every connection of a worker shares (passed in explicitly, no globals)."""
+
+    def __init__(self, reactor: Any, directory: Directory, writer: WriteQueue, limits: Limits,
+                 tls_options: Any = None, counters: Any = None, threadpool: Any = None,
+                 log_ops: bool = True) -> None:
+        self.reactor = reactor
+        self.directory = directory
+        self.writer = writer
+        self.limits = limits
+        self.tls_options = tls_options
+        self.counters = counters
+        self.threadpool = threadpool
+        self.log_ops = log_ops
+        self.conn_ids = 0
+        self.open_connections = 0
+
+    def count(self, name: str, n: int = 1) -> None:
+        if self.counters is not None:
+            self.counters.add(name, n)
+
+
+@implementer(IPushProducer)
+class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
+    def __init__(self, ctx: ServerContext, tls: bool) -> None:
+        self.ctx = ctx
+        lim = ctx.limits
+        self.core = LDAPServerConnection(
+            max_pdu_size=lim.max_pdu_size, max_outstanding=lim.max_outstanding,
+            max_filter_depth=lim.max_filter_depth, max_filter_terms=lim.max_filter_terms,
+        )
+        self.session = Session(tls=tls)
+        self.searches: dict[int, SearchRun] = {}
+        self.paused = False
+        self.closed = False
+        self.conn_id = 0
+        self._cert_checked = False
+        self._kick_pending = False
+
+    # ------------------------------------------------------------------ connection
+
+    def connectionMade(self) -> None:
+        ctx = self.ctx
+        ctx.conn_ids += 1
+        self.conn_id = ctx.conn_ids
+        ctx.open_connections += 1
+        ctx.count("connections_total")
+        ctx.count("connections_current")
+        peer = self.transport.getPeer()
+        self.session.peer = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
+        self.transport.registerProducer(self, True)
+        self.setTimeout(ctx.limits.idle_timeout or None)
+        if ctx.open_connections > ctx.limits.max_connections:
+            log.warn("conn={conn} refused: too many connections ({n})", conn=self.conn_id, n=ctx.open_connections)
+            self._disconnect(RC.unavailable, "too many connections")
+            return
+        if ctx.log_ops:
+            log.info("conn={conn} ACCEPT from {peer} tls={tls}", conn=self.conn_id, peer=self.session.peer, tls=self.session.tls)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.closed = True
+        self.setTimeout(None)
+        for run in self.searches.values():
+            run.close()
+        self.searches.clear()
+        self.ctx.open_connections -= 1
+        self.ctx.count("connections_current", -1)
+        if self.ctx.log_ops:
+            log.info("conn={conn} closed", conn=self.conn_id)
+
+    def timeoutConnection(self) -> None:
+        log.info("conn={conn} idle timeout", conn=self.conn_id)
+        self._disconnect(RC.unavailable, "idle timeout")
+
+    # IPushProducer: the transport tells us when its buffer is full
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        for msgid in list(self.searches):
+            self._pump_search(msgid)
+        self._process()
+
+    def stopProducing(self) -> None:
+        self.paused = True
+
+    def dataReceived(self, data: bytes) -> None:
+        self.resetTimeout()
+        self.core.receive_data(data)
+        self._process()
+
+    # ------------------------------------------------------------------ events
+
+    def _process(self) -> None:
+        while not self.closed:
+            try:
+                ev = self.core.next_event()
+            except RemoteProtocolError as exc:
+                self.ctx.count("errors_protocol")
+                log.info("conn={conn} protocol error: {msg}", conn=self.conn_id, msg=exc.message)
+                self._disconnect(exc.code, exc.message or "protocol error")
+                return
+            if ev is NEED_DATA or ev is PAUSED:
+                return
+            if isinstance(ev, RequestReceived):
+                self._dispatch(ev)
+            elif isinstance(ev, Abandoned):
+                self.ctx.count("ops_abandon")
+                run = self.searches.pop(ev.msgid, None)
+                if run is not None:
+                    run.close()
+            elif isinstance(ev, Closed):
+                self.closed = True
+                self.transport.loseConnection()
+                return
+
+    def _disconnect(self, code: ResultCode, message: str) -> None:
+        try:
+            self.transport.write(self.core.notice_of_disconnection(code, message))
+        except Exception:  # noqa: BLE001 - core already in ERROR: close anyway
+            pass
+        self.closed = True
+        self.transport.loseConnection()
+
+    def _send(self, msgid: int, resp: Any, controls: tuple[m.Control, ...] = ()) -> None:
+        if self.closed:
+            return
+        data = self.core.send(msgid, resp, controls)
+        if data:
+            self.transport.write(data)
+        if not isinstance(resp, _STREAMED) and not self._kick_pending:
+            # a final answer may lift a PAUSED (bind, StartTLS, outstanding limit): look again
+            self._kick_pending = True
+            self.ctx.reactor.callLater(0, self._kick)
+
+    def _kick(self) -> None:
+        self._kick_pending = False
+        if not self.closed and self.core.buffered:
+            self._process()
+
+    def _log(self, msgid: int, op: Any, code: int, t0: float, extra: str = "") -> None:
+        if self.ctx.log_ops:
+            log.info("conn={conn} op={op} {name} {extra}result={code} etime={etime:.6f}",
+                     conn=self.conn_id, op=msgid, name=_OPNAME.get(type(op), "?"), extra=extra,
+                     code=int(code), etime=time.monotonic() - t0)
+
+    def _finish(self, msgid: int, op: Any, out: Outcome, t0: float, extra: str = "") -> None:
+        resp_type = m.RESPONSE_FOR[type(op)]
+        if resp_type is m.ExtendedResponse:
+            name, value = out.extra if out.extra else (None, None)
+            resp = m.ExtendedResponse(out.code, out.matched_dn, out.message, name, value)
+        else:
+            resp = resp_type(out.code, out.matched_dn, out.message)
+        self._send(msgid, resp, out.controls)
+        self._log(msgid, op, out.code, t0, extra)
+
+    def _fail(self, msgid: int, op: Any, exc: BaseException, t0: float) -> None:
+        if isinstance(exc, LDAPError):
+            out = Outcome(exc.code, exc.message, exc.matched_dn)
+        else:
+            incident = secrets.token_hex(4)
+            self.ctx.count("errors_internal")
+            log.failure("conn={conn} op={op} internal error, incident {incident}", failure=None if not isinstance(exc, Exception) else _failure(exc),
+                        conn=self.conn_id, op=msgid, incident=incident)
+            out = Outcome(RC.other, f"internal error (incident {incident})")
+        self._finish(msgid, op, out, t0)
+
+    def _dispatch(self, ev: RequestReceived) -> None:
+        op, msgid, controls = ev.op, ev.msgid, ev.controls
+        t0 = time.monotonic()
+        self.ctx.count(_COUNTER.get(type(op), "ops_extended"))
+        d = self.ctx.directory
+        try:
+            if isinstance(op, m.SearchRequest):
+                self._start_search(msgid, op, controls, t0)
+            elif isinstance(op, m.BindRequest):
+                self._bind(msgid, op, controls, t0)
+            elif isinstance(op, m.CompareRequest):
+                self._finish(msgid, op, d.compare(self.session, op, controls), t0)
+            elif isinstance(op, m.AddRequest):
+                self._write(msgid, op, d.add(self.session, op, controls), t0)
+            elif isinstance(op, m.ModifyRequest):
+                self._write(msgid, op, d.modify(self.session, op, controls), t0)
+            elif isinstance(op, m.DelRequest):
+                self._write(msgid, op, d.delete(self.session, op, controls), t0)
+            elif isinstance(op, m.ModifyDNRequest):
+                self._write(msgid, op, d.modify_dn(self.session, op, controls), t0)
+            elif isinstance(op, m.ExtendedRequest):
+                self._extended(msgid, op, controls, t0)
+            else:  # pragma: no cover - the core never yields others
+                raise LDAPError(RC.protocolError, "unsupported operation")
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a response
+            self._fail(msgid, op, exc, t0)
+
+    # ------------------------------------------------------------------ operations
+
+    def _bind(self, msgid: int, op: m.BindRequest, controls: tuple[m.Control, ...], t0: float) -> None:
+        self._refresh_cert()
+        dn_for_log = op.name
+        cheap = op.sasl_mechanism is not None or not op.name or not op.password
+        if cheap:
+            out = self.ctx.directory.bind(self.session, op, controls)
+            self._finish(msgid, op, out, t0, f'dn="{dn_for_log}" method={self.session.method} ')
+            return
+        # password checks may be expensive (argon2): keep them off the reactor
+        dfr = threads.deferToThreadPool(self.ctx.reactor, self.ctx.threadpool, self.ctx.directory.bind,
+                                        self.session, op, controls) if self.ctx.threadpool else \
+            defer.maybeDeferred(self.ctx.directory.bind, self.session, op, controls)
+        dfr.addCallbacks(lambda out: self._finish(msgid, op, out, t0, f'dn="{dn_for_log}" method=simple '),
+                         lambda f: self._fail(msgid, op, f.value, t0))
+
+    def _write(self, msgid: int, op: Any, fn: Any, t0: float) -> None:
+        extra = f'dn="{getattr(op, "dn", "")}" '
+        dfr = self.ctx.writer.submit(fn)
+        dfr.addCallbacks(lambda out: self._finish(msgid, op, out, t0, extra),
+                         lambda f: self._fail(msgid, op, f.value, t0))
+
+    def _extended(self, msgid: int, op: m.ExtendedRequest, controls: tuple[m.Control, ...], t0: float) -> None:
+        d = self.ctx.directory
+        for c in controls:
+            if c.critical:
+                raise LDAPError(RC.unavailableCriticalExtension, f"critical control {c.oid} not supported")
+        if op.oid == OID_WHOAMI:
+            self._finish(msgid, op, d.whoami(self.session), t0, "oid=whoami ")
+        elif op.oid == OID_PASSWD:
+            self._write(msgid, op, d.password_modify(self.session, op.value), t0)
+        elif op.oid == OID_STARTTLS:
+            self._starttls(msgid, op, t0)
+        else:
+            raise LDAPError(RC.protocolError, f"{op.oid} not supported")
+
+    def _starttls(self, msgid: int, op: m.ExtendedRequest, t0: float) -> None:
+        if self.ctx.tls_options is None:
+            raise LDAPError(RC.unavailable, "TLS not configured")
+        if self.session.tls:
+            raise LDAPError(RC.operationsError, "TLS already started")
+        self._send(msgid, m.ExtendedResponse(RC.success, "", "", OID_STARTTLS, None))
+        self.transport.startTLS(self.ctx.tls_options)
+        self.session.tls = True
+        self.core.tls_started()
+        self._log(msgid, op, RC.success, t0, "oid=starttls ")
+
+    def _refresh_cert(self) -> None:
+        if not self.session.tls or self._cert_checked:
+            return
+        self._cert_checked = True
+        try:
+            cert = self.transport.getPeerCertificate()
+        except Exception:  # noqa: BLE001 - no certificate
+            cert = None
+        if cert is not None:
+            from cryptography import x509
+            c = x509.load_der_x509_certificate(_der(cert))
+            self.session.client_cert_subject = c.subject.rfc4514_string()
+
+    # ------------------------------------------------------------------ search streaming
+
+    def _start_search(self, msgid: int, op: m.SearchRequest, controls: tuple[m.Control, ...], t0: float) -> None:
+        run = self.ctx.directory.search(self.session, op, controls)
+        run.t0 = t0  # type: ignore[attr-defined]
+        run.it = iter(run)  # type: ignore[attr-defined]
+        self.searches[msgid] = run
+        self._pump_search(msgid)
+
+    def _pump_search(self, msgid: int) -> None:
+        run = self.searches.get(msgid)
+        if run is None:
+            return
+        it = run.it  # type: ignore[attr-defined]
+        sent = 0
+        try:
+            while not self.paused and not self.closed:
+                entry = next(it, None)
+                if entry is None:
+                    break
+                self._send(msgid, entry)
+                sent += 1
+                if sent >= SEARCH_CHUNK:
+                    self.ctx.count("entries_sent", sent)
+                    sent = 0
+                    # let other connections run; continue on the next reactor turn
+                    self.ctx.reactor.callLater(0, self._pump_search, msgid)
+                    return
+            else:
+                self.ctx.count("entries_sent", sent)
+                return  # paused or closed: resumeProducing continues
+        except Exception as exc:  # noqa: BLE001
+            self.searches.pop(msgid, None)
+            run.close()
+            self._fail(msgid, run.req, exc, run.t0)  # type: ignore[attr-defined]
+            return
+        self.ctx.count("entries_sent", sent)
+        self.searches.pop(msgid, None)
+        out = run.outcome
+        self._send(msgid, m.SearchResultDone(out.code, out.matched_dn, out.message), out.controls)
+        op = run.req
+        self._log(msgid, op, out.code, run.t0,  # type: ignore[attr-defined]
+                  f'base="{op.base}" scope={op.scope} nentries={run.sent} ')
+
+
+def _der(cert: Any) -> bytes:
+    from OpenSSL import crypto
+    return crypto.dump_certificate(crypto.FILETYPE_ASN1, cert.original if hasattr(cert, "original") else cert)
+
+
+def _failure(exc: Exception) -> Any:
+    from twisted.python.failure import Failure
+    return Failure(exc)
+
+
+class LDAPFactory(protocol.Factory):
+    def __init__(self, ctx: ServerContext, tls: bool = False) -> None:
+        self.ctx = ctx
+        self.tls = tls
+
+    def buildProtocol(self, addr: Any) -> LDAPServerProtocol:
+        p = LDAPServerProtocol(self.ctx, self.tls)
+        p.factory = self
+        return p

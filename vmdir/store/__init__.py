@@ -1,0 +1,33 @@
+"""The LMDB store (layer 2). The only package that imports lmdb."""
+from __future__ import annotations
+
+from vmdir.store._entrycodec import (
+    FLAG_DELETED,
+    AttrMeta,
+    StoredEntry,
+    ValueMeta,
+    decode_attrs_only,
+    decode_entry,
+    encode_entry,
+)
+from vmdir.store._store import (
+    KIND_EQ,
+    KIND_PRES,
+    KIND_SUB,
+    KIND_SUBFINAL,
+    KIND_SUBINIT,
+    SUB_N,
+    IndexKeys,
+    ReadTxn,
+    Store,
+    StoreError,
+    WriteTxn,
+    pack_u64,
+    unpack_u64,
+)
+
+__all__ = [
+    "FLAG_DELETED", "AttrMeta", "StoredEntry", "ValueMeta", "decode_attrs_only", "decode_entry",
+    "encode_entry", "KIND_EQ", "KIND_PRES", "KIND_SUB", "KIND_SUBFINAL", "KIND_SUBINIT", "SUB_N",
+    "IndexKeys", "ReadTxn", "Store", "StoreError", "WriteTxn", "pack_u64", "unpack_u64",
+]

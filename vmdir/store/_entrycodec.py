@@ -1,0 +1,116 @@
+"""The on-disk encoding of one entry (the value of the ``entries`` database).
+
+A msgpack array, versioned by its first element so the format can evolve:
+
+    [FORMAT, parent_id, rdn, flags, [[attr, [values], meta, vmeta], ...]]
+
+- ``attr`` is the schema's canonical key (lower-case primary name, options appended).
+- ``values`` are the live values; an attribute whose values are all gone keeps its
+  metadata with an empty list (an attribute tombstone, so replication can tell a
+  deletion from "never had it").
+- ``meta`` is ``[local_usn, version, orig_invocation (16 bytes), orig_time_ms, orig_usn]``.
+- ``vmeta`` is ``None`` or, for attributes with per-value metadata (``member``...),
+  ``[[value, local_usn, version, orig_invocation, orig_time_ms, orig_usn, deleted], ...]``
+  including deleted values (value tombstones).
+
+Layer 2 helper: pure functions, no I/O.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+FORMAT = 1
+FLAG_DELETED = 1  # entry tombstone
+
+# (local_usn, version, orig_invocation, orig_time_ms, orig_usn)
+AttrMeta = tuple[int, int, bytes, int, int]
+
+
+@dataclass(slots=True)
+class ValueMeta:
+    value: bytes
+    local_usn: int
+    version: int
+    invocation: bytes
+    time_ms: int
+    orig_usn: int
+    deleted: bool = False
+
+    def meta(self) -> AttrMeta:
+        return (self.local_usn, self.version, self.invocation, self.time_ms, self.orig_usn)
+
+
+@dataclass(slots=True)
+class StoredEntry:
+    """An entry as the store holds it. ``dn``/``ndn`` are filled in by whoever read it."""
+
+    id: int
+    parent_id: int
+    rdn: str
+    attrs: dict[str, list[bytes]]
+    meta: dict[str, AttrMeta] = field(default_factory=dict)
+    vmeta: dict[str, list[ValueMeta]] = field(default_factory=dict)
+    flags: int = 0
+    dn: str = ""
+    ndn: str = ""
+
+    @property
+    def deleted(self) -> bool:
+        return bool(self.flags & FLAG_DELETED)
+
+    def copy(self) -> "StoredEntry":
+        return StoredEntry(
+            self.id, self.parent_id, self.rdn,
+            {k: list(v) for k, v in self.attrs.items()},
+            dict(self.meta),
+            {k: [ValueMeta(*_vm_fields(x)) for x in v] for k, v in self.vmeta.items()},
+            self.flags, self.dn, self.ndn,
+        )
+
+
+def _vm_fields(v: ValueMeta) -> tuple[Any, ...]:
+    return (v.value, v.local_usn, v.version, v.invocation, v.time_ms, v.orig_usn, v.deleted)
+
+
+def encode_entry(e: StoredEntry) -> bytes:
+    """Return the record bytes for ``e``."""
+    attrs = []
+    names = set(e.attrs) | set(e.meta)
+    for name in sorted(names):
+        vm = e.vmeta.get(name)
+        attrs.append([
+            name,
+            e.attrs.get(name, []),
+            list(e.meta[name]) if name in e.meta else None,
+            [list(_vm_fields(v)) for v in vm] if vm else None,
+        ])
+    return msgpack.packb([FORMAT, e.parent_id, e.rdn, e.flags, attrs], use_bin_type=True)
+
+
+def decode_entry(entry_id: int, data: bytes) -> StoredEntry:
+    """Return the entry encoded in ``data``. Raises ValueError on an unknown format."""
+    rec = msgpack.unpackb(data, raw=False, use_list=True)
+    if rec[0] != FORMAT:
+        raise ValueError(f"entry {entry_id}: unknown record format {rec[0]!r}")
+    attrs: dict[str, list[bytes]] = {}
+    meta: dict[str, AttrMeta] = {}
+    vmeta: dict[str, list[ValueMeta]] = {}
+    for name, values, m, vm in rec[4]:
+        if values:
+            attrs[name] = values
+        if m is not None:
+            meta[name] = tuple(m)  # type: ignore[assignment]
+        if vm:
+            vmeta[name] = [ValueMeta(*x) for x in vm]
+    return StoredEntry(entry_id, rec[1], rec[2], attrs, meta, vmeta, rec[3])
+
+
+def decode_attrs_only(data: bytes) -> tuple[int, str, int, dict[str, list[bytes]]]:
+    """Fast path for reads that need no metadata: (parent_id, rdn, flags, attrs)."""
+    rec = msgpack.unpackb(data, raw=False, use_list=True)
+    if rec[0] != FORMAT:
+        raise ValueError(f"unknown record format {rec[0]!r}")
+    return rec[1], rec[2], rec[3], {a[0]: a[1] for a in rec[4] if a[1]}
