@@ -131,7 +131,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture()
 def ldap_env() -> dict[str, str]:
     """Environment for OpenLDAP client tools: trust our self-signed certificate."""
-    return dict(os.environ, LDAPTLS_REQCERT="never", LDAPNOINIT="1")
+    return dict(os.environ, LDAPTLS_REQCERT="never")
 
 
 def run_tool(tool: str, *args: str, env: dict[str, str] | None = None, input: str | None = None,
@@ -139,5 +139,5 @@ def run_tool(tool: str, *args: str, env: dict[str, str] | None = None, input: st
     """Run an ldap-utils tool; its exit status is the LDAP result code."""
     if shutil.which(tool) is None:
         pytest.fail(f"{tool} not installed (Debian ldap-utils); `make test` installs it")
-    e = dict(os.environ, LDAPTLS_REQCERT="never", LDAPNOINIT="1") if env is None else env
+    e = dict(os.environ, LDAPTLS_REQCERT="never") if env is None else env
     return subprocess.run([tool, *args], capture_output=True, text=True, env=e, input=input, timeout=timeout)

@@ -24,7 +24,7 @@ def test_acknowledged_adds_survive_kill9(tmp_path_factory: pytest.TempPathFactor
         c = conn(srv.url)
         acked = []
         for i in range(60):
-            ok = c.add(f"cn=d{i},cn=Users,{BASE}", ["top", "person"], {"sn": f"s{i}"})
+            ok = c.add(f"cn=d{i},cn=Users,{BASE}", ["top", "person"], {"cn": f"d{i}", "sn": f"s{i}"})
             assert ok, c.result
             acked.append(f"d{i}")
         srv.kill9()
@@ -78,7 +78,7 @@ def test_usn_order_is_commit_order(tmp_path_factory: pytest.TempPathFactory) -> 
             cc = conn(srv.url)
             for i in range(15):
                 dn = f"cn=u{k}-{i},cn=Users,{BASE}"
-                assert cc.add(dn, ["top", "person"], {"sn": "x"}), cc.result
+                assert cc.add(dn, ["top", "person"], {"cn": f"u{k}-{i}", "sn": "x"}), cc.result
                 cc.search(dn, "(objectClass=*)", search_scope=ldap3.BASE, attributes=["uSNCreated"])
                 with lock:
                     results.append((int(cc.entries[0].uSNCreated.value), dn))

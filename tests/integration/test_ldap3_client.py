@@ -39,7 +39,7 @@ def test_subtree_delete_control(server: Server) -> None:
     assert c.add(top, ["organizationalUnit"], {"ou": "tree"}), c.result
     assert c.add(f"ou=mid,{top}", ["organizationalUnit"], {"ou": "mid"}), c.result
     for i in range(5):
-        assert c.add(f"cn=leaf{i},ou=mid,{top}", ["person"], {"sn": "x"}), c.result
+        assert c.add(f"cn=leaf{i},ou=mid,{top}", ["person"], {"cn": f"leaf{i}", "sn": "x"}), c.result
     assert not c.delete(top)
     assert c.result["result"] == 66
     assert c.delete(top, controls=[(SUBTREE_DELETE, True, None)]), c.result
@@ -52,7 +52,7 @@ def test_subtree_delete_control(server: Server) -> None:
 def test_permissive_modify(server: Server) -> None:
     c = admin(server.url)
     dn = f"cn=perm,cn=Users,{BASE}"
-    assert c.add(dn, ["person"], {"sn": "x", "description": "a"}), c.result
+    assert c.add(dn, ["person"], {"cn": "perm", "sn": "x", "description": "a"}), c.result
     assert not c.modify(dn, {"description": [(MODIFY_ADD, ["a"])]})
     assert c.result["result"] == 20
     assert c.modify(dn, {"description": [(MODIFY_ADD, ["a"])]}, controls=[(PERMISSIVE, True, None)]), c.result
@@ -62,7 +62,7 @@ def test_permissive_modify(server: Server) -> None:
 def test_paged_search_with_ldap3_generator(server: Server) -> None:
     c = admin(server.url)
     for i in range(25):
-        c.add(f"cn=pg{i},cn=Users,{BASE}", ["person"], {"sn": "pg"})
+        c.add(f"cn=pg{i},cn=Users,{BASE}", ["person"], {"cn": f"pg{i}", "sn": "pg"})
     got = list(c.extend.standard.paged_search(f"cn=Users,{BASE}", "(sn=pg)", attributes=["cn"],
                                               paged_size=7, generator=True))
     names = sorted(e["attributes"]["cn"][0] for e in got if e["type"] == "searchResEntry")

@@ -447,6 +447,8 @@ class Directory:
     def add(self, s: Session, req: m.AddRequest, controls: Sequence[m.Control] = ()) -> Callable[[WriteTxn], Outcome]:
         """Validate what needs no store access now; return the op to run in the writer."""
         ctrls = self._check_controls(controls, self.ADD_CONTROLS)
+        if s.anonymous:  # before any lookup: say 'authenticate', not 'no such object'
+            self.acl.check_write(s, 0, None, "entry")
         rdns = self.dit.norm_rdns(req.dn)
         if not rdns:
             raise LDAPError(RC.unwillingToPerform, "cannot add the root DSE")
@@ -549,6 +551,8 @@ class Directory:
 
     def delete(self, s: Session, req: m.DelRequest, controls: Sequence[m.Control] = ()) -> Callable[[WriteTxn], Outcome]:
         ctrls = self._check_controls(controls, self.DELETE_CONTROLS)
+        if s.anonymous:  # before any lookup: say 'authenticate', not 'no such object'
+            self.acl.check_write(s, 0, None, "entry")
         self.dit.norm_rdns(req.dn)
 
         def op(w: WriteTxn) -> Outcome:
@@ -608,6 +612,8 @@ class Directory:
 
     def modify(self, s: Session, req: m.ModifyRequest, controls: Sequence[m.Control] = ()) -> Callable[[WriteTxn], Outcome]:
         ctrls = self._check_controls(controls, self.MODIFY_CONTROLS)
+        if s.anonymous:  # before any lookup: say 'authenticate', not 'no such object'
+            self.acl.check_write(s, 0, None, "entry")
         self.dit.norm_rdns(req.dn)
         permissive = ctl.PERMISSIVE_MODIFY_OID in ctrls
         relax = RELAX_OID in ctrls and s.is_admin
@@ -736,6 +742,8 @@ class Directory:
 
     def modify_dn(self, s: Session, req: m.ModifyDNRequest, controls: Sequence[m.Control] = ()) -> Callable[[WriteTxn], Outcome]:
         ctrls = self._check_controls(controls, self.MODDN_CONTROLS)
+        if s.anonymous:  # before any lookup: say 'authenticate', not 'no such object'
+            self.acl.check_write(s, 0, None, "entry")
         self.dit.norm_rdns(req.dn)
         new_rdns = dnmod.parse_dn(req.new_rdn)
         if len(new_rdns) != 1:

@@ -226,6 +226,11 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
                 self._bind(msgid, op, controls, t0)
             elif isinstance(op, m.CompareRequest):
                 self._finish(msgid, op, d.compare(self.session, op, controls), t0)
+            elif isinstance(op, (m.AddRequest, m.ModifyRequest)) and _has_password(op):
+                # hashing a password is slow (argon2): prepare the write in the pool
+                prep = d.add if isinstance(op, m.AddRequest) else d.modify
+                dfr = threads.deferToThreadPool(self.ctx.reactor, self.ctx.threadpool, prep, self.session, op, controls)
+                dfr.addCallbacks(lambda fn: self._write(msgid, op, fn, t0), lambda f: self._fail(msgid, op, f.value, t0))
             elif isinstance(op, m.AddRequest):
                 self._write(msgid, op, d.add(self.session, op, controls), t0)
             elif isinstance(op, m.ModifyRequest):
@@ -272,7 +277,9 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
         if op.oid == OID_WHOAMI:
             self._finish(msgid, op, d.whoami(self.session), t0, "oid=whoami ")
         elif op.oid == OID_PASSWD:
-            self._write(msgid, op, d.password_modify(self.session, op.value), t0)
+            dfr = threads.deferToThreadPool(self.ctx.reactor, self.ctx.threadpool, d.password_modify,
+                                            self.session, op.value)
+            dfr.addCallbacks(lambda fn: self._write(msgid, op, fn, t0), lambda f: self._fail(msgid, op, f.value, t0))
         elif op.oid == OID_STARTTLS:
             self._starttls(msgid, op, t0)
         else:
@@ -345,6 +352,11 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
         op = run.req
         self._log(msgid, op, out.code, run.t0,  # type: ignore[attr-defined]
                   f'base="{op.base}" scope={op.scope} nentries={run.sent} ')
+
+
+def _has_password(op: m.AddRequest | m.ModifyRequest) -> bool:
+    names = [a for a, _ in op.attributes] if isinstance(op, m.AddRequest) else [c.attr for c in op.changes]
+    return any(n.lower().split(";", 1)[0] in ("userpassword", "2.5.4.35") for n in names)
 
 
 def _der(cert: Any) -> bytes:

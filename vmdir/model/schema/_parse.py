@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Callable, Union
 
 __all__ = [
     "SchemaSyntaxError",
@@ -176,7 +176,6 @@ class ObjectClassDef:
     must: tuple[str, ...] = ()
     may: tuple[str, ...] = ()
     extensions: tuple[Extension, ...] = ()
-    kind_explicit: bool = True
 
     def to_text(self) -> str:
         p = _common_head(self.oid, self.names, self.desc, self.obsolete)
@@ -370,7 +369,7 @@ class _Cursor:
             self.next()
             return (t[1],)
         self.expect("(")
-        out = []
+        out: list[str] = []
         while True:
             k, v = self.next()
             if k == ")":
@@ -395,7 +394,7 @@ _MR_KEYWORDS = {"NAME": "qdescrs", "DESC": "qdstring", "OBSOLETE": _FLAG, "SYNTA
 _MRU_KEYWORDS = {"NAME": "qdescrs", "DESC": "qdstring", "OBSOLETE": _FLAG, "APPLIES": "oids"}
 
 
-def _parse_generic(text: str, keywords: dict[str, str], what: str) -> tuple[str, dict[str, object], tuple[Extension, ...]]:
+def _parse_generic(text: str, keywords: dict[str, str], what: str) -> tuple[str, dict[str, Any], tuple[Extension, ...]]:
     if len(text) > MAX_DEFINITION_LENGTH:
         raise SchemaSyntaxError(f"{what}: definition too long")
     cur = _Cursor(_tokenize(text), what)
@@ -404,7 +403,7 @@ def _parse_generic(text: str, keywords: dict[str, str], what: str) -> tuple[str,
     if k not in ("w", "q") or not is_numericoid(oid):
         raise SchemaSyntaxError(f"{what}: expected a numeric OID, got {oid!r}")
     cur.what = f"{what} {oid}"
-    fields: dict[str, object] = {}
+    fields: dict[str, Any] = {}
     exts: list[Extension] = []
     while True:
         k, v = cur.next()
@@ -451,24 +450,24 @@ def _parse_generic(text: str, keywords: dict[str, str], what: str) -> tuple[str,
 def parse_attribute_type(text: str) -> AttributeTypeDef:
     """Parse an RFC 4512 AttributeTypeDescription. Raises SchemaSyntaxError."""
     oid, f, exts = _parse_generic(text, _AT_KEYWORDS, "attributeType")
-    syntax, slen = f.get("SYNTAX", (None, None))  # type: ignore[misc]
+    syntax, slen = f.get("SYNTAX", (None, None))
     if not (f.get("SUP") or syntax):
         raise SchemaSyntaxError(f"attributeType {oid}: needs SUP or SYNTAX")
     return AttributeTypeDef(
         oid=oid,
-        names=f.get("NAME", ()),  # type: ignore[arg-type]
-        desc=f.get("DESC"),  # type: ignore[arg-type]
+        names=f.get("NAME", ()),
+        desc=f.get("DESC"),
         obsolete=bool(f.get("OBSOLETE")),
-        sup=f.get("SUP"),  # type: ignore[arg-type]
-        equality=f.get("EQUALITY"),  # type: ignore[arg-type]
-        ordering=f.get("ORDERING"),  # type: ignore[arg-type]
-        substr=f.get("SUBSTR"),  # type: ignore[arg-type]
+        sup=f.get("SUP"),
+        equality=f.get("EQUALITY"),
+        ordering=f.get("ORDERING"),
+        substr=f.get("SUBSTR"),
         syntax=syntax,
         syntax_len=slen,
         single_value=bool(f.get("SINGLE-VALUE")),
         collective=bool(f.get("COLLECTIVE")),
         no_user_modification=bool(f.get("NO-USER-MODIFICATION")),
-        usage=f.get("USAGE", "userApplications"),  # type: ignore[arg-type]
+        usage=f.get("USAGE", "userApplications"),
         extensions=exts,
     )
 
@@ -481,22 +480,21 @@ def parse_object_class(text: str) -> ObjectClassDef:
         raise SchemaSyntaxError(f"objectClass {oid}: more than one kind")
     return ObjectClassDef(
         oid=oid,
-        names=f.get("NAME", ()),  # type: ignore[arg-type]
-        desc=f.get("DESC"),  # type: ignore[arg-type]
+        names=f.get("NAME", ()),
+        desc=f.get("DESC"),
         obsolete=bool(f.get("OBSOLETE")),
-        sup=f.get("SUP", ()),  # type: ignore[arg-type]
+        sup=f.get("SUP", ()),
         kind=kinds[0] if kinds else "STRUCTURAL",
-        must=f.get("MUST", ()),  # type: ignore[arg-type]
-        may=f.get("MAY", ()),  # type: ignore[arg-type]
+        must=f.get("MUST", ()),
+        may=f.get("MAY", ()),
         extensions=exts,
-        kind_explicit=bool(kinds),
     )
 
 
 def parse_syntax(text: str) -> SyntaxDef:
     """Parse an RFC 4512 SyntaxDescription. Raises SchemaSyntaxError."""
     oid, f, exts = _parse_generic(text, _SYN_KEYWORDS, "ldapSyntax")
-    return SyntaxDef(oid=oid, desc=f.get("DESC"), extensions=exts)  # type: ignore[arg-type]
+    return SyntaxDef(oid=oid, desc=f.get("DESC"), extensions=exts)
 
 
 def parse_matching_rule(text: str) -> MatchingRuleDef:
@@ -504,11 +502,11 @@ def parse_matching_rule(text: str) -> MatchingRuleDef:
     oid, f, exts = _parse_generic(text, _MR_KEYWORDS, "matchingRule")
     if "SYNTAX" not in f:
         raise SchemaSyntaxError(f"matchingRule {oid}: SYNTAX is required")
-    syntax, _ = f["SYNTAX"]  # type: ignore[misc]
+    syntax, _ = f["SYNTAX"]
     return MatchingRuleDef(
         oid=oid,
-        names=f.get("NAME", ()),  # type: ignore[arg-type]
-        desc=f.get("DESC"),  # type: ignore[arg-type]
+        names=f.get("NAME", ()),
+        desc=f.get("DESC"),
         obsolete=bool(f.get("OBSOLETE")),
         syntax=syntax,
         extensions=exts,
@@ -522,15 +520,15 @@ def parse_matching_rule_use(text: str) -> MatchingRuleUseDef:
         raise SchemaSyntaxError(f"matchingRuleUse {oid}: APPLIES is required")
     return MatchingRuleUseDef(
         oid=oid,
-        names=f.get("NAME", ()),  # type: ignore[arg-type]
-        desc=f.get("DESC"),  # type: ignore[arg-type]
+        names=f.get("NAME", ()),
+        desc=f.get("DESC"),
         obsolete=bool(f.get("OBSOLETE")),
-        applies=f["APPLIES"],  # type: ignore[arg-type]
+        applies=f["APPLIES"],
         extensions=exts,
     )
 
 
-_STATEMENTS = {
+_STATEMENTS: dict[str, Callable[[str], Definition]] = {
     "attributetype": parse_attribute_type,
     "attributetypes": parse_attribute_type,
     "objectclass": parse_object_class,

@@ -115,8 +115,8 @@ class RuleImpl:
 class RuleHooks:
     """Schema services some rules need."""
 
-    oid_key: KeyFn  # objectIdentifierMatch value -> key bytes
-    dn_key: KeyFn  # distinguishedNameMatch value -> key bytes
+    oid_key: Callable[[bytes], bytes]  # objectIdentifierMatch value -> key bytes
+    dn_key: Callable[[bytes], bytes]  # distinguishedNameMatch value -> key bytes
 
 
 class MatchingRule:

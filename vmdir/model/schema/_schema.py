@@ -109,7 +109,7 @@ class ObjectClass:
 # ---------------------------------------------------------------- packaged definitions
 
 _STANDARD: list[Definition] | None = None
-_STANDARD_LOCK = threading.Lock()
+_STANDARD_LOCK = threading.RLock()
 _DEFAULT: "Schema | None" = None
 
 
@@ -185,20 +185,13 @@ class Schema:
         mr_defs: dict[str, MatchingRuleDef] = {}
         at_defs: dict[str, AttributeTypeDef] = {}
         oc_defs: dict[str, ObjectClassDef] = {}
+        tables: dict[type, dict[str, Any]] = {
+            SyntaxDef: syn_defs, MatchingRuleDef: mr_defs, AttributeTypeDef: at_defs, ObjectClassDef: oc_defs,
+        }
         for d in defs:
-            table: dict[str, Any]
-            if isinstance(d, SyntaxDef):
-                table = syn_defs
-            elif isinstance(d, MatchingRuleDef):
-                table = mr_defs
-            elif isinstance(d, AttributeTypeDef):
-                table = at_defs
-            elif isinstance(d, ObjectClassDef):
-                table = oc_defs
-            elif isinstance(d, MatchingRuleUseDef):
+            if isinstance(d, MatchingRuleUseDef):
                 continue  # published matchingRuleUse is computed, not stored
-            else:  # pragma: no cover
-                raise SchemaError(f"unsupported definition {d!r}")
+            table = tables[type(d)]
             if d.oid in table:
                 raise SchemaError(f"duplicate OID {d.oid}")
             table[d.oid] = d
@@ -352,7 +345,7 @@ class Schema:
                     raise SchemaError(f"object class {od.oid}: {od.kind} class cannot have {sup.kind} SUP {sup.name!r}")
             must = {attr_key(od, n) for n in od.must}
             may = {attr_key(od, n) for n in od.may}
-            supers = set()
+            supers: set[str] = set()
             for sup in sups:
                 must |= sup.must
                 may |= sup.may
@@ -634,6 +627,15 @@ class Schema:
             return self._valid_dn(dn)
         return self._valid_dn(value)
 
+    def dn_attribute_values(self, dn: str) -> list[tuple[str, bytes]]:
+        """The (attribute type as written, value) pairs of every RDN of ``dn``,
+        leftmost first (``#hex`` values decoded to their bytes). Raises
+        LDAPError(invalidDNSyntax, "invalid DN")."""
+        try:
+            return [(t, v) for rdn in parse_dn(dn) for t, v, _hex in rdn]
+        except ValueError:
+            raise _err(ResultCode.invalidDNSyntax, "invalid DN") from None
+
     def normalize_dn(self, dn: str) -> str:
         """Normalised form of a DN (distinguishedNameMatch): attribute types
         mapped to their keys, values normalised by each type's equality rule
@@ -905,26 +907,26 @@ class Schema:
         for at, _shown, values in entries:
             by_type.setdefault(at.key, []).extend(values)
         for atype, value in rdn:
-            at = self.attribute(atype)
-            if at is None:
+            rat = self.attribute(atype)
+            if rat is None:
                 raise _err(ResultCode.undefinedAttributeType, "attribute type undefined (in RDN)")
-            if at.operational:
+            if rat.operational:
                 raise _err(ResultCode.namingViolation, f"naming attribute '{atype}' is operational")
-            if at.collective:
+            if rat.collective:
                 raise _err(ResultCode.namingViolation, f"naming attribute '{atype}' is collective")
-            if at.obsolete:
+            if rat.obsolete:
                 raise _err(ResultCode.namingViolation, f"naming attribute '{atype}' is obsolete")
-            rule = at.equality
+            rule = rat.equality
             if rule is None or rule.kind != "equality":
                 raise _err(ResultCode.namingViolation, f"naming attribute '{atype}' has no equality matching rule")
-            values = by_type.get(at.key)
-            if not values:
+            rvalues = by_type.get(rat.key)
+            if not rvalues:
                 raise _err(ResultCode.namingViolation, f"naming attribute '{atype}' is not present in entry")
             try:
                 want = rule.value_key(value)
             except ValueError:
                 raise _err(ResultCode.namingViolation, f"value of naming attribute '{atype}' is invalid") from None
-            for v in values:
+            for v in rvalues:
                 try:
                     if rule.value_key(v) == want:
                         break
