@@ -82,13 +82,17 @@ class Server:
 
     def kill9(self) -> None:
         assert self.proc is not None
-        # the whole process group: supervisor and workers
-        try:
-            for pid in _descendants(self.proc.pid) + [self.proc.pid]:
+        # the supervisor and its workers; then wait until every one is gone (and its sockets closed)
+        pids = _descendants(self.proc.pid) + [self.proc.pid]
+        for pid in pids:
+            try:
                 os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+            except ProcessLookupError:
+                pass
         self.proc.wait()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(p) for p in pids):
+            time.sleep(0.02)
 
     def log(self) -> str:
         try:
@@ -100,6 +104,14 @@ class Server:
     def pids(self) -> list[int]:
         assert self.proc is not None
         return [self.proc.pid] + _descendants(self.proc.pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"  # a zombie has closed its sockets
+    except (OSError, IndexError):
+        return False
 
 
 def _descendants(pid: int) -> list[int]:
