@@ -466,10 +466,13 @@ class Directory:
                 raise LDAPError(RC.constraintViolation, f"{self.display_name(base)}: no user modification allowed")
             attrs[key] = self._dedupe(key, self._prepare_values(s, key, attrs[key], allow_hashed=True))
         for t, v in self.dit.rdn_avas(req.dn):
-            have = attrs.get(t, [])
-            want = self._vkey(t, v.encode())
+            # as slapd does: naming values missing from the entry are added to it
+            have = attrs.setdefault(t, [])
+            vb = v.encode()
+            want = self._vkey(t, vb)
             if not any(self._vkey(t, x) == want for x in have):
-                raise LDAPError(RC.namingViolation, f"value of naming attribute '{self.display_name(t)}' is not present in entry")
+                self.schema.validate(t, vb)
+                have.append(vb)
         if "objectclass" not in attrs:
             raise LDAPError(RC.objectClassViolation, "no objectClass attribute")
         self.schema.check_entry(attrs)
@@ -635,7 +638,7 @@ class Directory:
                 try:
                     int(vals[0])
                 except ValueError:
-                    raise LDAPError(RC.invalidAttributeSyntax, f"modify/increment: {ch.attr}: invalid syntax") from None
+                    raise LDAPError(RC.invalidAttributeSyntax, f"{ch.attr}: value #0 invalid per syntax") from None
             changes.append((ch.op, key, vals))
         touched = {k.split(";", 1)[0] for _, k, _ in changes}
 
@@ -699,7 +702,7 @@ class Directory:
                         raise LDAPError(RC.noSuchAttribute, f"modify/increment: {self.display_name(key)}: no such attribute")
                     at = self.schema.attribute(base)
                     if at is None or at.equality is None or at.equality.name.lower() != "integermatch":
-                        raise LDAPError(RC.constraintViolation, f"modify/increment: {self.display_name(key)}: no integer syntax")
+                        raise LDAPError(RC.constraintViolation, f"{self.display_name(key)}: attribute syntax inappropriate for increment")
                     e.attrs[key] = [str(int(x) + int(vals[0])).encode() for x in cur]
                 else:
                     raise LDAPError(RC.protocolError, "unknown modify operation")
@@ -708,7 +711,7 @@ class Directory:
                     e.attrs.pop(key, None)
             for t, k in rdn_avas:
                 if not any(self._vkey(t, v) == k for v in e.attrs.get(t, [])):
-                    raise LDAPError(RC.notAllowedOnRDN, f"modify: cannot delete the value of naming attribute '{self.display_name(t)}'")
+                    raise LDAPError(RC.namingViolation, f"naming attribute '{self.display_name(t)}' is not present in entry")
             if "objectclass" in changed:
                 try:
                     before = self.schema.structural_class(old.attrs.get("objectclass", []))
