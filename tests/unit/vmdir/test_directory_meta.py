@@ -1,0 +1,140 @@
+"""The Directory over a real LMDB store (no sockets): replication metadata on every
+write, per-value metadata with value tombstones, USN log, entry tombstones."""
+from __future__ import annotations
+
+import pytest
+
+from vmdir.directory import DirectoryConfig, Directory, Session, initialise, node_identity
+from vmdir.model.schema import Schema
+from vmdir.proto import messages as m
+from vmdir.proto.results import LDAPError, ResultCode
+from vmdir.store import Store
+
+BASE = "dc=lightwave,dc=local"
+ADMIN = f"cn=Administrator,cn=Users,{BASE}"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        self.t += 1.0
+        return self.t
+
+
+@pytest.fixture()
+def d(tmp_path):
+    cfg = DirectoryConfig(password_params=(("time_cost", 1), ("memory_cost", 8)))
+    store = Store(str(tmp_path / "db"), map_size=1 << 30, indexes={k: set(v) for k, v in cfg.indexes.items()})
+    inv, sid, _ = node_identity(store)
+    dr = Directory(store, Schema.default(), cfg, invocation=inv, server_id=sid, admin_dns=[ADMIN], clock=Clock())
+    initialise(dr, "lightwave.local", "pw")
+    yield dr
+    store.close()
+
+
+def admin(d: Directory) -> Session:
+    return Session(dn=ADMIN, ndn=d.dit.ndn(ADMIN), is_admin=True)
+
+
+def run(d: Directory, op):
+    (res,) = d.run_writes([op])
+    if isinstance(res, BaseException):
+        raise res
+    return res
+
+
+def stored(d: Directory, dn: str):
+    with d.store.read() as r:
+        d.dit.begin(r)
+        return d._find(r, dn)
+
+
+def test_every_attribute_has_metadata_and_versions_grow(d: Directory) -> None:
+    s = admin(d)
+    dn = f"cn=g1,cn=Groups,{BASE}"
+    run(d, d.add(s, m.AddRequest(dn, (("objectClass", (b"groupOfNames",)), ("cn", (b"g1",)),
+                                       ("member", (ADMIN.encode(),)), ("description", (b"one",))))))
+    e = stored(d, dn)
+    usn_add = int(e.attrs["usncreated"][0])
+    for a in e.attrs:
+        local, version, inv, t, orig = e.meta[a]
+        assert (local, version, inv, orig) == (usn_add, 1, d.invocation, usn_add), a
+    run(d, d.modify(s, m.ModifyRequest(dn, (m.Change(m.MOD_REPLACE, "description", (b"two",)),))))
+    e2 = stored(d, dn)
+    usn_mod = int(e2.attrs["usnchanged"][0])
+    assert usn_mod > usn_add
+    assert e2.meta["description"][:2] == (usn_mod, 2)
+    assert e2.meta["cn"] == e.meta["cn"]  # untouched attributes keep their metadata
+    assert e2.meta["description"][3] > e.meta["description"][3]  # originating time advanced
+
+
+def test_member_values_carry_their_own_metadata_and_tombstones(d: Directory) -> None:
+    s = admin(d)
+    dn = f"cn=g2,cn=Groups,{BASE}"
+    a, b, c = (f"cn={x},cn=Users,{BASE}".encode() for x in ("a", "b", "c"))
+    run(d, d.add(s, m.AddRequest(dn, (("objectClass", (b"groupOfNames",)), ("cn", (b"g2",)), ("member", (a, b))))))
+    run(d, d.modify(s, m.ModifyRequest(dn, (m.Change(m.MOD_ADD, "member", (c,)),
+                                            m.Change(m.MOD_DELETE, "member", (a,))))))
+    e = stored(d, dn)
+    assert sorted(e.attrs["member"]) == sorted([b, c])
+    vm = {v.value: v for v in e.vmeta["member"]}
+    assert vm[a].deleted and vm[a].version == 2  # value tombstone kept, version bumped
+    assert not vm[b].deleted and vm[b].version == 1
+    assert not vm[c].deleted and vm[c].local_usn == int(e.attrs["usnchanged"][0])
+
+
+def test_usn_log_keeps_latest_change_per_entry_and_delete_leaves_tombstone(d: Directory) -> None:
+    s = admin(d)
+    dn = f"cn=t,cn=Users,{BASE}"
+    run(d, d.add(s, m.AddRequest(dn, (("objectClass", (b"person",)), ("cn", (b"t",)), ("sn", (b"x",))))))
+    eid = stored(d, dn).id
+    run(d, d.modify(s, m.ModifyRequest(dn, (m.Change(m.MOD_REPLACE, "sn", (b"y",)),))))
+    run(d, d.delete(s, m.DelRequest(dn)))
+    with d.store.read() as r:
+        rows = [(usn, i) for usn, i in r.changes_since(0) if i == eid]
+        assert len(rows) == 1  # only the latest change of the entry stays in the log
+        tomb = r.get(eid)
+        assert tomb is not None and tomb.deleted
+        assert rows[0][0] == int(tomb.attrs["usnchanged"][0])
+        assert "sn" not in tomb.attrs and tomb.meta["sn"][1] == 3  # deletion is a new version
+    with pytest.raises(LDAPError) as exc:
+        stored(d, dn)
+    assert exc.value.code == ResultCode.noSuchObject
+
+
+def test_failed_op_in_a_batch_leaves_nothing_and_others_commit(d: Directory) -> None:
+    s = admin(d)
+    good = d.add(s, m.AddRequest(f"cn=ok,cn=Users,{BASE}", (("objectClass", (b"person",)), ("cn", (b"ok",)), ("sn", (b"x",)))))
+    dup = d.add(s, m.AddRequest(f"cn=Users,{BASE}", (("objectClass", (b"lightwaveContainer",)), ("cn", (b"Users",)))))
+    with d.store.read() as r:
+        before = r.meta_int("next_usn")
+    res = d.run_writes([good, dup])
+    assert not isinstance(res[0], BaseException)
+    assert isinstance(res[1], LDAPError) and res[1].code == ResultCode.entryAlreadyExists
+    with d.store.read() as r:
+        assert r.meta_int("next_usn") == before + 1  # the failed op consumed no USN
+    assert stored(d, f"cn=ok,cn=Users,{BASE}")
+
+
+def test_unindexed_search_limit_applies_to_users_not_admins(tmp_path) -> None:
+    cfg = DirectoryConfig(unindexed_limit=5, password_params=(("time_cost", 1), ("memory_cost", 8)))
+    store = Store(str(tmp_path / "db2"), map_size=1 << 30, indexes={k: set(v) for k, v in cfg.indexes.items()})
+    inv, sid, _ = node_identity(store)
+    dr = Directory(store, Schema.default(), cfg, invocation=inv, server_id=sid, admin_dns=[ADMIN], clock=Clock())
+    initialise(dr, "lightwave.local", "pw")
+    s = admin(dr)
+    for i in range(10):
+        run(dr, dr.add(s, m.AddRequest(f"cn=p{i},cn=Users,{BASE}", (("objectClass", (b"person",)), ("cn", (f"p{i}".encode(),)), ("sn", (b"x",)), ("userPassword", (b"pw",))))))
+    user = Session()
+    dr.bind(user, m.BindRequest(3, f"cn=p1,cn=Users,{BASE}", b"pw"))
+    unindexed = m.SearchRequest(BASE, 2, 0, 0, 0, False, m.Equality("description", b"x"), ())
+    run_ = dr.search(user, unindexed)
+    assert list(run_) == [] and run_.outcome.code == ResultCode.adminLimitExceeded
+    indexed = m.SearchRequest(BASE, 2, 0, 0, 0, False, m.Equality("cn", b"p3"), ())
+    run_ = dr.search(user, indexed)
+    assert [e.dn for e in run_] == [f"cn=p3,cn=Users,{BASE}"] and run_.outcome.code == ResultCode.success
+    run_ = dr.search(s, unindexed)
+    assert list(run_) == [] and run_.outcome.code == ResultCode.success
+    store.close()
