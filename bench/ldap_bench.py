@@ -28,6 +28,7 @@ from bench import data as D
 from bench.loadgen import WORKLOADS, LoadResult, run_load
 from bench.procinfo import Memory, du, machine_summary, memory, tree_pids
 from bench.servers import LightwaveServer, SlapdServer, remove
+from bench.slapd import lightwave_indexes
 
 DESCRIPTIONS = {
     "search": "indexed equality search (uid=<random user>, subtree of dc=lightwave,dc=local), "
@@ -62,11 +63,25 @@ class ServerReport:
     failures: list = field(default_factory=list)  # (stage, message)
 
 
-# ================================================================ running one server
+# ================================================================ running the servers
 
 
-def bench_server(srv, ldif_full: str, ldif_nobase: str, records_full: int, args, rep: ServerReport,
-                 people: int, width: int) -> None:
+def speed_probe() -> float:
+    """A fixed pure-Python loop, in millions of iterations per second (best of 3). Taken
+    before every run: if the machine's speed drifts (shared or throttled CPUs), runs made
+    at different moments are not comparable, and the output says so."""
+    best = 0.0
+    for _ in range(5):
+        t0 = time.perf_counter()
+        x = 0
+        for i in range(300_000):
+            x += i
+        best = max(best, 0.3 / (time.perf_counter() - t0))
+    return best
+
+
+def setup_server(srv, ldif_full: str, ldif_nobase: str, records_full: int, rep: ServerReport) -> None:
+    """First start and offline import (timed), one server at a time."""
     rep.description = srv.describe()
     rep.import_tool = srv.import_tool()
     ldif = ldif_full if srv.needs_base else ldif_nobase
@@ -75,32 +90,59 @@ def bench_server(srv, ldif_full: str, ldif_nobase: str, records_full: int, args,
     srv.prepare()
     log(f"[{srv.name}] importing {rep.import_records:,} records with {rep.import_tool}")
     rep.import_seconds = srv.import_ldif(ldif)
-    rep.disk_after_import = du(srv.data_dir)
-    log(f"[{srv.name}] imported in {rep.import_seconds:.1f}s; on disk {mb(rep.disk_after_import)}; starting")
-    srv.start()
+    rep.disk_after_import = du(srv.db_dir)
+    log(f"[{srv.name}] imported in {rep.import_seconds:.1f}s; on disk {mb(rep.disk_after_import)}")
+
+
+def run_workloads(pairs: list, args, people: int, width: int, speeds: list[float]) -> None:
+    """Start every server, then run each workload x connection count on each server in
+    turn (interleaved, so a slow spell of the machine hits both sides alike)."""
+    live = []
+    for srv, rep in pairs:
+        try:
+            log(f"[{srv.name}] starting")
+            srv.start()
+            live.append((srv, rep))
+        except Exception as exc:
+            rep.failures.append(("run", f"start: {type(exc).__name__}: {exc}"))
+            log(f"[{srv.name}] FAILED to start: {exc}")
     try:
         time.sleep(1.0)
-        rep.mem_after_start = memory(tree_pids(srv.pid))
+        for srv, rep in live:
+            rep.mem_after_start = memory(tree_pids(srv.pid))
         for wl in args.only:
             for conns in args.conns:
                 procs = args.client_procs or auto_procs(conns)
-                try:
-                    r = run_load(host="127.0.0.1", port=srv.port, workload=wl, conns=conns, procs=procs,
-                                 window=args.window, duration=args.duration, warmup=args.warmup,
-                                 people=people, width=width, bind_dn=D.ADMIN_DN,
-                                 bind_password=D.ADMIN_PASSWORD, server_pid=srv.pid, seed=args.seed)
-                except Exception as exc:
-                    rep.failures.append((f"{wl} x{conns}", f"{type(exc).__name__}: {exc}"))
-                    log(f"[{srv.name}] {wl} x{conns} FAILED: {exc}")
-                    continue
-                rep.runs[(wl, conns)] = r
-                p50 = r.pct_ms(0.5)
-                log(f"[{srv.name}] {wl:6s} x{conns:<3d} {r.ops_per_s:10,.0f} ops/s  p50 "
-                    f"{p50 if p50 is None else round(p50, 3)} ms  errors {r.error_count}")
-        rep.mem_after_bench = memory(tree_pids(srv.pid))
+                got: dict[int, list[LoadResult]] = {}
+                for attempt in range(args.repeat):
+                    for k, (srv, rep) in enumerate(live):
+                        speeds.append(speed_probe())
+                        try:
+                            r = run_load(host="127.0.0.1", port=srv.port, workload=wl, conns=conns,
+                                         procs=procs, window=args.window, duration=args.duration,
+                                         warmup=args.warmup, people=people, width=width, bind_dn=D.ADMIN_DN,
+                                         bind_password=D.ADMIN_PASSWORD, server_pid=srv.pid,
+                                         seed=args.seed + attempt)
+                        except Exception as exc:
+                            rep.failures.append((f"{wl} x{conns}", f"{type(exc).__name__}: {exc}"))
+                            log(f"[{srv.name}] {wl} x{conns} FAILED: {exc}")
+                            continue
+                        got.setdefault(k, []).append(r)
+                        p50 = r.pct_ms(0.5)
+                        log(f"{'[' + srv.name + ']':<11} {wl:6s} x{conns:<3d} {r.ops_per_s:10,.0f} ops/s  p50 "
+                            f"{'-' if p50 is None else round(p50, 3)} ms  errors {r.error_count}")
+                for k, rs in got.items():
+                    rs.sort(key=lambda x: x.ops_per_s)
+                    live[k][1].runs[(wl, conns)] = rs[len(rs) // 2]  # the median run
+        for srv, rep in live:
+            rep.mem_after_bench = memory(tree_pids(srv.pid))
     finally:
-        srv.stop()
-    rep.disk_after_bench = du(srv.data_dir)
+        for srv, rep in live:
+            try:
+                srv.stop()
+            except Exception as exc:
+                log(f"[{srv.name}] stop failed: {exc}")
+            rep.disk_after_bench = du(srv.db_dir)
 
 
 # ================================================================ printing
@@ -169,6 +211,9 @@ def print_workload_tables(reports: list[ServerReport], args) -> None:
                     print(f"   ! {rep.name} x{conns}: {n:,} x {key}" + (f" ({msg})" if msg else ""))
                 if not r.drained:
                     print(f"   ! {rep.name} x{conns}: some requests were still unanswered 10 s after the run")
+                if r.other_cpu / r.seconds > 0.15:
+                    print(f"   ! {rep.name} x{conns}: other processes used {r.other_cpu / r.seconds:.2f} cores "
+                          "during this run: the machine was not quiet, figures may be low")
                 if r.client_cpu / r.seconds > 0.85 * r.procs:
                     print(f"   ! {rep.name} x{conns}: the load generator used {r.client_cpu / r.seconds:.2f} "
                           f"cores over {r.procs} process(es): it may be the bottleneck (try --client-procs)")
@@ -263,7 +308,7 @@ def million(args, reports_out: list[str]) -> None:
                 srv.prepare()
                 log(f"[1M {srv.name}] importing")
                 secs = srv.import_ldif(ldif)
-                disk = du(srv.data_dir)
+                disk = du(srv.db_dir)
                 srv.start()
                 try:
                     time.sleep(1.0)
@@ -335,6 +380,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--slapadd-safe", action="store_true", help="time slapadd without -q (much slower)")
     p.add_argument("--million", action="store_true",
                    help="also import 1,000,000 entries into each server and report memory (slow)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="run everything N times (interleaved) and report each median run (default 1)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--workdir", default=None, help="parent of the temporary directory (default $TMPDIR)")
     p.add_argument("--keep", action="store_true", help="keep the temporary data directories")
@@ -356,13 +403,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"Lightwave LDAP benchmark  {time.strftime('%Y-%m-%d %H:%M:%S')}  on {machine_summary()}")
         print(f"data: {args.entries:,} people (inetOrgPerson+posixAccount, {{SSHA}} passwords) + "
-              f"{D.group_count(args.entries):,} groups of {D.GROUP_SIZE}; indexes eq: objectClass uid cn "
-              f"mail member, sub: cn mail")
+              f"{D.group_count(args.entries):,} groups of {D.GROUP_SIZE}")
+        idx, unknown = lightwave_indexes()
+        print("indexes (from conf/lightwave.toml, on both servers): "
+              + " ".join(f"{a}:{k}" for a, k in idx)
+              + (f"; not in slapd's schema, so not indexed there: {' '.join(unknown)}" if unknown else ""))
         print(f"load: {args.duration:g}s measured after {args.warmup:g}s warm-up per run; window {args.window} "
               f"per connection (bind: 1); connections {','.join(map(str, args.conns))}; "
               f"load generator: {args.client_procs or 'auto'} client process(es) "
               f"({', '.join(f'{c} conns: {args.client_procs or auto_procs(c)}' for c in args.conns)}); "
               f"non-bind workloads bound as {D.ADMIN_DN}")
+        print("order: both servers run side by side; each workload x connections runs on one, then the other"
+              + (f"; {args.repeat} rounds, each row is the median round by ops/s" if args.repeat > 1 else ""))
         print(f"commits: {'NOT synced (--nosync) on either server' if args.nosync else 'durable (fsync) on both servers'}")
         ldif_full = os.path.join(work, "people.ldif")
         ldif_nobase = os.path.join(work, "people-nobase.ldif")
@@ -372,31 +424,42 @@ def main(argv: list[str] | None = None) -> int:
         makers = servers_to_run(args, work)
         if not makers:
             print("nothing to run")
+        pairs = []
         for make in makers:
             try:
                 srv = make()
             except Exception as exc:
                 log(f"cannot set up a server: {exc}")
-                rep = ServerReport("?")
-                rep.failures.append(("setup", str(exc)))
                 continue
             rep = ServerReport(srv.name)
             reports.append(rep)
             try:
-                bench_server(srv, ldif_full, ldif_nobase, ds.entries, args, rep, ds.people, ds.width)
+                setup_server(srv, ldif_full, ldif_nobase, ds.entries, rep)
+                pairs.append((srv, rep))
             except Exception as exc:
-                rep.failures.append(("run", f"{type(exc).__name__}: {exc}"))
+                rep.failures.append(("setup", f"{type(exc).__name__}: {exc}"))
                 log(f"[{srv.name}] FAILED:\n{traceback.format_exc()}")
                 try:
                     srv.stop()
                 except Exception:
                     pass
+        speeds: list[float] = []
+        if pairs:
+            run_workloads(pairs, args, ds.people, ds.width, speeds)
         for rep in reports:
             print(f"{rep.name}: {rep.description}")
         print_workload_tables(reports, args)
         print_import_table(reports, args.entries)
         print_disk_memory(reports)
         print_client_cost(reports)
+        if speeds:
+            lo, hi = min(speeds), max(speeds)
+            print()
+            print(f"machine speed probe before each run: {lo:.1f} to {hi:.1f} M loop iterations/s "
+                  f"(spread {(hi - lo) / hi:.0%})" + (
+                      "\n   ! the machine's speed varied during the benchmark: compare ratios, "
+                      "not absolute figures; --repeat 3 or a longer --duration steadies them"
+                      if (hi - lo) / hi > 0.3 else ""))
         if args.million:
             lines: list[str] = []
             million(args, lines)

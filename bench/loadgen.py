@@ -53,7 +53,7 @@ from vmdir.proto.messages import (
 from vmdir.proto.results import ResultCode
 
 from bench import data as D
-from bench.procinfo import cpu_seconds, tree_pids
+from bench.procinfo import cpu_seconds, machine_busy_seconds, tree_pids
 
 MSGID_BASE = 0x01000000
 _MSGID_BYTES = MSGID_BASE.to_bytes(4, "big")
@@ -347,8 +347,10 @@ def run_worker(spec: Spec, t_start: int, t_end: int, conns: list[socket.socket],
                 c.sock.close()
                 live -= 1
                 res.closed += 1
+                if sending:
+                    errors["connections closed by the server during the run"] += 1
                 if c.inflight:
-                    errors["connection closed by server"] += len(c.inflight)
+                    errors["requests unanswered when the server closed the connection"] += len(c.inflight)
                     c.inflight.clear()
                 continue
             buf = c.pending + chunk if c.pending else chunk
@@ -455,6 +457,7 @@ class LoadResult:
     client_cpu: float
     sent: int
     drained: bool
+    other_cpu: float  # CPU seconds used by everything else on the machine during the run
 
     @property
     def ops_per_s(self) -> float:
@@ -473,6 +476,14 @@ class LoadResult:
     @property
     def error_count(self) -> int:
         return sum(self.errors.values())
+
+
+def _recv(p, a):
+    try:
+        return a.recv()
+    except EOFError:
+        p.join(5)
+        raise RuntimeError(f"client process {p.pid} died (exit code {p.exitcode})") from None
 
 
 def _sleep_until(t_ns: int) -> None:
@@ -510,7 +521,7 @@ def run_load(*, host: str, port: int, workload: str, conns: int, procs: int, win
         for p, a in workers:
             if not a.poll(120):
                 raise TimeoutError("client process did not get ready")
-            msg = a.recv()
+            msg = _recv(p, a)
             if msg[0] == "error":
                 raise RuntimeError("client process failed during setup:\n" + msg[1])
             pids.append(msg[1])
@@ -521,16 +532,18 @@ def run_load(*, host: str, port: int, workload: str, conns: int, procs: int, win
         for _, a in workers:
             a.send(("go", t_start, t_end))
         _sleep_until(t_start)
+        m0 = machine_busy_seconds()
         s0 = cpu_seconds(server_pids) if server_pids else None
         c0 = cpu_seconds(pids)
         _sleep_until(t_end)
         s1 = cpu_seconds(server_pids) if server_pids else None
         c1 = cpu_seconds(pids)
+        m1 = machine_busy_seconds()
         results: list[WorkerResult] = []
         for p, a in workers:
             if not a.poll(duration + 60):
                 raise TimeoutError("client process did not report")
-            msg = a.recv()
+            msg = _recv(p, a)
             if msg[0] == "error":
                 raise RuntimeError("client process failed:\n" + msg[1])
             results.append(msg[1])
@@ -560,6 +573,7 @@ def run_load(*, host: str, port: int, workload: str, conns: int, procs: int, win
         errors, samples, lat_sorted,
         (s1 - s0) if s0 is not None else None, c1 - c0,
         sum(r.total_sent for r in results), all(r.drained for r in results),
+        max(0.0, (m1 - m0) - (c1 - c0) - ((s1 - s0) if s0 is not None else 0.0)),
     )
 
 

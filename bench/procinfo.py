@@ -54,6 +54,16 @@ def cpu_seconds(pids: list[int]) -> float:
     return ticks / CLK_TCK
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy (all CPUs; not idle, not iowait)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
+    # irq/softirq time (loopback TCP processing for the benchmark itself) and steal are left
+    # out: they are not charged to any process, so they would look like foreign load.
+    return (v[0] + v[1] + v[2]) / CLK_TCK
+
+
 def tree_cpu_seconds(root: int) -> float:
     return cpu_seconds(tree_pids(root))
 

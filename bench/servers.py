@@ -30,7 +30,7 @@ class SlapdServer:
                  slapadd_quick: bool = True, log=print) -> None:
         self.s = Slapd(workdir, nosync=nosync, threads=threads, log=log)
         self.quick = slapadd_quick
-        self.data_dir = self.s.db_dir
+        self.data_dir = self.db_dir = self.s.db_dir
 
     def describe(self) -> str:
         threads = self.s.threads or "default (16)"
@@ -93,6 +93,12 @@ class LightwaveServer:
         if r.returncode != 0:
             return (r.stderr.strip().splitlines() or ["import failed"])[-1]
         return None
+
+    @property
+    def db_dir(self) -> str:
+        """What ``du`` measures: the LMDB directory (not TLS files and counters)."""
+        db = os.path.join(self.data_dir, "db")
+        return db if os.path.isdir(db) else self.data_dir
 
     def describe(self) -> str:
         w = self.workers if self.workers else "default (one per core)"

@@ -3,8 +3,9 @@
 Configuration is generated on the fly (``slapd.conf`` in a temporary directory):
 back-mdb, suffix ``dc=lightwave,dc=local``, rootdn
 ``cn=Administrator,cn=Users,dc=lightwave,dc=local``, the core/cosine/inetorgperson/nis
-schemas from /etc/ldap/schema, and the same indexes Lightwave is configured with:
-``objectClass uid cn mail member`` eq, ``cn mail`` sub. Commits are durable (no
+schemas from /etc/ldap/schema, and the same indexes Lightwave is configured with (read
+from conf/lightwave.toml ``[vmdir.index]``; attributes slapd's schemas lack, such as
+userPrincipalName, are left out). Commits are durable (no
 ``dbnosync``) unless ``nosync=True``. Logging is off (``loglevel 0``), as in Debian's
 default slapd configuration.
 
@@ -17,8 +18,10 @@ default slapd configuration.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
+import tomllib
 
 from bench.data import ADMIN_DN, ADMIN_PASSWORD, SUFFIX, ssha
 from bench.procinfo import ensure_openldap, free_port, stop_process, wait_ldap
@@ -26,9 +29,53 @@ from bench.procinfo import ensure_openldap, free_port, stop_process, wait_ldap
 SCHEMA_DIR = "/etc/ldap/schema"
 MODULE_DIR = "/usr/lib/ldap"
 SCHEMAS = ("core", "cosine", "inetorgperson", "nis")
-# (attribute, index types): mirrors conf/lightwave.toml's vmdir indexes.
+# (attribute, index types) used when conf/lightwave.toml cannot be read.
 INDEXES = (("objectClass", "eq"), ("uid", "eq"), ("cn", "eq,sub"), ("mail", "eq,sub"),
            ("member", "eq"))
+LIGHTWAVE_CONF = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf",
+                              "lightwave.toml")
+_BUILTIN_ATTRS = ("objectClass", "entryUUID", "entryCSN", "createTimestamp", "modifyTimestamp",
+                  "creatorsName", "modifiersName")
+
+
+def schema_attributes() -> dict[str, str]:
+    """Attribute names slapd knows with our schemas (lower-case -> spelling)."""
+    names = {a.lower(): a for a in _BUILTIN_ATTRS}
+    for s in SCHEMAS:
+        try:
+            text = open(os.path.join(SCHEMA_DIR, f"{s}.schema")).read()
+        except OSError:
+            continue
+        for m in re.finditer(r"attributetype\s*\((.*?)\n\s*\n", text + "\n\n", re.S | re.I):
+            nm = re.search(r"NAME\s+(\(\s*([^)]*)\)|'([^']+)')", m.group(1))
+            if nm:
+                for n in re.findall(r"'([^']+)'", nm.group(1)):
+                    names.setdefault(n.lower(), n)
+    return names
+
+
+def lightwave_indexes(conf: str = LIGHTWAVE_CONF) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """The indexes of Lightwave's configuration, as slapd ``index`` lines: returns
+    ((attribute, "eq,sub"), ...) for the attributes slapd's schemas define, and the
+    names of configured attributes slapd does not know (not indexed there: no entry in
+    the benchmark data uses them)."""
+    try:
+        with open(conf, "rb") as f:
+            cfg = tomllib.load(f)
+        idx = cfg["vmdir"]["index"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return INDEXES, ()
+    known = schema_attributes()
+    out, skipped = [], []
+    for attr, kinds in idx.items():
+        name = known.get(attr.lower())
+        if name is None:
+            skipped.append(attr)
+            continue
+        order = [k for k in ("pres", "eq", "sub") if k in kinds]
+        if order:
+            out.append((name, ",".join(order)))
+    return tuple(out), tuple(skipped)
 MAXSIZE = 32 << 30  # mdb map size (address space only)
 
 
@@ -41,6 +88,7 @@ class Slapd:
         self.conf = os.path.join(self.workdir, "slapd.conf")
         self.nosync = nosync
         self.threads = threads
+        self.indexes, self.unindexed = lightwave_indexes()
         self.port: int | None = None
         self.proc: subprocess.Popen | None = None
         os.makedirs(self.db_dir, exist_ok=True)
@@ -69,7 +117,7 @@ class Slapd:
             f"rootpw {ssha(ADMIN_PASSWORD.encode(), b'benchslt')}",
             f"directory {self.db_dir}",
         ]
-        lines += [f"index {attr} {kinds}" for attr, kinds in INDEXES]
+        lines += [f"index {attr} {kinds}" for attr, kinds in self.indexes]
         if self.nosync:
             lines.append("dbnosync")
         # Same access as Debian's default: users may authenticate and change their own

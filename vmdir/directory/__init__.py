@@ -6,13 +6,13 @@ from vmdir.directory._bootstrap import (
 )
 from vmdir.directory._config import DEFAULT_INDEXES, PER_VALUE_ATTRS, DirectoryConfig
 from vmdir.directory._directory import (
-    MONITOR_DN, OID_PASSWD, OID_STARTTLS, OID_WHOAMI, RELAX_OID, SUBSCHEMA_DN, Directory, Outcome, SearchRun,
+    MONITOR_DN, OID_PASSWD, OID_STARTTLS, OID_WHOAMI, RELAX_OID, SUBSCHEMA_DN, Directory, Outcome, SearchRun, SlowBind,
 )
 from vmdir.directory._session import Session
 
 __all__ = [
     "admin_dn", "domain_dn", "initialise", "is_initialised", "new_invocation", "node_identity",
     "write_secret", "DEFAULT_INDEXES", "PER_VALUE_ATTRS", "DirectoryConfig", "MONITOR_DN",
-    "OID_PASSWD", "RELAX_OID", "OID_STARTTLS", "OID_WHOAMI", "SUBSCHEMA_DN", "Directory", "Outcome", "SearchRun",
+    "OID_PASSWD", "RELAX_OID", "OID_STARTTLS", "OID_WHOAMI", "SUBSCHEMA_DN", "Directory", "Outcome", "SearchRun", "SlowBind",
     "Session",
 ]

@@ -99,7 +99,8 @@ class Directory:
         self.counters = counters
         self.on_commit: list[Callable[[int], None]] = []  # called with the last USN after each commit
         self._pw_params = dict(config.password_params)
-        self._display = {}  # attr key -> display name cache
+        self._display: dict[str, str] = {}  # attr key -> display name cache
+        self._selections: dict[tuple[str, ...], Selection] = {}  # attribute lists -> Selection
 
     # ================================================================== helpers
 
@@ -139,6 +140,17 @@ class Directory:
             raise LDAPError(RC.noSuchObject)
         return e
 
+    def _find_id(self, r: ReadTxn, dn: str, s: Session) -> int:
+        """Like _find, but only the id (no decoding of the entry)."""
+        rdns = self.dit.norm_rdns(dn)
+        eid, anc, n = self.dit.resolve(r, rdns)
+        if eid is None:
+            md = matched_dn(dn, n) if anc and self._may_see(r, s, anc) else ""
+            raise LDAPError(RC.noSuchObject, "", md)
+        if not self._may_see(r, s, eid):
+            raise LDAPError(RC.noSuchObject)
+        return eid
+
     def _may_see(self, r: ReadTxn, s: Session, entry_id: int) -> bool:
         if s.is_admin:
             return True
@@ -174,8 +186,13 @@ class Directory:
 
     # ================================================================== bind
 
-    def bind(self, s: Session, req: m.BindRequest, controls: Sequence[m.Control] = ()) -> Outcome:
-        """Authenticate; on success the session carries the identity. Always resets it first."""
+    def bind(self, s: Session, req: m.BindRequest, controls: Sequence[m.Control] = (), *,
+             allow_slow: bool = True) -> Outcome:
+        """Authenticate; on success the session carries the identity. Always resets it first.
+
+        With ``allow_slow=False`` a password check that needs an expensive hash (argon2,
+        PBKDF2, crypt) raises SlowBind instead, so the caller can retry it off its event loop.
+        """
         s.reset()
         self._check_controls(controls, frozenset({ctl.PPOLICY_OID}))
         if req.version != 3:
@@ -191,7 +208,7 @@ class Directory:
             return Outcome()
         if not password:
             raise LDAPError(RC.unwillingToPerform, "unauthenticated bind (DN with no password) disallowed")
-        self._password_login(s, req.name, password)
+        self._password_login(s, req.name, password, allow_slow)
         s.method = "simple"
         return Outcome()
 
@@ -214,7 +231,7 @@ class Directory:
         eid, _, _ = self.dit.resolve(r, rdns)
         return self._read_entry(r, eid) if eid is not None else None
 
-    def _password_login(self, s: Session, name: str, password: bytes) -> None:
+    def _password_login(self, s: Session, name: str, password: bytes, allow_slow: bool = True) -> None:
         with self.store.read() as r:
             self.dit.begin(r)
             e = self._principal(r, name)
@@ -224,6 +241,8 @@ class Directory:
                 raise LDAPError(RC.invalidCredentials)
             stored = e.attrs.get("userpassword", [])
             root = self.dit.dn_of(r, e.id)[2]
+        if not allow_slow and any(_slow_hash(h) for h in stored):
+            raise SlowBind()
         if not any(pw.verify_password(password, h) for h in stored):
             raise LDAPError(RC.invalidCredentials)
         self._login(s, e, root)
@@ -284,7 +303,14 @@ class Directory:
         return SearchRun(self, s, req, ctrls)
 
     def select_attrs(self, req_attrs: Sequence[str]) -> "Selection":
-        return Selection.parse(self, req_attrs)
+        key = tuple(req_attrs)
+        sel = self._selections.get(key)
+        if sel is None:
+            sel = Selection.parse(self, req_attrs)
+            if len(self._selections) > 1024:
+                self._selections.clear()
+            self._selections[key] = sel
+        return sel
 
     def render(self, r: ReadTxn, s: Session, e: StoredEntry, sel: "Selection", types_only: bool) -> m.SearchResultEntry:
         out: list[tuple[str, tuple[bytes, ...]]] = []
@@ -429,6 +455,8 @@ class Directory:
         return out
 
     def _dedupe(self, key: str, values: list[bytes]) -> list[bytes]:
+        if len(values) < 2:
+            return values
         seen: set[bytes] = set()
         out = []
         base = key.split(";", 1)[0]
@@ -475,7 +503,7 @@ class Directory:
                 have.append(vb)
         if "objectclass" not in attrs:
             raise LDAPError(RC.objectClassViolation, "no objectClass attribute")
-        self.schema.check_entry(attrs)
+        self.schema.check_entry(attrs, validate=False)  # values validated on input
         try:
             structural = self.schema.structural_class(attrs["objectclass"])
         except LDAPError:
@@ -531,6 +559,8 @@ class Directory:
                 if a in e.attrs:
                     self._stamp_values(e, a, e.attrs[a], [], usn, now_ms)
             self._write_entry(w, e, None, usn, None, nrdn, None)
+            if parent_id == 0:  # a new naming context: every process must reread the roots
+                w.set_meta_int("dngen", w.meta_int("dngen") + 1)
             out = Outcome()
             if ctl.POST_READ_OID in ctrls:
                 e.dn = req.dn if parent_id else rdn
@@ -607,6 +637,8 @@ class Directory:
         self._stamp(e, set(removed) | {"usnchanged", "modifytimestamp", "modifiersname", "isdeleted", "lastknownparent"}, usn, now_ms)
         nrdn = _nrdn_of(self, e)
         self._write_entry(w, e, old, usn, old_usn or None, nrdn, nrdn)
+        if e.parent_id == 0:
+            w.set_meta_int("dngen", w.meta_int("dngen") + 1)
 
     # ---------------------------------------------------------------- modify
 
@@ -720,7 +752,7 @@ class Directory:
                 after = self.schema.structural_class(e.attrs.get("objectclass", []))
                 if before is not None and after.lower() != before.lower():
                     raise LDAPError(RC.objectClassModsProhibited, "structural object class modification from '%s' to '%s' not allowed" % (before, after))
-            self.schema.check_entry(e.attrs)
+            self.schema.check_entry(e.attrs, validate=False)  # values validated on input
             usn = w.alloc_usn()
             now = self.clock()
             now_ms = int(now * 1000)
@@ -821,7 +853,7 @@ class Directory:
                     e.attrs[t] = vals + [vb]
                     pv_add.setdefault(t, []).append(vb)
                     changed.add(t)
-            self.schema.check_entry(e.attrs)
+            self.schema.check_entry(e.attrs, validate=False)  # values validated on input
             usn = w.alloc_usn()
             now = self.clock()
             now_ms = int(now * 1000)
@@ -941,6 +973,18 @@ class Directory:
 
 # ====================================================================== helpers
 
+class SlowBind(Exception):
+    """The bind needs an expensive password hash: run it again with allow_slow=True elsewhere."""
+
+
+_FAST_SCHEMES = frozenset({"SSHA", "SHA", "SSHA256", "SSHA384", "SSHA512", "SHA256", "SHA384", "SHA512",
+                           "SMD5", "MD5", "CLEARTEXT", None})
+
+
+def _slow_hash(stored: bytes) -> bool:
+    return pw.scheme_of(stored) not in _FAST_SCHEMES
+
+
 _DUMMY_HASH = b"{SSHA}" + __import__("base64").b64encode(hashlib.sha1(b"x" * 16).digest() + b"saltsalt")
 
 
@@ -959,9 +1003,10 @@ def _nrdn_of(d: Directory, e: StoredEntry) -> str:
 class Selection:
     """Which attributes a search asked for (RFC 4511 4.5.1.8, RFC 3673 '+', RFC 4529 '@oc')."""
 
-    __slots__ = ("all_user", "all_oper", "names", "none", "any_operational")
+    __slots__ = ("all_user", "all_oper", "names", "none", "any_operational", "_memo")
 
     def __init__(self) -> None:
+        self._memo: dict[str, bool] = {}
         self.all_user = False
         self.all_oper = False
         self.names: set[str] = set()
@@ -1001,6 +1046,12 @@ class Selection:
         return sel
 
     def wants(self, key: str, d: Directory) -> bool:
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._memo[key] = self._wants(key, d)
+        return hit
+
+    def _wants(self, key: str, d: Directory) -> bool:
         if self.none:
             return False
         base = key.split(";", 1)[0]
@@ -1100,8 +1151,12 @@ class SearchRun:
                     self.sent += 1
                     yield self._render_special(e, sel)
             return
-        base = d._find(r, req.base, s)
-        d._assert(self.ctrls, base, s)
+        if req.scope == m.SCOPE_BASE or ctl.ASSERTION_OID in self.ctrls:
+            base = d._find(r, req.base, s)
+            d._assert(self.ctrls, base, s)
+            base_id = base.id
+        else:
+            base_id = d._find_id(r, req.base, s)
         size, deadline = self._limits()
         sort_ctrl = self.ctrls.get(ctl.SORT_REQUEST_OID)
         paged = self.ctrls.get(ctl.PAGED_RESULTS_OID)
@@ -1109,7 +1164,7 @@ class SearchRun:
         if paged is not None:
             pr = ctl.decode_paged_results(paged.value)
             page_size, cookie = pr.size, pr.cookie
-        ids = self._candidates(r, base)
+        ids = self._candidates(r, base_id)
         if sort_ctrl is not None or paged is not None:
             ids = sorted(ids) if not isinstance(ids, list) else ids
         start = 0
@@ -1213,13 +1268,13 @@ class SearchRun:
             entries = present + absent
         return entries
 
-    def _candidates(self, r: ReadTxn, base: StoredEntry) -> Sequence[int]:
+    def _candidates(self, r: ReadTxn, base_id: int) -> Sequence[int]:
         d, s, req = self.d, self.s, self.req
         if req.scope == m.SCOPE_BASE:
-            return [base.id]
+            return [base_id]
         planned = self._plan(r, req.filter)
         if req.scope == m.SCOPE_ONE:
-            kids = r.children(base.id)
+            kids = r.children(base_id)
             if planned is not None and len(planned) < len(kids):
                 ks = set(kids)
                 return [i for i in planned if i in ks]
@@ -1228,16 +1283,16 @@ class SearchRun:
         if planned is not None:
             out = []
             for eid in sorted(planned):
-                if eid == base.id:
+                if eid == base_id:
                     if req.scope == m.SCOPE_SUB:
                         out.append(eid)
                     continue
-                if self._under(r, eid, base.id):
+                if self._under(r, eid, base_id):
                     out.append(eid)
             return out
         limit = 0 if s.is_admin else d.config.unindexed_limit
-        ids = [base.id] if req.scope == m.SCOPE_SUB else []
-        frontier = [base.id]
+        ids = [base_id] if req.scope == m.SCOPE_SUB else []
+        frontier = [base_id]
         while frontier:
             nxt = []
             for pid in frontier:

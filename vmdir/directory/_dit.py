@@ -11,7 +11,7 @@ from collections.abc import Callable
 from vmdir.model import dn as dnmod
 from vmdir.model.schema import Schema
 from vmdir.proto.results import LDAPError, ResultCode
-from vmdir.store import KIND_EQ, KIND_PRES, KIND_SUB, KIND_SUBFINAL, KIND_SUBINIT, SUB_N, ReadTxn
+from vmdir.store import KIND_EQ, KIND_PRES, KIND_SUB, KIND_SUBFINAL, KIND_SUBINIT, SUB_N, ReadTxn, WriteTxn
 
 DN_CACHE_MAX = 200_000
 
@@ -24,6 +24,7 @@ class DIT:
         self.indexes = indexes
         self._dn_cache: dict[int, tuple[str, str, int]] = {}  # id -> (dn, ndn, root id)
         self._dn_gen = -1
+        self._roots: list[tuple[str, int]] | None = None  # naming contexts, valid for _dn_gen
         self._lock = threading.Lock()
         self.norm_rdns = functools.lru_cache(maxsize=65536)(self._norm_rdns)
 
@@ -104,6 +105,7 @@ class DIT:
         if gen != self._dn_gen:
             with self._lock:
                 self._dn_cache.clear()
+                self._roots = None
                 self._dn_gen = gen
 
     def begin(self, r: ReadTxn) -> None:
@@ -113,6 +115,7 @@ class DIT:
     def forget(self) -> None:
         with self._lock:
             self._dn_cache.clear()
+            self._roots = None
             self._dn_gen = -1
 
     def dn_of(self, r: ReadTxn, entry_id: int, parent_id: int | None = None, rdn: str | None = None) -> tuple[str, str, int]:
@@ -144,7 +147,12 @@ class DIT:
         if not ndn_rdns:
             return None, 0, 0
         best: tuple[int, int] | None = None  # (root id, number of rdns in the root)
-        for root_ndn, root_id in r.roots():
+        roots = self._roots
+        if roots is None or isinstance(r, WriteTxn):  # a writer may have added one not yet committed
+            roots = r.roots()
+            if not isinstance(r, WriteTxn):
+                self._roots = roots
+        for root_ndn, root_id in roots:
             root_parts = root_ndn.count(",") + 1 if root_ndn else 0
             # compare on RDN boundaries
             if root_parts > len(ndn_rdns):

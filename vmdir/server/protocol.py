@@ -13,7 +13,7 @@ from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
 
-from vmdir.directory import OID_PASSWD, OID_STARTTLS, OID_WHOAMI, Directory, Outcome, SearchRun, Session
+from vmdir.directory import OID_PASSWD, OID_STARTTLS, OID_WHOAMI, Directory, Outcome, SearchRun, Session, SlowBind
 from vmdir.proto import messages as m
 from vmdir.proto.connection import LDAPServerConnection
 from vmdir.proto.events import NEED_DATA, PAUSED, Abandoned, Closed, RequestReceived
@@ -97,6 +97,15 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
         peer = self.transport.getPeer()
         self.session.peer = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
         self.transport.registerProducer(self, True)
+        # pipelined answers must not wait for Nagle / delayed ACKs (LDAPS: the TCP transport under TLS)
+        t = self.transport
+        while t is not None and not hasattr(t, "setTcpNoDelay"):
+            t = getattr(t, "transport", None)
+        if t is not None:
+            try:
+                t.setTcpNoDelay(True)
+            except OSError:
+                pass
         self.setTimeout(ctx.limits.idle_timeout or None)
         if ctx.open_connections > ctx.limits.max_connections:
             log.warn("conn={conn} refused: too many connections ({n})", conn=self.conn_id, n=ctx.open_connections)
@@ -251,16 +260,18 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
     def _bind(self, msgid: int, op: m.BindRequest, controls: tuple[m.Control, ...], t0: float) -> None:
         self._refresh_cert()
         dn_for_log = op.name
-        cheap = op.sasl_mechanism is not None or not op.name or not op.password
-        if cheap:
-            out = self.ctx.directory.bind(self.session, op, controls)
-            self._finish(msgid, op, out, t0, f'dn="{dn_for_log}" method={self.session.method} ')
-            return
-        # password checks may be expensive (argon2): keep them off the reactor
+        if op.sasl_mechanism is None or op.sasl_mechanism.upper() == "EXTERNAL":
+            try:
+                out = self.ctx.directory.bind(self.session, op, controls, allow_slow=False)
+            except SlowBind:
+                pass  # an expensive hash (argon2, PBKDF2): verify it in the thread pool below
+            else:
+                self._finish(msgid, op, out, t0, f'dn="{dn_for_log}" method={self.session.method} ')
+                return
         dfr = threads.deferToThreadPool(self.ctx.reactor, self.ctx.threadpool, self.ctx.directory.bind,
                                         self.session, op, controls) if self.ctx.threadpool else \
             defer.maybeDeferred(self.ctx.directory.bind, self.session, op, controls)
-        dfr.addCallbacks(lambda out: self._finish(msgid, op, out, t0, f'dn="{dn_for_log}" method=simple '),
+        dfr.addCallbacks(lambda out: self._finish(msgid, op, out, t0, f'dn="{dn_for_log}" method={self.session.method} '),
                          lambda f: self._fail(msgid, op, f.value, t0))
 
     def _write(self, msgid: int, op: Any, fn: Any, t0: float) -> None:
