@@ -250,9 +250,11 @@ def print_disk_memory(reports: list[ServerReport]) -> None:
         print(f"{r.name:<10} {mb(r.disk_after_import):>13} {mb(r.disk_after_bench):>16} "
               f"{'' if r is base else ratio(r.disk_after_import, base.disk_after_import if base else None):>8}")
     print()
-    print("== Resident memory: VmRSS summed over the server's processes (anon = heap, file = mapped db/libs)")
-    hdr = (f"{'server':<10} {'procs':>5} {'after start':>12} {'after benchmark':>16} {'anon':>9} "
-           f"{'file':>9} {'vs slapd':>8}")
+    print("== Resident memory of the server's processes: VmRSS summed, and PSS summed (shared pages")
+    print("   counted once: the honest total for a multi-process server), split into anon (heap) and")
+    print("   file (mapped database pages and libraries: page cache the kernel can reclaim)")
+    hdr = (f"{'server':<10} {'procs':>5} {'RSS start':>10} {'RSS end':>10} {'PSS end':>10} {'anon':>9} "
+           f"{'file':>9} {'PSS vs slapd':>12}")
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
@@ -260,9 +262,10 @@ def print_disk_memory(reports: list[ServerReport]) -> None:
         if m0 is None:
             continue
         bref = base.mem_after_bench if base else None
-        print(f"{r.name:<10} {m0.processes:>5} {mb(m0.rss):>12} {mb(m1.rss if m1 else None):>16} "
-              f"{mb(m1.anon if m1 else None):>9} {mb(m1.file if m1 else None):>9} "
-              f"{'' if r is base else ratio(m1.rss if m1 else None, bref.rss if bref else None):>8}")
+        print(f"{r.name:<10} {m0.processes:>5} {mb(m0.rss):>10} {mb(m1.rss if m1 else None):>10} "
+              f"{mb(m1.pss if m1 else None):>10} {mb(m1.pss_anon if m1 else None):>9} "
+              f"{mb(m1.pss_file if m1 else None):>9} "
+              f"{'' if r is base else ratio(m1.pss if m1 else None, bref.pss if bref else None):>12}")
 
 
 def print_client_cost(reports: list[ServerReport]) -> None:
@@ -323,7 +326,8 @@ def million(args, reports_out: list[str]) -> None:
                     srv.stop()
                 reports_out.append(
                     f"{srv.name:<10} {records:>9,} {secs:>8.1f} {records / secs:>10,.0f} {mb(disk):>10} "
-                    f"{mb(m0.rss):>12} {mb(m1.rss):>13} {mb(m1.anon):>9} {r.ops_per_s:>9,.0f}")
+                    f"{mb(m0.rss):>10} {mb(m1.rss):>10} {mb(m1.pss):>10} {mb(m1.pss_anon):>9} "
+                    f"{r.ops_per_s:>9,.0f}")
                 del rep
             except Exception as exc:
                 reports_out.append(f"{srv.name:<10} FAILED: {type(exc).__name__}: {exc}"[:300])
@@ -467,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
             print("== 1,000,000 people: import, on-disk size, resident memory (after start / after "
                   f"{args.duration:g}s of random 8-connection searches)")
             hdr = (f"{'server':<10} {'records':>9} {'seconds':>8} {'entries/s':>10} {'on disk':>10} "
-                   f"{'RSS start':>12} {'RSS warmed':>13} {'anon':>9} {'search/s':>9}")
+                   f"{'RSS start':>10} {'RSS warm':>10} {'PSS warm':>10} {'anon':>9} {'search/s':>9}")
             print(hdr)
             print("-" * len(hdr))
             for line in lines:

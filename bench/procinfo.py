@@ -70,33 +70,50 @@ def tree_cpu_seconds(root: int) -> float:
 
 @dataclass(frozen=True)
 class Memory:
+    """Memory of a set of processes. VmRSS summed over processes counts pages they share
+    (the same LMDB map in every worker, libraries) once per process; PSS divides each
+    shared page among its sharers, so its sum is the memory the set really holds."""
     rss: int  # VmRSS bytes, summed
-    anon: int  # RssAnon bytes (heap, not the mmapped database file)
-    file: int  # RssFile bytes (mapped files: the LMDB map, libraries)
+    pss: int  # Pss bytes, summed (from smaps_rollup; equals rss when unavailable)
+    pss_anon: int  # heap, stacks: private to the server
+    pss_file: int  # mapped files: the database map, libraries (page cache, reclaimable)
     processes: int
     detail: tuple[tuple[int, str, int], ...]  # (pid, command, rss)
 
 
+def _kv_kib(path: str, keys: tuple[str, ...]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    with open(path) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in keys:
+                out[k] = int(v.split()[0]) * 1024
+    return out
+
+
 def memory(pids: list[int]) -> Memory:
-    rss = anon = filem = 0
+    rss = pss = anon = filem = 0
     detail = []
     for p in pids:
-        vals: dict[str, int] = {}
         try:
-            with open(f"/proc/{p}/status") as f:
-                for line in f:
-                    k, _, v = line.partition(":")
-                    if k in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
-                        vals[k] = int(v.split()[0]) * 1024
+            st = _kv_kib(f"/proc/{p}/status", ("VmRSS", "RssAnon", "RssFile", "RssShmem"))
             with open(f"/proc/{p}/cmdline", "rb") as f:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
         except OSError:
             continue
-        rss += vals.get("VmRSS", 0)
-        anon += vals.get("RssAnon", 0)
-        filem += vals.get("RssFile", 0) + vals.get("RssShmem", 0)
-        detail.append((p, cmd[:120], vals.get("VmRSS", 0)))
-    return Memory(rss, anon, filem, len(detail), tuple(detail))
+        try:
+            sm = _kv_kib(f"/proc/{p}/smaps_rollup", ("Pss", "Pss_Anon", "Pss_File", "Pss_Shmem"))
+        except OSError:
+            sm = {}
+        if "Pss" not in sm:  # old kernel: fall back to RSS figures
+            sm = {"Pss": st.get("VmRSS", 0), "Pss_Anon": st.get("RssAnon", 0),
+                  "Pss_File": st.get("RssFile", 0) + st.get("RssShmem", 0)}
+        rss += st.get("VmRSS", 0)
+        pss += sm.get("Pss", 0)
+        anon += sm.get("Pss_Anon", 0)
+        filem += sm.get("Pss_File", 0) + sm.get("Pss_Shmem", 0)
+        detail.append((p, cmd[:120], st.get("VmRSS", 0)))
+    return Memory(rss, pss, anon, filem, len(detail), tuple(detail))
 
 
 def du(path: str) -> int:

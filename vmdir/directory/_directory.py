@@ -314,12 +314,14 @@ class Directory:
 
     def render(self, r: ReadTxn, s: Session, e: StoredEntry, sel: "Selection", types_only: bool) -> m.SearchResultEntry:
         out: list[tuple[str, tuple[bytes, ...]]] = []
+        names = sel.admin_names if s.is_admin else sel.user_names
         for key, vals in e.attrs.items():
-            if not sel.wants(key, self):
-                continue
-            if not self.acl.visible_attr(s, key):
-                continue
-            out.append((self.display_name(key), () if types_only else tuple(vals)))
+            name = names.get(key)
+            if name is None:
+                name = names[key] = (self.display_name(key) if sel.wants(key, self) and
+                                     self.acl.visible_attr(s, key) else "")
+            if name:
+                out.append((name, () if types_only else tuple(vals)))
         if sel.any_operational:
             for key in COMPUTED:
                 if not sel.wants(key, self) or key in e.attrs:
@@ -1003,10 +1005,13 @@ def _nrdn_of(d: Directory, e: StoredEntry) -> str:
 class Selection:
     """Which attributes a search asked for (RFC 4511 4.5.1.8, RFC 3673 '+', RFC 4529 '@oc')."""
 
-    __slots__ = ("all_user", "all_oper", "names", "none", "any_operational", "_memo")
+    __slots__ = ("all_user", "all_oper", "names", "none", "any_operational", "_memo", "admin_names", "user_names")
 
     def __init__(self) -> None:
         self._memo: dict[str, bool] = {}
+        # attribute key -> name to return it under ("" = not returned), for administrators / others
+        self.admin_names: dict[str, str] = {}
+        self.user_names: dict[str, str] = {}
         self.all_user = False
         self.all_oper = False
         self.names: set[str] = set()

@@ -84,6 +84,7 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
         self.conn_id = 0
         self._cert_checked = False
         self._kick_pending = False
+        self._was_paused = False
 
     # ------------------------------------------------------------------ connection
 
@@ -158,7 +159,10 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
                 log.info("conn={conn} protocol error: {msg}", conn=self.conn_id, msg=exc.message)
                 self._disconnect(exc.code, exc.message or "protocol error")
                 return
-            if ev is NEED_DATA or ev is PAUSED:
+            if ev is PAUSED:
+                self._was_paused = True
+                return
+            if ev is NEED_DATA:
                 return
             if isinstance(ev, RequestReceived):
                 self._dispatch(ev)
@@ -186,13 +190,14 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
         data = self.core.send(msgid, resp, controls)
         if data:
             self.transport.write(data)
-        if not isinstance(resp, _STREAMED) and not self._kick_pending:
+        if self._was_paused and not isinstance(resp, _STREAMED) and not self._kick_pending:
             # a final answer may lift a PAUSED (bind, StartTLS, outstanding limit): look again
             self._kick_pending = True
             self.ctx.reactor.callLater(0, self._kick)
 
     def _kick(self) -> None:
         self._kick_pending = False
+        self._was_paused = False
         if not self.closed and self.core.buffered:
             self._process()
 
@@ -356,7 +361,8 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
             run.close()
             self._fail(msgid, run.req, exc, run.t0)  # type: ignore[attr-defined]
             return
-        self.ctx.count("entries_sent", sent)
+        if sent:
+            self.ctx.count("entries_sent", sent)
         self.searches.pop(msgid, None)
         out = run.outcome
         self._send(msgid, m.SearchResultDone(out.code, out.matched_dn, out.message), out.controls)
