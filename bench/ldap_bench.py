@@ -59,6 +59,7 @@ class ServerReport:
     disk_after_bench: int | None = None
     mem_after_start: Memory | None = None
     mem_after_bench: Memory | None = None
+    down: str | None = None  # why the server stopped answering, once it has
     runs: dict = field(default_factory=dict)  # (workload, conns) -> LoadResult
     failures: list = field(default_factory=list)  # (stage, message)
 
@@ -116,6 +117,17 @@ def run_workloads(pairs: list, args, people: int, width: int, speeds: list[float
                 got: dict[int, list[LoadResult]] = {}
                 for attempt in range(args.repeat):
                     for k, (srv, rep) in enumerate(live):
+                        if rep.down:
+                            rep.failures.append((f"{wl} x{conns}", f"not run: {rep.down}"))
+                            continue
+                        why = srv.alive()
+                        if why:
+                            rep.down = why
+                            rep.failures.append(("down", f"{why} before {wl} x{conns}; last log lines:\n"
+                                                 + srv.log_tail()))
+                            rep.failures.append((f"{wl} x{conns}", f"not run: {why}"))
+                            log(f"[{srv.name}] {why}: skipping its remaining runs")
+                            continue
                         speeds.append(speed_probe())
                         try:
                             r = run_load(host="127.0.0.1", port=srv.port, workload=wl, conns=conns,
@@ -186,7 +198,8 @@ def print_workload_tables(reports: list[ServerReport], args) -> None:
                 if r is None:
                     why = next((f[1] for f in rep.failures if f[0] == f"{wl} x{conns}"), None)
                     if why:
-                        print(f"{conns:>5} {rep.name:<10} FAILED: {why[:100]}")
+                        last = (why.strip().splitlines() or [""])[-1]
+                        print(f"{conns:>5} {rep.name:<10} FAILED: {last[:150]}")
                     continue
                 is_ref = rep is base
                 print(f"{conns:>5} {rep.name:<10} {fmt(r.ops_per_s):>9} {fmt(r.pct_ms(0.5), '.3f'):>8} "
@@ -196,6 +209,7 @@ def print_workload_tables(reports: list[ServerReport], args) -> None:
                       f"{'' if is_ref else ratio(r.ops_per_s, ref.ops_per_s if ref else None):>15} "
                       f"{'' if is_ref else ratio(r.ops_per_cpu, ref.ops_per_cpu if ref else None):>9}")
         # per-kind latency for the mix, error details, client saturation warnings
+        noisy = []
         for conns in args.conns:
             for rep in reports:
                 r = rep.runs.get((wl, conns))
@@ -209,14 +223,21 @@ def print_workload_tables(reports: list[ServerReport], args) -> None:
                 for key, n in sorted(r.errors.items()):
                     msg = r.samples.get(key, "")
                     print(f"   ! {rep.name} x{conns}: {n:,} x {key}" + (f" ({msg})" if msg else ""))
+                if r.server_exited or r.server_started:
+                    print(f"   ! {rep.name} x{conns}: {r.server_exited} server process(es) exited and "
+                          f"{r.server_started} started during the run (crash/restart?): CPU figures incomplete")
                 if not r.drained:
                     print(f"   ! {rep.name} x{conns}: some requests were still unanswered 10 s after the run")
                 if r.other_cpu / r.seconds > 0.15:
-                    print(f"   ! {rep.name} x{conns}: other processes used {r.other_cpu / r.seconds:.2f} cores "
-                          "during this run: the machine was not quiet, figures may be low")
+                    noisy.append((r.other_cpu / r.seconds, f"{rep.name} x{conns}"))
                 if r.client_cpu / r.seconds > 0.85 * r.procs:
                     print(f"   ! {rep.name} x{conns}: the load generator used {r.client_cpu / r.seconds:.2f} "
                           f"cores over {r.procs} process(es): it may be the bottleneck (try --client-procs)")
+        if noisy:
+            lo, hi = min(n for n, _ in noisy), max(n for n, _ in noisy)
+            span = f"{lo:.2f}" if lo == hi else f"{lo:.2f} to {hi:.2f}"
+            print(f"   ! machine not quiet: other processes used {span} cores during "
+                  f"{', '.join(w for _, w in noisy)}; those figures may be low")
 
 
 def print_import_table(reports: list[ServerReport], people: int) -> None:
@@ -261,6 +282,8 @@ def print_disk_memory(reports: list[ServerReport]) -> None:
         m0, m1 = r.mem_after_start, r.mem_after_bench
         if m0 is None:
             continue
+        if m1 is not None and m1.processes == 0:
+            m1 = None
         bref = base.mem_after_bench if base else None
         print(f"{r.name:<10} {m0.processes:>5} {mb(m0.rss):>10} {mb(m1.rss if m1 else None):>10} "
               f"{mb(m1.pss if m1 else None):>10} {mb(m1.pss_anon if m1 else None):>9} "
@@ -279,7 +302,8 @@ def print_client_cost(reports: list[ServerReport]) -> None:
     if not best:
         return
     print()
-    print("== Load generator cost, per workload at its fastest run (client CPU / completed ops)")
+    print("== Load generator cost, per workload at its fastest run (client CPU / completed ops; at low")
+    print("   rates every op costs its own wakeup, so slow workloads overstate the per-op cost)")
     for wl, (rate, name, conns, r) in best.items():
         us = r.client_cpu / (r.ops + r.error_count) * 1e6
         print(f"   {wl:<7} {us:6.1f} us/op at {rate:,.0f} ops/s ({name} x{conns}, client "
@@ -417,8 +441,10 @@ def main(argv: list[str] | None = None) -> int:
               f"load generator: {args.client_procs or 'auto'} client process(es) "
               f"({', '.join(f'{c} conns: {args.client_procs or auto_procs(c)}' for c in args.conns)}); "
               f"non-bind workloads bound as {D.ADMIN_DN}")
-        print("order: both servers run side by side; each workload x connections runs on one, then the other"
-              + (f"; {args.repeat} rounds, each row is the median round by ops/s" if args.repeat > 1 else ""))
+        if not (args.skip_slapd or args.skip_ours):
+            print("order: both servers run side by side; each workload x connections runs on one, then the other")
+        if args.repeat > 1:
+            print(f"rounds: {args.repeat}; each row is the median round by ops/s")
         print(f"commits: {'NOT synced (--nosync) on either server' if args.nosync else 'durable (fsync) on both servers'}")
         ldif_full = os.path.join(work, "people.ldif")
         ldif_nobase = os.path.join(work, "people-nobase.ldif")
@@ -441,7 +467,9 @@ def main(argv: list[str] | None = None) -> int:
                 setup_server(srv, ldif_full, ldif_nobase, ds.entries, rep)
                 pairs.append((srv, rep))
             except Exception as exc:
-                rep.failures.append(("setup", f"{type(exc).__name__}: {exc}"))
+                tail = srv.log_tail() if hasattr(srv, "log_tail") else ""
+                rep.failures.append(("setup", f"{type(exc).__name__}: {exc}"
+                                     + (f"\nlast log lines:\n{tail}" if tail else "")))
                 log(f"[{srv.name}] FAILED:\n{traceback.format_exc()}")
                 try:
                     srv.stop()
@@ -477,11 +505,11 @@ def main(argv: list[str] | None = None) -> int:
             for line in lines:
                 print(line)
         failures = [(r.name, s, m) for r in reports for s, m in r.failures
-                    if s in ("setup", "run")]
+                    if s in ("setup", "run", "down")]
         if failures:
             print()
             for name, stage, msg in failures:
-                print(f"! {name} {stage} failed: {msg[:500]}")
+                print(f"! {name} {stage}: {msg[-3000:]}")
         print()
         print(f"(total {time.monotonic() - t_begin:.0f}s; work directory "
               f"{work if args.keep else 'removed'})")

@@ -53,7 +53,7 @@ from vmdir.proto.messages import (
 from vmdir.proto.results import ResultCode
 
 from bench import data as D
-from bench.procinfo import cpu_seconds, machine_busy_seconds, tree_pids
+from bench.procinfo import cpu_delta, cpu_seconds, cpu_snapshot, machine_busy_seconds, tree_pids
 
 MSGID_BASE = 0x01000000
 _MSGID_BYTES = MSGID_BASE.to_bytes(4, "big")
@@ -458,6 +458,8 @@ class LoadResult:
     sent: int
     drained: bool
     other_cpu: float  # CPU seconds used by everything else on the machine during the run
+    server_exited: int = 0  # server processes that exited during the run (their CPU is lost)
+    server_started: int = 0  # server processes that appeared during the run
 
     @property
     def ops_per_s(self) -> float:
@@ -533,12 +535,13 @@ def run_load(*, host: str, port: int, workload: str, conns: int, procs: int, win
             a.send(("go", t_start, t_end))
         _sleep_until(t_start)
         m0 = machine_busy_seconds()
-        s0 = cpu_seconds(server_pids) if server_pids else None
+        s0 = cpu_snapshot(server_pids)
         c0 = cpu_seconds(pids)
         _sleep_until(t_end)
-        s1 = cpu_seconds(server_pids) if server_pids else None
+        s1 = cpu_snapshot(sorted(set(server_pids) | set(tree_pids(server_pid)))) if server_pid else {}
         c1 = cpu_seconds(pids)
         m1 = machine_busy_seconds()
+        server_cpu, gone, new = cpu_delta(s0, s1)
         results: list[WorkerResult] = []
         for p, a in workers:
             if not a.poll(duration + 60):
@@ -571,9 +574,10 @@ def run_load(*, host: str, port: int, workload: str, conns: int, procs: int, win
     return LoadResult(
         workload, conns, window, procs, duration, sum(ops_by_kind.values()), dict(ops_by_kind),
         errors, samples, lat_sorted,
-        (s1 - s0) if s0 is not None else None, c1 - c0,
+        server_cpu if server_pid else None, c1 - c0,
         sum(r.total_sent for r in results), all(r.drained for r in results),
-        max(0.0, (m1 - m0) - (c1 - c0) - ((s1 - s0) if s0 is not None else 0.0)),
+        max(0.0, (m1 - m0) - (c1 - c0) - (server_cpu if server_pid else 0.0)),
+        gone, new,
     )
 
 

@@ -54,6 +54,27 @@ def cpu_seconds(pids: list[int]) -> float:
     return ticks / CLK_TCK
 
 
+def cpu_snapshot(pids: list[int]) -> dict[tuple[int, int], int]:
+    """{(pid, start time): utime+stime ticks} for the live processes among ``pids``.
+    The start time tells a restarted process from an old one that had the same pid."""
+    out = {}
+    for p in pids:
+        f = _stat_fields(p)
+        if f is not None:
+            out[(p, int(f[19]))] = int(f[11]) + int(f[12])  # fields 22, 14, 15
+    return out
+
+
+def cpu_delta(before: dict[tuple[int, int], int], after: dict[tuple[int, int], int]) -> tuple[float, int, int]:
+    """(CPU seconds used between the snapshots, processes that exited, processes that
+    appeared). An exited process's CPU since ``before`` is lost (not counted); a new
+    one counts in full."""
+    ticks = sum(v - before.get(k, 0) for k, v in after.items())
+    gone = sum(1 for k in before if k not in after)
+    new = sum(1 for k in after if k not in before)
+    return ticks / CLK_TCK, gone, new
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds the whole machine spent busy (all CPUs; not idle, not iowait)."""
     with open("/proc/stat") as f:

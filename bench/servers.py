@@ -8,6 +8,7 @@ must contain the suffix entry).
 """
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
@@ -16,10 +17,21 @@ import sys
 import time
 
 from bench.data import ADMIN_PASSWORD, DOMAIN
-from bench.procinfo import free_port, stop_process, tree_pids, wait_ldap
+from bench.procinfo import free_port, ldap_ready, stop_process, tree_pids, wait_ldap
 from bench.slapd import Slapd
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _tail(path: str, lines: int) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
 
 
 class SlapdServer:
@@ -48,6 +60,16 @@ class SlapdServer:
 
     def start(self) -> None:
         self.s.start()
+
+    def alive(self) -> str | None:
+        """None if the server is up and answering, else what is wrong."""
+        p = self.s.proc
+        if p is None or p.poll() is not None:
+            return f"slapd exited (status {p.returncode if p else '?'})"
+        return None if ldap_ready(self.port, timeout=5) else "slapd does not answer a bind"
+
+    def log_tail(self, lines: int = 20) -> str:
+        return _tail(os.path.join(self.s.workdir, "slapd.log"), lines)
 
     def stop(self) -> None:
         self.s.stop()
@@ -142,6 +164,7 @@ class LightwaveServer:
         if not self.log_ops:
             cmd.append("--quiet-ops")
         cmd += list(self.extra)
+        atexit.register(self.stop)  # never leave a server behind if the caller dies
         self._logf = open(os.path.join(self.workdir, "server.log"), "ab")
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdin=subprocess.DEVNULL,
                                      stdout=self._logf, stderr=subprocess.STDOUT)
@@ -159,6 +182,16 @@ class LightwaveServer:
             self.stop()
             tail = open(os.path.join(self.workdir, "server.log"), "rb").read()[-2000:].decode(errors="replace")
             raise RuntimeError(f"lightwave did not start; log tail:\n{tail}")
+
+    def alive(self) -> str | None:
+        """None if the server is up and answering, else what is wrong."""
+        p = self.proc
+        if p is None or p.poll() is not None:
+            return f"lightwave up exited (status {p.returncode if p else '?'})"
+        return None if ldap_ready(self.port, timeout=5) else "lightwave does not answer a bind"
+
+    def log_tail(self, lines: int = 20) -> str:
+        return _tail(os.path.join(self.workdir, "server.log"), lines)
 
     def stop(self) -> None:
         if self.proc is not None:

@@ -17,6 +17,7 @@ default slapd configuration.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import subprocess
@@ -157,6 +158,7 @@ class Slapd:
     def start(self, port: int | None = None, timeout: float = 60.0) -> int:
         """Start slapd in the foreground (``-d 0``) and wait until it answers a bind."""
         self.port = port or free_port()
+        atexit.register(self.stop)  # never leave a slapd behind if the caller dies
         self._log = open(os.path.join(self.workdir, "slapd.log"), "ab")
         self.proc = subprocess.Popen(
             [self.slapd_bin, "-f", self.conf, "-h", self.url, "-d", "0"],

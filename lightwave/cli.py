@@ -109,7 +109,7 @@ def _setup_logging(level: str) -> None:
 def _wait_port(host: str, port: int, timeout: float, sup: "Supervisor | None" = None) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if sup is not None and sup.all_dead():
+        if sup is not None and (sup.all_dead() or sup.stopping):
             return False
         try:
             with socket.create_connection((host, port), timeout=1):
@@ -131,9 +131,13 @@ class Supervisor:
 
     def _spawn(self, slot: int) -> None:
         payload = json.dumps({"config": _cfg_json(self.cfg), "slot": slot, "slots": self.n})
-        self.procs[slot] = subprocess.Popen([sys.executable, "-m", "lightwave.worker", payload])
+        env = dict(os.environ, LIGHTWAVE_SUPERVISOR_PID=str(os.getpid()))
+        self.procs[slot] = subprocess.Popen([sys.executable, "-m", "lightwave.worker", payload], env=env)
 
     def start(self) -> None:
+        # handlers first: a SIGTERM during start-up must still stop the workers
+        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
+        signal.signal(signal.SIGINT, lambda *_: setattr(self, "stopping", True))
         for i in range(self.n):
             self._spawn(i)
 
@@ -156,8 +160,6 @@ class Supervisor:
                 p.wait()
 
     def run(self) -> int:
-        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
-        signal.signal(signal.SIGINT, lambda *_: setattr(self, "stopping", True))
         while not self.stopping:
             time.sleep(0.2)
             for i, p in enumerate(self.procs):

@@ -90,9 +90,20 @@ class Server:
             except ProcessLookupError:
                 pass
         self.proc.wait()
+        # a zombie's other threads (e.g. one inside fsync) can keep the listening sockets open:
+        # wait until every thread is gone and the ports refuse connections
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        while time.monotonic() < deadline and (any(_alive(p) for p in pids) or self._accepting()):
             time.sleep(0.02)
+
+    def _accepting(self) -> bool:
+        for port in (self.ldap_port, self.ldaps_port):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    return True
+            except OSError:
+                pass
+        return False
 
     def log(self) -> str:
         try:
@@ -107,11 +118,14 @@ class Server:
 
 
 def _alive(pid: int) -> bool:
+    """True while any thread of ``pid`` still runs (a zombie leader may have live threads)."""
     try:
+        tasks = os.listdir(f"/proc/{pid}/task")
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"  # a zombie has closed its sockets
+            state = f.read().split(") ", 1)[1][0]
     except (OSError, IndexError):
         return False
+    return state != "Z" or len(tasks) > 1
 
 
 def _descendants(pid: int) -> list[int]:

@@ -31,7 +31,8 @@ from __future__ import annotations
 
 from vmdir.ber._codec import (
     DEFAULT_MAX_FILTER_DEPTH, DEFAULT_MAX_FILTER_TERMS, decode_controls, decode_entry, decode_message,
-    decode_response, encode_controls, encode_entry, encode_request, encode_response,
+    decode_response, encode_attribute_list, encode_controls, encode_entry, encode_entry_raw, encode_request,
+    encode_response,
     notice_of_disconnection,
 )
 from vmdir.ber._filter import decode_filter, encode_filter
@@ -70,7 +71,8 @@ def decode_filter_value(
 __all__ = [
     "peek_frame", "decode_message", "encode_response", "notice_of_disconnection",
     "encode_request", "decode_response", "encode_filter", "decode_filter_value", "encode_entry",
-    "decode_entry", "encode_controls", "decode_controls", "DEFAULT_MAX_FILTER_DEPTH",
+    "decode_entry", "encode_entry_raw", "encode_attribute_list", "encode_controls", "decode_controls",
+    "DEFAULT_MAX_FILTER_DEPTH",
     "DEFAULT_MAX_FILTER_TERMS",
     # primitives
     "MAX_INT", "T_BOOLEAN", "T_ENUM", "T_INTEGER", "T_OCTETS", "T_SEQUENCE", "T_SET", "boolean",

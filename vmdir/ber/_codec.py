@@ -14,7 +14,7 @@ Layer 1: pure, no I/O.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Sequence
 
 from vmdir.ber._filter import decode_filter, encode_filter
 from vmdir.ber._prim import (
@@ -26,7 +26,7 @@ from vmdir.proto.messages import (
     NOTICE_OF_DISCONNECTION_OID, AbandonRequest, AddRequest, AddResponse, BindRequest, BindResponse,
     Change, CompareRequest, CompareResponse, Control, DelRequest, DelResponse, ExtendedRequest,
     ExtendedResponse, IntermediateResponse, ModifyDNRequest, ModifyDNResponse, ModifyRequest,
-    ModifyResponse, Request, Response, SearchRequest, SearchResultDone, SearchResultEntry,
+    EncodedSearchResultEntry, ModifyResponse, Request, Response, SearchRequest, SearchResultDone, SearchResultEntry,
     SearchResultReference, UnbindRequest,
 )
 from vmdir.proto.results import LocalProtocolError, RemoteProtocolError, ResultCode
@@ -379,6 +379,21 @@ def encode_entry(dn: str, attributes: tuple[tuple[str, tuple[bytes, ...]], ...])
 
     Also the value of the pre-read and post-read response controls (RFC 4527).
     """
+    return encode_entry_raw(dn, encode_attribute_list(attributes))
+
+
+def encode_entry_raw(dn: str, al: bytes) -> bytes:
+    """The SearchResultEntry TLV for ``dn`` and an already encoded attribute list content."""
+    b = dn.encode()
+    body = b"".join((OCTETS[len(b)], b, SEQ[len(al)], al))
+    return b"\x64" + encode_length(len(body)) + body
+
+
+def encode_attribute_list(attributes: Iterable[tuple[str, Sequence[bytes]]]) -> bytes:
+    """The content of a PartialAttributeList: each PartialAttribute SEQUENCE, concatenated.
+
+    Lists encoded separately can be joined by concatenation.
+    """
     oh = OCTETS
     cache = _DESC_CACHE
     parts: list[bytes] = []
@@ -398,14 +413,15 @@ def encode_entry(dn: str, attributes: tuple[tuple[str, tuple[bytes, ...]], ...])
             vs = b"".join([oh[len(v)] + v for v in vals])
         inner = a + SET[len(vs)] + vs
         append(SEQ[len(inner)] + inner)
-    al = b"".join(parts)
-    b = dn.encode()
-    body = b"".join((oh[len(b)], b, SEQ[len(al)], al))
-    return b"\x64" + encode_length(len(body)) + body
+    return b"".join(parts)
 
 
 def _e_entry(r: SearchResultEntry) -> bytes:
     return encode_entry(r.dn, r.attributes)
+
+
+def _e_encoded_entry(r: EncodedSearchResultEntry) -> bytes:
+    return encode_entry_raw(r.dn, r.attributes_ber)
 
 
 def _e_reference(r: SearchResultReference) -> bytes:
@@ -416,6 +432,7 @@ def _e_reference(r: SearchResultReference) -> bytes:
 
 _RESPONSE_ENCODERS: dict[type, Callable[[Any], bytes]] = {
     SearchResultEntry: _e_entry,
+    EncodedSearchResultEntry: _e_encoded_entry,
     SearchResultDone: _result_encoder(0x65),
     ModifyResponse: _result_encoder(0x67),
     AddResponse: _result_encoder(0x69),

@@ -20,6 +20,7 @@ from vmdir.directory._config import PER_VALUE_ATTRS, DirectoryConfig
 from vmdir.directory._dit import DIT, matched_dn
 from vmdir.directory._session import Session
 from vmdir.model import dn as dnmod
+from vmdir.ber import encode_attribute_list
 from vmdir.model import password as pw
 from vmdir.model.match import compile_filter
 from vmdir.model.schema import Schema
@@ -28,7 +29,7 @@ from vmdir.proto import messages as m
 from vmdir.proto.results import LDAPError, ResultCode
 from vmdir.store import (
     FLAG_DELETED, KIND_EQ, KIND_PRES, KIND_SUB, KIND_SUBFINAL, KIND_SUBINIT, SUB_N,
-    ReadTxn, Store, StoredEntry, ValueMeta, WriteTxn,
+    ReadTxn, Store, StoredEntry, ValueMeta, WriteTxn, decode_wire,
 )
 
 RC = ResultCode
@@ -312,7 +313,12 @@ class Directory:
             self._selections[key] = sel
         return sel
 
-    def render(self, r: ReadTxn, s: Session, e: StoredEntry, sel: "Selection", types_only: bool) -> m.SearchResultEntry:
+    def render(self, r: ReadTxn, s: Session, e: StoredEntry, sel: "Selection", types_only: bool,
+               plain: bool = False) -> m.SearchResultEntry | m.EncodedSearchResultEntry:
+        """The search result for ``e``: stored wire bytes when all user attributes are asked for."""
+        if sel.user_only and not types_only and not plain and e.wire_user is not None:
+            return m.EncodedSearchResultEntry(e.dn, e.wire_user + e.wire_secret if s.is_admin and e.wire_secret
+                                              else e.wire_user)
         out: list[tuple[str, tuple[bytes, ...]]] = []
         names = sel.admin_names if s.is_admin else sel.user_names
         for key, vals in e.attrs.items():
@@ -439,7 +445,23 @@ class Directory:
 
     def _write_entry(self, w: WriteTxn, new: StoredEntry, old: StoredEntry | None, usn: int,
                      old_usn: int | None, nrdn: str, old_nrdn: str | None) -> None:
+        self._set_wire(new)
         w.put(new, old, nrdn=nrdn, old_nrdn=old_nrdn, usn=usn, old_usn=old_usn, index_keys=self.dit.index_keys)
+
+    def _set_wire(self, e: StoredEntry) -> None:
+        """Pre-encode the entry's user attributes (public, secret) for searches that return them all."""
+        if e.deleted:
+            e.wire_user = e.wire_secret = None
+            return
+        public, secret = [], []
+        for key in sorted(e.attrs):
+            base = key.split(";", 1)[0]
+            at = self.schema.attribute(base)
+            if at is not None and at.operational:
+                continue
+            (secret if base in SECRET_ATTRS else public).append((self.display_name(key), e.attrs[key]))
+        e.wire_user = encode_attribute_list(public)
+        e.wire_secret = encode_attribute_list(secret)
 
     def _prepare_values(self, s: Session, key: str, values: Sequence[bytes], *, allow_hashed: bool) -> list[bytes]:
         """Validate values of ``key`` and hash clear-text passwords."""
@@ -577,7 +599,8 @@ class Directory:
     def _read_control(self, r: ReadTxn, s: Session, e: StoredEntry, c: m.Control, oid: str) -> m.Control:
         attrs = ctl.decode_read_entry_request(c.value)
         sel = self.select_attrs(attrs)
-        entry = self.render(r, s, e, sel, False)
+        entry = self.render(r, s, e, sel, False, plain=True)
+        assert isinstance(entry, m.SearchResultEntry)
         return m.Control(oid, False, ctl.encode_read_entry_response(entry))
 
     # ---------------------------------------------------------------- delete
@@ -1005,9 +1028,11 @@ def _nrdn_of(d: Directory, e: StoredEntry) -> str:
 class Selection:
     """Which attributes a search asked for (RFC 4511 4.5.1.8, RFC 3673 '+', RFC 4529 '@oc')."""
 
-    __slots__ = ("all_user", "all_oper", "names", "none", "any_operational", "_memo", "admin_names", "user_names")
+    __slots__ = ("all_user", "all_oper", "names", "none", "any_operational", "_memo", "admin_names", "user_names",
+                 "user_only")
 
     def __init__(self) -> None:
+        self.user_only = False  # exactly the user attributes: stored wire bytes can be sent
         self._memo: dict[str, bool] = {}
         # attribute key -> name to return it under ("" = not returned), for administrators / others
         self.admin_names: dict[str, str] = {}
@@ -1022,7 +1047,7 @@ class Selection:
     def parse(cls, d: Directory, req: Sequence[str]) -> "Selection":
         sel = cls()
         if not req:
-            sel.all_user = True
+            sel.all_user = sel.user_only = True
             return sel
         for a in req:
             a = a.strip()
@@ -1048,6 +1073,7 @@ class Selection:
                     sel.any_operational = True
         if not sel.all_user and not sel.all_oper and not sel.names:
             sel.none = True
+        sel.user_only = sel.all_user and not sel.all_oper and not sel.names
         return sel
 
     def wants(self, key: str, d: Directory) -> bool:
@@ -1094,6 +1120,7 @@ class SearchRun:
         self._ctx: Any = None
         self._gen: Iterator[m.SearchResultEntry] | None = None
         self.sent = 0
+        self._exact = False
 
     def __iter__(self) -> Iterator[m.SearchResultEntry]:
         if self._gen is None:
@@ -1182,6 +1209,23 @@ class SearchRun:
                 self.outcome.controls = (m.Control(ctl.PAGED_RESULTS_OID, False, ctl.encode_paged_results(ctl.PagedResults(0, b""))),)
                 return
         results: list[StoredEntry] | None = [] if sort_ctrl is not None else None
+        if (results is None and paged is None and self._exact and sel.user_only and not req.types_only):
+            # the index answered the filter exactly: send stored wire bytes, decode nothing
+            for eid in ids:
+                raw = r.raw(eid)
+                if raw is None:
+                    continue
+                parent, rdn, flags, wu, ws = decode_wire(raw)
+                if flags & FLAG_DELETED or wu is None:
+                    continue
+                dn, _, root = d.dit.dn_of(r, eid, parent, rdn)
+                if not s.is_admin and root != s.root_id:
+                    continue
+                if size and self.sent >= size:
+                    raise LDAPError(RC.sizeLimitExceeded)
+                self.sent += 1
+                yield m.EncodedSearchResultEntry(dn, wu + ws if s.is_admin and ws else wu)
+            return
         n_checked = 0
         matched_in_order = 0
         idx = -1
@@ -1315,8 +1359,20 @@ class SearchRun:
         return root == broot and (ndn.endswith("," + bndn) or not bndn)
 
     def _plan(self, r: ReadTxn, f: m.Filter) -> set[int] | None:
-        """Candidate ids from the indexes, or None when the filter cannot use them."""
+        """Candidate ids from the indexes, or None when the filter cannot use them.
+
+        Sets ``self._exact`` when the candidates are exactly the matching entries (a lone
+        equality on an equality index of a non-secret, option-less attribute), so they need
+        no re-check against the filter.
+        """
         d = self.d
+        if f is self.req.filter and isinstance(f, m.Equality) and ";" not in f.attr:
+            try:
+                key = d.schema.canonical_attr(f.attr)
+            except LDAPError:
+                key = ""
+            self._exact = ("eq" in d.config.indexes.get(key, ()) and key not in SECRET_ATTRS
+                           and len(f.value) < 400 and d.schema.subtypes(key) <= {key})
         if isinstance(f, m.Equality):
             try:
                 key = d.schema.canonical_attr(f.attr)

@@ -27,7 +27,8 @@ from vmdir.ber import decode_message, encode_response, fast_constructor, notice_
 from vmdir.proto.events import NEED_DATA, PAUSED, Abandoned, Closed, Event, RequestReceived
 from vmdir.proto.messages import (
     RESPONSE_FOR, AbandonRequest, BindRequest, Control, ExtendedRequest,
-    ExtendedResponse, IntermediateResponse, Request, Response, SearchRequest, SearchResultEntry,
+    EncodedSearchResultEntry, ExtendedResponse, IntermediateResponse, Request, Response, SearchRequest,
+    SearchResultEntry,
     SearchResultReference, UnbindRequest,
 )
 from vmdir.proto.controls import STARTTLS_OID
@@ -84,7 +85,7 @@ class _StartTLS:
 
 # What kind of operation each in-flight msgid is -> the final response it needs.
 _FINAL_FOR: dict[type, type] = {**RESPONSE_FOR, _StartTLS: ExtendedResponse}
-_NON_FINAL = frozenset({SearchResultEntry, SearchResultReference, IntermediateResponse})
+_NON_FINAL = frozenset({SearchResultEntry, EncodedSearchResultEntry, SearchResultReference, IntermediateResponse})
 
 
 class LDAPServerConnection:

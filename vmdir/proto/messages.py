@@ -212,6 +212,17 @@ class SearchResultEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class EncodedSearchResultEntry:
+    """A SearchResultEntry whose PartialAttributeList content is already BER
+    (the concatenated PartialAttribute SEQUENCEs, see ``vmdir.ber.encode_attribute_list``):
+    the directory keeps entries in that form so reads need not re-encode them."""
+
+    TAG: ClassVar[int] = 0x64
+    dn: str
+    attributes_ber: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class SearchResultReference:
     TAG: ClassVar[int] = 0x73
     uris: tuple[str, ...]
@@ -283,7 +294,7 @@ class IntermediateResponse:
 
 
 Response = Union[
-    BindResponse, SearchResultEntry, SearchResultReference, SearchResultDone, ModifyResponse,
+    BindResponse, SearchResultEntry, EncodedSearchResultEntry, SearchResultReference, SearchResultDone, ModifyResponse,
     AddResponse, DelResponse, ModifyDNResponse, CompareResponse, ExtendedResponse,
     IntermediateResponse,
 ]

@@ -23,7 +23,7 @@ from vmdir.server.writer import WriteQueue
 log = Logger(namespace="vmdir")
 RC = ResultCode
 SEARCH_CHUNK = 64
-_STREAMED = (m.SearchResultEntry, m.SearchResultReference, m.IntermediateResponse)
+_STREAMED = (m.SearchResultEntry, m.EncodedSearchResultEntry, m.SearchResultReference, m.IntermediateResponse)
 
 _OPNAME = {
     m.BindRequest: "BIND", m.SearchRequest: "SRCH", m.ModifyRequest: "MOD", m.AddRequest: "ADD",

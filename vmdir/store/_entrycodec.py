@@ -2,7 +2,13 @@
 
 A msgpack array, versioned by its first element so the format can evolve:
 
-    [FORMAT, parent_id, rdn, flags, [[attr, [values], meta, vmeta], ...]]
+    [FORMAT, parent_id, rdn, flags, body, wire_user, wire_secret]
+
+where ``body`` is itself msgpack (decoded only when needed):
+``[[attr, [values], meta, vmeta], ...]``, and ``wire_user`` / ``wire_secret`` are the
+entry's user attributes (without / only the secret ones) already encoded as the content
+of an LDAP PartialAttributeList, or nil. The directory fills them in before writing, so
+a search returning all user attributes can send stored bytes without decoding.
 
 - ``attr`` is the schema's canonical key (lower-case primary name, options appended).
 - ``values`` are the live values; an attribute whose values are all gone keeps its
@@ -22,7 +28,7 @@ from typing import Any
 
 import msgpack
 
-FORMAT = 1
+FORMAT = 2
 FLAG_DELETED = 1  # entry tombstone
 
 # (local_usn, version, orig_invocation, orig_time_ms, orig_usn)
@@ -56,6 +62,8 @@ class StoredEntry:
     flags: int = 0
     dn: str = ""
     ndn: str = ""
+    wire_user: bytes | None = None
+    wire_secret: bytes | None = None
 
     @property
     def deleted(self) -> bool:
@@ -67,7 +75,7 @@ class StoredEntry:
             {k: list(v) for k, v in self.attrs.items()},
             dict(self.meta),
             {k: [ValueMeta(*_vm_fields(x)) for x in v] for k, v in self.vmeta.items()},
-            self.flags, self.dn, self.ndn,
+            self.flags, self.dn, self.ndn, self.wire_user, self.wire_secret,
         )
 
 
@@ -87,30 +95,43 @@ def encode_entry(e: StoredEntry) -> bytes:
             list(e.meta[name]) if name in e.meta else None,
             [list(_vm_fields(v)) for v in vm] if vm else None,
         ])
-    return msgpack.packb([FORMAT, e.parent_id, e.rdn, e.flags, attrs], use_bin_type=True)
+    body = msgpack.packb(attrs, use_bin_type=True)
+    return msgpack.packb([FORMAT, e.parent_id, e.rdn, e.flags, body, e.wire_user, e.wire_secret],
+                         use_bin_type=True)
+
+
+def _body(entry_id: int, data: bytes) -> tuple[list[Any], list[Any]]:
+    rec = msgpack.unpackb(data, raw=False, use_list=True)
+    if rec[0] != FORMAT:
+        raise ValueError(f"entry {entry_id}: unknown record format {rec[0]!r}")
+    return rec, msgpack.unpackb(rec[4], raw=False, use_list=True)
 
 
 def decode_entry(entry_id: int, data: bytes) -> StoredEntry:
     """Return the entry encoded in ``data``. Raises ValueError on an unknown format."""
-    rec = msgpack.unpackb(data, raw=False, use_list=True)
-    if rec[0] != FORMAT:
-        raise ValueError(f"entry {entry_id}: unknown record format {rec[0]!r}")
+    rec, body = _body(entry_id, data)
     attrs: dict[str, list[bytes]] = {}
     meta: dict[str, AttrMeta] = {}
     vmeta: dict[str, list[ValueMeta]] = {}
-    for name, values, m, vm in rec[4]:
+    for name, values, m, vm in body:
         if values:
             attrs[name] = values
         if m is not None:
             meta[name] = tuple(m)  # type: ignore[assignment]
         if vm:
             vmeta[name] = [ValueMeta(*x) for x in vm]
-    return StoredEntry(entry_id, rec[1], rec[2], attrs, meta, vmeta, rec[3])
+    return StoredEntry(entry_id, rec[1], rec[2], attrs, meta, vmeta, rec[3], "", "", rec[5], rec[6])
 
 
 def decode_attrs_only(data: bytes) -> tuple[int, str, int, dict[str, list[bytes]]]:
-    """Fast path for reads that need no metadata: (parent_id, rdn, flags, attrs)."""
+    """Reads that need no metadata: (parent_id, rdn, flags, attrs)."""
+    rec, body = _body(0, data)
+    return rec[1], rec[2], rec[3], {a[0]: a[1] for a in body if a[1]}
+
+
+def decode_wire(data: bytes) -> tuple[int, str, int, bytes | None, bytes | None]:
+    """The cheapest read: (parent_id, rdn, flags, wire_user, wire_secret); the body stays encoded."""
     rec = msgpack.unpackb(data, raw=False, use_list=True)
     if rec[0] != FORMAT:
         raise ValueError(f"unknown record format {rec[0]!r}")
-    return rec[1], rec[2], rec[3], {a[0]: a[1] for a in rec[4] if a[1]}
+    return rec[1], rec[2], rec[3], rec[5], rec[6]

@@ -320,9 +320,15 @@ class WriteTxn(ReadTxn):
                 raise StoreError("dn2id key already present")
             t.put(pack_u64(new.parent_id), key, db=s.db_children, dupdata=True)
         # indexes
+        old_opts = live_old and any(";" in k for k in old.attrs)
+        new_opts = live_new and any(";" in k for k in new.attrs)
         for attr, idb in s.db_idx.items():
-            before = index_keys(attr, old.attrs.get(attr, [])) if live_old and old.attrs.get(attr) else set()
-            after = index_keys(attr, new.attrs.get(attr, [])) if live_new and new.attrs.get(attr) else set()
+            old_vals = _values(old.attrs, attr, old_opts) if live_old else []
+            new_vals = _values(new.attrs, attr, new_opts) if live_new else []
+            if old_vals == new_vals:
+                continue  # unchanged values keep their index keys (most attributes of a modify)
+            before = index_keys(attr, old_vals) if old_vals else set()
+            after = index_keys(attr, new_vals) if new_vals else set()
             if before == after:
                 continue
             for k in before - after:
@@ -351,7 +357,7 @@ class WriteTxn(ReadTxn):
             e = decode_entry(unpack_u64(k), v)
             if e.flags & FLAG_DELETED:
                 continue
-            vals = e.attrs.get(attr)
+            vals = _values(e.attrs, attr, any(";" in k for k in e.attrs))
             if vals:
                 for ik in index_keys(attr, vals):
                     self.txn.put(_cap_key(ik), bytes(k), db=idb, dupdata=True)
@@ -359,6 +365,15 @@ class WriteTxn(ReadTxn):
             if progress is not None:
                 progress(1)
         return n
+
+
+def _values(attrs: dict[str, list[bytes]], attr: str, with_options: bool) -> list[bytes]:
+    """Values of ``attr``, plus those stored with options (``cn;lang-en``) when there are any."""
+    vals = attrs.get(attr) or []
+    if not with_options:
+        return vals
+    prefix = attr + ";"
+    return vals + [v for k, vv in attrs.items() if k.startswith(prefix) for v in vv]
 
 
 class _Nested:

@@ -138,3 +138,38 @@ def test_unindexed_search_limit_applies_to_users_not_admins(tmp_path) -> None:
     run_ = dr.search(s, unindexed)
     assert list(run_) == [] and run_.outcome.code == ResultCode.success
     store.close()
+
+
+def _plain(d: Directory, s: Session, req: m.SearchRequest) -> list[tuple[str, dict[str, list[bytes]]]]:
+    """Search results normalised to (dn, {attr: sorted values}) whatever their encoding."""
+    from vmdir.ber import decode_entry, encode_entry_raw
+    out = []
+    for e in d.search(s, req):
+        if isinstance(e, m.EncodedSearchResultEntry):
+            e = decode_entry(encode_entry_raw(e.dn, e.attributes_ber))
+        out.append((e.dn, {k.lower(): sorted(v) for k, v in e.attributes}))
+    return out
+
+
+def test_stored_wire_bytes_equal_rendered_attributes(d: Directory) -> None:
+    s = admin(d)
+    dn = f"uid=w1,cn=Users,{BASE}"
+    run(d, d.add(s, m.AddRequest(dn, (("objectClass", (b"inetOrgPerson",)), ("cn", (b"W One", b"w1")),
+                                       ("sn", (b"One",)), ("userPassword", (b"secret-w1",)),
+                                       ("cn;lang-en", (b"Double You",)), ("description", (b"x",))))))
+    user = Session()
+    dr = d.bind(user, m.BindRequest(3, dn, b"secret-w1"))
+    assert dr.code == ResultCode.success
+    exact = m.SearchRequest(BASE, 2, 0, 0, 0, False, m.Equality("uid", b"W1"), ())          # index-exact path
+    rechecked = m.SearchRequest(BASE, 2, 0, 0, 0, False, m.And((m.Equality("uid", b"w1"), m.Present("sn"))), ())
+    named = m.SearchRequest(BASE, 2, 0, 0, 0, False, m.Equality("uid", b"w1"),
+                            ("objectClass", "cn", "sn", "uid", "userPassword", "description"))  # rendered path
+    for who, sees_pw in ((s, True), (user, False)):
+        a, b, c = _plain(d, who, exact), _plain(d, who, rechecked), _plain(d, who, named)
+        assert a == b == c and len(a) == 1
+        attrs = a[0][1]
+        assert ("userpassword" in attrs) is sees_pw
+        assert attrs["cn;lang-en"] == [b"Double You"] and "entryuuid" not in attrs
+    # a value stored with an option is found through the cn index
+    found = _plain(d, s, m.SearchRequest(BASE, 2, 0, 0, 0, False, m.Equality("cn", b"double you"), ("1.1",)))
+    assert [dn_ for dn_, _ in found] == [dn]
