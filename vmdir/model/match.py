@@ -148,6 +148,41 @@ def compile_filter(f: Filter, schema: Schema, *, max_depth: int = DEFAULT_MAX_DE
     return match
 
 
+def _junction(nodes: list[Node], dominant: int, identity: int) -> Node:
+    """AND (dominant FALSE, identity TRUE) or OR (dominant TRUE, identity FALSE) in
+    three-valued logic: any dominant child decides; else any Undefined child makes the
+    result Undefined; else the identity. Constant children are folded at compile time."""
+    const = {TRUE: _const_true, FALSE: _const_false}
+    kept = []
+    undefined = False
+    for n in nodes:
+        c = _CONSTS.get(n)
+        if c == dominant:
+            return const[dominant]
+        if c == UNDEFINED:
+            undefined = True
+        elif c != identity:
+            kept.append(n)
+    if not kept:
+        return _const_undefined if undefined else const[identity]
+    if len(kept) == 1 and not undefined:
+        return kept[0]
+    nodes_t = tuple(kept)
+    start = UNDEFINED if undefined else identity
+
+    def junction(view: Any, dn: str) -> int:
+        r = start
+        for n in nodes_t:
+            x = n(view, dn)
+            if x == dominant:
+                return dominant
+            if x == UNDEFINED:
+                r = UNDEFINED
+        return r
+
+    return junction
+
+
 def _const_true(view: Any, dn: str) -> int:
     return TRUE
 
@@ -232,69 +267,11 @@ class _Compiler:
 
     @staticmethod
     def _and(nodes: list[Node]) -> Node:
-        if not nodes:
-            return _const_true  # RFC 4526 absolute true
-        kept = []
-        undefined = False
-        for n in nodes:
-            c = _CONSTS.get(n)
-            if c == FALSE:
-                return _const_false
-            if c == UNDEFINED:
-                undefined = True
-            elif c != TRUE:
-                kept.append(n)
-        if not kept:
-            return _const_undefined if undefined else _const_true
-        if len(kept) == 1 and not undefined:
-            return kept[0]
-        nodes_t = tuple(kept)
-        start = UNDEFINED if undefined else TRUE
-
-        def and_(view: Any, dn: str) -> int:
-            r = start
-            for n in nodes_t:
-                x = n(view, dn)
-                if x == FALSE:
-                    return FALSE
-                if x == UNDEFINED:
-                    r = UNDEFINED
-            return r
-
-        return and_
+        return _junction(nodes, dominant=FALSE, identity=TRUE)  # (&) is absolute true (RFC 4526)
 
     @staticmethod
     def _or(nodes: list[Node]) -> Node:
-        if not nodes:
-            return _const_false  # RFC 4526 absolute false
-        kept = []
-        undefined = False
-        for n in nodes:
-            c = _CONSTS.get(n)
-            if c == TRUE:
-                return _const_true
-            if c == UNDEFINED:
-                undefined = True
-            elif c != FALSE:
-                kept.append(n)
-        if not kept:
-            return _const_undefined if undefined else _const_false
-        if len(kept) == 1 and not undefined:
-            return kept[0]
-        nodes_t = tuple(kept)
-        start = UNDEFINED if undefined else FALSE
-
-        def or_(view: Any, dn: str) -> int:
-            r = start
-            for n in nodes_t:
-                x = n(view, dn)
-                if x == TRUE:
-                    return TRUE
-                if x == UNDEFINED:
-                    r = UNDEFINED
-            return r
-
-        return or_
+        return _junction(nodes, dominant=TRUE, identity=FALSE)  # (|) is absolute false (RFC 4526)
 
     @staticmethod
     def _not(node: Node) -> Node:
