@@ -105,3 +105,24 @@ def test_cli_help_and_errors(tmp_path) -> None:
     bad.write_text("[node]\nldap_prot = 1\n")
     r = lw("up", "--config", str(bad), "--data-dir", str(tmp_path / "v2"))
     assert r.returncode == 1 and "unknown setting" in r.stderr
+
+
+def test_online_import_and_export(server, tmp_path) -> None:
+    f = tmp_path / "online.ldif"
+    f.write_text(f"dn: ou=online,{BASE}\nobjectClass: organizationalUnit\nou: online\n\n"
+                 f"dn: uid=on1,ou=online,{BASE}\nobjectClass: account\nuid: on1\n\n")
+    pwf = tmp_path / "pw"
+    pwf.write_text(ADMIN_PW + "\n")
+    r = lw("ldif", "import", str(f), "--server", server.url, "--password-file", str(pwf))
+    assert r.returncode == 0, r.stderr
+    assert "imported 2 entries" in r.stderr
+    r = lw("ldif", "import", str(f), "--server", server.url, "--password-file", str(pwf))
+    assert r.returncode == 1 and "entryAlreadyExists" in r.stderr and "line 1" in r.stderr
+    r = lw("ldif", "export", "--server", server.url, "--base", f"ou=online,{BASE}",
+           env_extra={"LIGHTWAVE_PASSWORD": ADMIN_PW})
+    assert r.returncode == 0, r.stderr
+    assert f"dn: uid=on1,ou=online,{BASE}" in r.stdout and "entryUUID:" in r.stdout
+    bad = tmp_path / "badpw"
+    bad.write_text("wrong\n")
+    r = lw("ldif", "export", "--server", server.url, "--password-file", str(bad))
+    assert r.returncode == 1 and "bind as" in r.stderr and "invalidCredentials" in r.stderr
