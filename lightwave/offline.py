@@ -13,7 +13,6 @@ from lightwave.nodes import build_directory, open_store
 from vmdir.directory import Session, admin_dn
 from vmdir.model import ldif
 from vmdir.directory import RELAX_OID
-from vmdir.proto import controls as ctl
 from vmdir.proto import messages as m
 from vmdir.proto.results import LDAPError
 

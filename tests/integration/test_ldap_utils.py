@@ -305,7 +305,7 @@ def test_add_errors(people: Server) -> None:
     assert sorted(e[f"uid=named,{PEOPLE}"]["uid"]) == ["named", "other"]
     r = run_tool("ldapadd", *auth(people), input=f"dn: uid=x,{PEOPLE}\nobjectClass: nosuchclass\nuid: x\n")
     assert r.returncode in (21, 65), r.stderr
-    r = run_tool("ldapadd", *auth(people), input=f"dn: bogus\nobjectClass: account\nuid: x\n")
+    r = run_tool("ldapadd", *auth(people), input="dn: bogus\nobjectClass: account\nuid: x\n")
     assert r.returncode == 34, r.stderr
 
 

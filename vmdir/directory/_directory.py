@@ -6,9 +6,7 @@ per operation, so a batch of concurrent writes costs one commit).
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import secrets
-import struct
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -100,6 +98,8 @@ class Directory:
         self.counters = counters
         self.on_commit: list[Callable[[int], None]] = []  # called with the last USN after each commit
         self._pw_params = dict(config.password_params)
+        # checked when a bind names no entry, so its cost (and thread) match a real user's
+        self._dummy_hash = pw.hash_password(secrets.token_bytes(16), config.password_scheme, **self._pw_params)
         self._display: dict[str, str] = {}  # attr key -> display name cache
         self._selections: dict[tuple[str, ...], Selection] = {}  # attribute lists -> Selection
 
@@ -237,8 +237,10 @@ class Directory:
             self.dit.begin(r)
             e = self._principal(r, name)
             if e is None:
-                # same work as a real check, so timing does not tell whether the DN exists
-                pw.verify_password(password, _DUMMY_HASH)
+                # the same work as a real check, so timing does not tell whether the DN exists
+                if not allow_slow and _slow_hash(self._dummy_hash):
+                    raise SlowBind()
+                pw.verify_password(password, self._dummy_hash)
                 raise LDAPError(RC.invalidCredentials)
             stored = e.attrs.get("userpassword", [])
             root = self.dit.dn_of(r, e.id)[2]
@@ -1010,8 +1012,6 @@ def _slow_hash(stored: bytes) -> bool:
     return pw.scheme_of(stored) not in _FAST_SCHEMES
 
 
-_DUMMY_HASH = b"{SSHA}" + __import__("base64").b64encode(hashlib.sha1(b"x" * 16).digest() + b"saltsalt")
-
 
 def _leaf_rdn(dn: str) -> str:
     rdns = dnmod.parse_dn(dn)
@@ -1144,7 +1144,7 @@ class SearchRun:
         return size, deadline
 
     def _run(self) -> Iterator[m.SearchResultEntry]:
-        d, s, req = self.d, self.s, self.req
+        d = self.d
         try:
             with d.store.read() as r:
                 d.dit.begin(r)

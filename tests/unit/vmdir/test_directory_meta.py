@@ -173,3 +173,15 @@ def test_stored_wire_bytes_equal_rendered_attributes(d: Directory) -> None:
     # a value stored with an option is found through the cn index
     found = _plain(d, s, m.SearchRequest(BASE, 2, 0, 0, 0, False, m.Equality("cn", b"double you"), ("1.1",)))
     assert [dn_ for dn_, _ in found] == [dn]
+
+
+def test_bind_to_missing_dn_costs_like_a_real_user(d: Directory) -> None:
+    from vmdir.directory import SlowBind
+    from vmdir.model.password import scheme_of
+    assert scheme_of(d._dummy_hash) == "ARGON2"  # the configured default scheme
+    for name in (f"cn=nobody,cn=Users,{BASE}", ADMIN):  # missing and existing (argon2-hashed) principals
+        with pytest.raises(SlowBind):
+            d.bind(Session(), m.BindRequest(3, name, b"wrong"), allow_slow=False)
+        with pytest.raises(LDAPError) as exc:
+            d.bind(Session(), m.BindRequest(3, name, b"wrong"))
+        assert exc.value.code == ResultCode.invalidCredentials
