@@ -548,9 +548,6 @@ class Directory:
                 if not self._may_see(w, s, parent_id):
                     raise LDAPError(RC.noSuchObject)
                 self.acl.check_write(s, parent_id, None, "parent")
-                parent = w.get(parent_id)
-                if parent is not None and self._is_special(parent):
-                    raise LDAPError(RC.unwillingToPerform, "cannot add under this entry")
                 nrdn, rdn = nrdns[0], _leaf_rdn(req.dn)
             elif anc == 0 and s.is_admin:
                 # no existing ancestor at all: a new naming context (e.g. a tenant)
@@ -594,9 +591,6 @@ class Directory:
             return out
 
         return op
-
-    def _is_special(self, e: StoredEntry) -> bool:
-        return False
 
     def _read_control(self, r: ReadTxn, s: Session, e: StoredEntry, c: m.Control, oid: str) -> m.Control:
         attrs = ctl.decode_read_entry_request(c.value)

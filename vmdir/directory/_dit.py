@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable
 
 from vmdir.model import dn as dnmod
 from vmdir.model.schema import Schema
@@ -178,5 +177,3 @@ def matched_dn(dn: str, n_rdns: int) -> str:
     rdns = dnmod.parse_dn(dn)
     return dnmod.format_dn(rdns[len(rdns) - n_rdns:])
 
-
-Clock = Callable[[], float]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -390,14 +390,3 @@ class _Nested:
             self.txn.commit()
         else:
             self.txn.abort()
-
-
-def iter_batches(it: Iterable[Any], n: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for x in it:
-        batch.append(x)
-        if len(batch) >= n:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
