@@ -392,29 +392,53 @@ class Directory:
     # ================================================================== writes
 
     def run_writes(self, ops: Sequence[Callable[[WriteTxn], Outcome]]) -> list[Outcome | BaseException]:
-        """Run write operations in ONE LMDB write transaction, each in a nested one.
+        """Run write operations in ONE LMDB write transaction (group commit).
 
-        Returns one Outcome (or the exception it raised) per op, in order. If the commit
-        itself fails, every op gets that exception. After a successful commit the
-        ``on_commit`` hooks run with the highest USN.
+        Returns one Outcome (or the exception it raised) per op, in order. The batch is
+        first run optimistically, ops directly in the transaction; if any op fails, that
+        transaction is aborted and the batch replayed with each op in a nested
+        transaction, so a failed op leaves nothing and the others still commit (ops
+        re-read what they change, so replaying them is safe). If the commit itself fails,
+        every op gets that exception. After a successful commit the ``on_commit`` hooks
+        run with the highest USN.
         """
-        results: list[Outcome | BaseException] = []
         try:
-            with self.store.write() as w:
-                self.dit.begin(w)
-                for op in ops:
-                    try:
-                        with w.nested() as child:
-                            results.append(op(child))
-                    except BaseException as exc:  # noqa: BLE001 - reported per op
-                        results.append(exc)
-                last = w.current_usn()
-        except BaseException as exc:  # commit failed: nothing of the batch is durable
+            results, last = self._run_batch(ops, isolate=False)
+        except _BatchFailed as failed:
+            if len(ops) == 1:  # nothing else to save: the aborted transaction wrote nothing
+                self.dit.forget()
+                return [failed.exc]
+            try:
+                results, last = self._run_batch(ops, isolate=True)
+            except Exception as exc:  # noqa: BLE001 - commit failed
+                self.dit.forget()
+                return [exc for _ in ops]
+        except Exception as exc:  # noqa: BLE001 - commit failed: nothing of the batch is durable
             self.dit.forget()
             return [exc for _ in ops]
         for hook in self.on_commit:
             hook(last)
         return results
+
+    def _run_batch(self, ops: Sequence[Callable[[WriteTxn], Outcome]], *, isolate: bool
+                   ) -> tuple[list[Outcome | BaseException], int]:
+        results: list[Outcome | BaseException] = []
+        with self.store.write() as w:
+            self.dit.begin(w)
+            for op in ops:
+                if not isolate:
+                    try:
+                        results.append(op(w))
+                    except Exception as exc:  # noqa: BLE001 - abort, replay isolated
+                        raise _BatchFailed(exc) from exc
+                    continue
+                try:
+                    with w.nested() as child:
+                        results.append(op(child))
+                except Exception as exc:  # noqa: BLE001 - reported per op
+                    results.append(exc)
+            last = w.current_usn()
+        return results, last
 
     # ---------------------------------------------------------------- metadata stamping
 
@@ -993,6 +1017,12 @@ class Directory:
 
 
 # ====================================================================== helpers
+
+class _BatchFailed(Exception):
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(repr(exc))
+        self.exc = exc
+
 
 class SlowBind(Exception):
     """The bind needs an expensive password hash: run it again with allow_slow=True elsewhere."""
