@@ -48,14 +48,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     from lightwave.nodes import prepare
 
     cfg = node_config(args)
-    generated, first = prepare(cfg)
+    generated = prepare(cfg)
     pidfile = os.path.join(cfg.data_dir, "lightwave.pid")
     with open(pidfile, "w") as f:
         f.write(f"{os.getpid()}\n")
     n = cfg.effective_workers
     _setup_logging(cfg.log_level)
     if n == 1:
-        _banner(cfg, generated, first, pending=True)
+        _banner(cfg, generated, pending=True)
         from lightwave.nodes import run_worker
         return run_worker(cfg, 0, 1)
     sup = Supervisor(cfg, n)
@@ -63,11 +63,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     if not _wait_port(cfg.listen, cfg.ldap_port or cfg.ldaps_port, 30, sup):
         sup.stop()
         raise CLIError("the LDAP workers did not start; see the log lines above")
-    _banner(cfg, generated, first)
+    _banner(cfg, generated)
     return sup.run()
 
 
-def _banner(cfg: NodeConfig, generated: str | None, first: bool, pending: bool = False) -> None:
+def _banner(cfg: NodeConfig, generated: str | None, pending: bool = False) -> None:
     from vmdir.directory import admin_dn, domain_dn
 
     base = domain_dn(cfg.domain)

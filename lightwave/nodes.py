@@ -6,7 +6,6 @@ import os
 import secrets
 import signal
 import socket
-import sys
 from typing import Any
 
 from lightwave.config import NodeConfig
@@ -36,28 +35,29 @@ def build_directory(cfg: NodeConfig, store: Store, counters: Any = None) -> Dire
     return d
 
 
-def ensure_indexes(d: Directory, progress: Any = None) -> list[str]:
-    """Build indexes that are configured but not yet built (e.g. after a config change)."""
-    built = []
+def ensure_indexes(d: Directory) -> None:
+    """Make the built indexes match the configuration: build those newly configured, and
+    forget those no longer configured, so that adding one back later rebuilds it (entries
+    written in between were not indexed)."""
     with d.store.read() as r:
         have = {k.removeprefix("indexed/") for k, _ in r.meta_prefix("indexed/")}
         empty = r.meta_int("next_id") == 0
-    todo = sorted(set(d.config.indexes) - have)
-    if not todo:
-        return built
+    want = set(d.config.indexes)
+    if have == want:
+        return
     with d.store.write() as w:
-        for attr in todo:
+        for attr in sorted(want - have):
             if not empty:
-                w.rebuild_index(attr, d.dit.index_keys, progress)
+                w.rebuild_index(attr, d.dit.index_keys)
             w.set_meta(f"indexed/{attr}", b"1")
-            built.append(attr)
-    return built
+        for attr in have - want:
+            w.del_meta(f"indexed/{attr}")
 
 
-def prepare(cfg: NodeConfig, out: Any = sys.stdout) -> tuple[str | None, bool]:
+def prepare(cfg: NodeConfig) -> str | None:
     """First-start work: data directory, identity, default tenant, TLS files.
 
-    Returns (admin password if it was generated now, whether this was the first start).
+    Returns the administrator's password if it was generated now (to be shown once).
     """
     from vmdir.server.tls import ensure_self_signed
 
@@ -65,11 +65,9 @@ def prepare(cfg: NodeConfig, out: Any = sys.stdout) -> tuple[str | None, bool]:
     os.chmod(cfg.data_dir, 0o700)
     store = open_store(cfg)
     generated = None
-    first = False
     try:
         d = build_directory(cfg, store)
         if not is_initialised(store):
-            first = True
             password = os.environ.get("LIGHTWAVE_ADMIN_PASSWORD")
             if not password:
                 password = generated = secrets.token_urlsafe(18)
@@ -79,7 +77,7 @@ def prepare(cfg: NodeConfig, out: Any = sys.stdout) -> tuple[str | None, bool]:
         store.close()
     if not cfg.tls_cert:
         ensure_self_signed(cfg.cert_file, cfg.key_file, ["localhost", "127.0.0.1", socket.gethostname()])
-    return generated, first
+    return generated
 
 
 def listen_reuseport(reactor: Any, host: str, port: int, factory: Any) -> Any:

@@ -10,9 +10,8 @@ from typing import Any, TextIO
 
 from lightwave.config import NodeConfig
 from lightwave.nodes import build_directory, open_store
-from vmdir.directory import Session, admin_dn
+from vmdir.directory import RELAX_OID, admin_dn
 from vmdir.model import ldif
-from vmdir.directory import RELAX_OID
 from vmdir.proto import messages as m
 from vmdir.proto.results import LDAPError
 
@@ -21,11 +20,6 @@ BATCH = 1000
 
 class OfflineError(Exception):
     pass
-
-
-def _admin_session(d: Any, cfg: NodeConfig) -> Session:
-    adm = admin_dn(cfg.domain)
-    return Session(dn=adm, ndn=d.dit.ndn(adm), is_admin=True, method="internal")
 
 
 def import_ldif(cfg: NodeConfig, path: str, *, keep_going: bool = False, quiet: bool = False) -> int:
@@ -40,7 +34,7 @@ def import_ldif(cfg: NodeConfig, path: str, *, keep_going: bool = False, quiet: 
     store = open_store(cfg, sync=False)
     try:
         d = build_directory(cfg, store)
-        s = _admin_session(d, cfg)
+        s = d.internal_session(admin_dn(cfg.domain))
         relax = (m.Control(RELAX_OID, True),)
         fh = sys.stdin if path == "-" else open(path, encoding="utf-8")
         total = os.path.getsize(path) if path != "-" else None

@@ -32,6 +32,12 @@ class AccessPolicy:
             return True
         return attr_key.split(";", 1)[0] not in SECRET_ATTRS
 
+    def visible_attrs(self, s: Session, attrs: dict[str, list[bytes]]) -> dict[str, list[bytes]]:
+        """``attrs`` without the attributes ``s`` may not see (nor use in filters)."""
+        if s.is_admin:
+            return attrs
+        return {k: v for k, v in attrs.items() if self.visible_attr(s, k)}
+
     def check_write(self, s: Session, target_id: int, attrs: set[str] | None, what: str) -> None:
         """Raise insufficientAccessRights unless ``s`` may make this write.
 

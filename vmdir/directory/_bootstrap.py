@@ -6,7 +6,6 @@ import os
 import uuid
 
 from vmdir.directory._directory import Directory
-from vmdir.directory._session import Session
 from vmdir.proto import messages as m
 from vmdir.proto.results import LDAPError
 from vmdir.store import Store
@@ -66,7 +65,7 @@ def initialise(d: Directory, domain: str, admin_password: str) -> None:
     base = domain_dn(domain)
     first = base.split(",", 1)[0].split("=", 1)[1]
     adm = admin_dn(domain)
-    s = Session(dn=adm, ndn=d.dit.ndn(adm), is_admin=True, method="internal")
+    s = d.internal_session(adm)
     reqs = [m.AddRequest(base, (
         ("objectClass", (b"top", b"domain", b"lightwaveTenant")),
         ("dc", (first.encode(),)),

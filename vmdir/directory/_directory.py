@@ -129,37 +129,27 @@ class Directory:
 
         An entry the session may not read is reported exactly as a missing one.
         """
-        rdns = self.dit.norm_rdns(dn)
-        eid, anc, n = self.dit.resolve(r, rdns)
-        if eid is None:
-            md = ""
-            if anc and (s is None or self._may_see(r, s, anc)):
-                md = matched_dn(dn, n)
-            raise LDAPError(RC.noSuchObject, "", md)
-        e = self._read_entry(r, eid)
-        if e is None or (s is not None and not self._may_see(r, s, eid)):
+        e = self._read_entry(r, self._find_id(r, dn, s))
+        if e is None:
             raise LDAPError(RC.noSuchObject)
         return e
 
-    def _find_id(self, r: ReadTxn, dn: str, s: Session) -> int:
+    def _find_id(self, r: ReadTxn, dn: str, s: Session | None) -> int:
         """Like _find, but only the id (no decoding of the entry)."""
         rdns = self.dit.norm_rdns(dn)
         eid, anc, n = self.dit.resolve(r, rdns)
         if eid is None:
-            md = matched_dn(dn, n) if anc and self._may_see(r, s, anc) else ""
+            md = matched_dn(dn, n) if anc and (s is None or self._may_see(r, s, anc)) else ""
             raise LDAPError(RC.noSuchObject, "", md)
-        if not self._may_see(r, s, eid):
+        if s is not None and not self._may_see(r, s, eid):
             raise LDAPError(RC.noSuchObject)
         return eid
 
     def _may_see(self, r: ReadTxn, s: Session, entry_id: int) -> bool:
-        if s.is_admin:
-            return True
-        if s.anonymous:
-            return False
-        return self.dit.dn_of(r, entry_id)[2] == s.root_id
+        return self.acl.can_read_entry(s, self.dit.dn_of(r, entry_id)[2])
 
-    def _check_controls(self, controls: Sequence[m.Control], allowed: frozenset[str]) -> dict[str, m.Control]:
+    def check_controls(self, controls: Sequence[m.Control], allowed: frozenset[str]) -> dict[str, m.Control]:
+        """The ``allowed`` controls by OID; an unknown critical one raises unavailableCriticalExtension."""
         out = {}
         for c in controls:
             if c.oid in allowed:
@@ -178,9 +168,11 @@ class Directory:
             raise LDAPError(RC.assertionFailed, "assertion control failed")
 
     def _attr_view(self, e: StoredEntry, s: Session) -> dict[str, list[bytes]]:
-        if s.is_admin:
-            return e.attrs
-        return {k: v for k, v in e.attrs.items() if k.split(";", 1)[0] not in SECRET_ATTRS}
+        return self.acl.visible_attrs(s, e.attrs)
+
+    def internal_session(self, dn: str) -> Session:
+        """An administrator session for the server's own work (first start, offline import)."""
+        return Session(dn=dn, ndn=self.dit.ndn(dn), is_admin=True, method="internal")
 
     def is_admin_dn(self, ndn: str) -> bool:
         return ndn in self.admin_ndns
@@ -195,7 +187,7 @@ class Directory:
         PBKDF2, crypt) raises SlowBind instead, so the caller can retry it off its event loop.
         """
         s.reset()
-        self._check_controls(controls, frozenset({ctl.PPOLICY_OID}))
+        self.check_controls(controls, frozenset({ctl.PPOLICY_OID}))
         if req.version != 3:
             raise LDAPError(RC.protocolError, "requested protocol version not allowed")
         if req.sasl_mechanism is not None:
@@ -302,7 +294,7 @@ class Directory:
 
     def search(self, s: Session, req: m.SearchRequest, controls: Sequence[m.Control] = ()) -> "SearchRun":
         """Start a search. Iterate the returned SearchRun for entries, then read its outcome."""
-        ctrls = self._check_controls(controls, self.SEARCH_CONTROLS)
+        ctrls = self.check_controls(controls, self.SEARCH_CONTROLS)
         return SearchRun(self, s, req, ctrls)
 
     def select_attrs(self, req_attrs: Sequence[str]) -> "Selection":
@@ -319,8 +311,7 @@ class Directory:
                plain: bool = False) -> m.SearchResultEntry | m.EncodedSearchResultEntry:
         """The search result for ``e``: stored wire bytes when all user attributes are asked for."""
         if sel.user_only and not types_only and not plain and e.wire_user is not None:
-            return m.EncodedSearchResultEntry(e.dn, e.wire_user + e.wire_secret if s.is_admin and e.wire_secret
-                                              else e.wire_user)
+            return self.wire_entry(s, e.dn, e.wire_user, e.wire_secret)
         out: list[tuple[str, tuple[bytes, ...]]] = []
         names = sel.admin_names if s.is_admin else sel.user_names
         for key, vals in e.attrs.items():
@@ -338,6 +329,11 @@ class Directory:
                 if vals:
                     out.append((self.display_name(key), () if types_only else tuple(vals)))
         return m.SearchResultEntry(e.dn, tuple(out))
+
+    def wire_entry(self, s: Session, dn: str, public: bytes, secret: bytes | None) -> m.EncodedSearchResultEntry:
+        """An entry's stored user attributes, with the secret ones only for those who may see them."""
+        return m.EncodedSearchResultEntry(dn, public + secret if secret and self.acl.visible_attr(s, "userpassword")
+                                          else public)
 
     def _computed(self, r: ReadTxn, e: StoredEntry, key: str) -> list[bytes]:
         if key == "entrydn":
@@ -358,7 +354,7 @@ class Directory:
     # ================================================================== compare
 
     def compare(self, s: Session, req: m.CompareRequest, controls: Sequence[m.Control] = ()) -> Outcome:
-        ctrls = self._check_controls(controls, frozenset({ctl.ASSERTION_OID, ctl.MANAGE_DSA_IT_OID}))
+        ctrls = self.check_controls(controls, frozenset({ctl.ASSERTION_OID, ctl.MANAGE_DSA_IT_OID}))
         key = self._canon(req.attr)
         with self.store.read() as r:
             self.dit.begin(r)
@@ -403,16 +399,13 @@ class Directory:
         run with the highest USN.
         """
         try:
-            results, last = self._run_batch(ops, isolate=False)
-        except _BatchFailed as failed:
-            if len(ops) == 1:  # nothing else to save: the aborted transaction wrote nothing
-                self.dit.forget()
-                return [failed.exc]
             try:
+                results, last = self._run_batch(ops, isolate=False)
+            except _BatchFailed as failed:
+                if len(ops) == 1:  # nothing else to save: the aborted transaction wrote nothing
+                    self.dit.forget()
+                    return [failed.exc]
                 results, last = self._run_batch(ops, isolate=True)
-            except Exception as exc:  # noqa: BLE001 - commit failed
-                self.dit.forget()
-                return [exc for _ in ops]
         except Exception as exc:  # noqa: BLE001 - commit failed: nothing of the batch is durable
             self.dit.forget()
             return [exc for _ in ops]
@@ -469,6 +462,30 @@ class Directory:
         except LDAPError:
             return v
 
+    def _save_change(self, w: WriteTxn, s: Session, e: StoredEntry, old: StoredEntry, changed: set[str],
+                     pv_add: dict[str, list[bytes]] | None = None, pv_del: dict[str, list[bytes]] | None = None,
+                     ) -> None:
+        """Store ``e`` in place of ``old`` (its state before the change): a new USN, the modify
+        stamps, replication metadata for the ``changed`` attributes and for the per-value
+        attributes' added and removed values, then one put with its name, index and USN rows."""
+        usn = w.alloc_usn()
+        now = self.clock()
+        now_ms = int(now * 1000)
+        e.attrs["modifytimestamp"] = [gentime(now)]
+        e.attrs["modifiersname"] = [s.dn.encode()]
+        e.attrs["usnchanged"] = [str(usn).encode()]
+        self._stamp(e, changed | {"modifytimestamp", "modifiersname", "usnchanged"}, usn, now_ms)
+        pv_add, pv_del = pv_add or {}, pv_del or {}
+        for a in PER_VALUE_ATTRS:
+            if a in pv_add or a in pv_del:
+                self._stamp_values(e, a, pv_add.get(a, []), pv_del.get(a, []), usn, now_ms)
+        old_usn = int(old.attrs.get("usnchanged", [b"0"])[0]) or None
+        self._write_entry(w, e, old, usn, old_usn, _nrdn_of(self, e), _nrdn_of(self, old))
+
+    def _names_changed(self, w: WriteTxn) -> None:
+        """A naming context or an entry's name changed: every process rereads roots and DNs."""
+        w.set_meta_int("dngen", w.meta_int("dngen") + 1)
+
     def _write_entry(self, w: WriteTxn, new: StoredEntry, old: StoredEntry | None, usn: int,
                      old_usn: int | None, nrdn: str, old_nrdn: str | None) -> None:
         self._set_wire(new)
@@ -524,7 +541,7 @@ class Directory:
 
     def add(self, s: Session, req: m.AddRequest, controls: Sequence[m.Control] = ()) -> Callable[[WriteTxn], Outcome]:
         """Validate what needs no store access now; return the op to run in the writer."""
-        ctrls = self._check_controls(controls, self.ADD_CONTROLS)
+        ctrls = self.check_controls(controls, self.ADD_CONTROLS)
         if s.anonymous:  # before any lookup: say 'authenticate', not 'no such object'
             self.acl.check_write(s, 0, None, "entry")
         rdns = self.dit.norm_rdns(req.dn)
@@ -563,7 +580,7 @@ class Directory:
             nrdns = self.dit.norm_rdns(req.dn)
             eid, anc, n = self.dit.resolve(w, nrdns)
             if eid is not None:
-                if not self._may_see(w, s, eid) and not s.is_admin:
+                if not self._may_see(w, s, eid):
                     raise LDAPError(RC.insufficientAccessRights, "no write access to parent")
                 raise LDAPError(RC.entryAlreadyExists)
             parent_n = len(nrdns) - 1
@@ -606,8 +623,8 @@ class Directory:
                 if a in e.attrs:
                     self._stamp_values(e, a, e.attrs[a], [], usn, now_ms)
             self._write_entry(w, e, None, usn, None, nrdn, None)
-            if parent_id == 0:  # a new naming context: every process must reread the roots
-                w.set_meta_int("dngen", w.meta_int("dngen") + 1)
+            if parent_id == 0:  # a new naming context
+                self._names_changed(w)
             out = Outcome()
             if ctl.POST_READ_OID in ctrls:
                 e.dn = req.dn if parent_id else rdn
@@ -628,7 +645,7 @@ class Directory:
     DELETE_CONTROLS = frozenset({ctl.PRE_READ_OID, ctl.ASSERTION_OID, ctl.MANAGE_DSA_IT_OID, ctl.SUBTREE_DELETE_OID})
 
     def delete(self, s: Session, req: m.DelRequest, controls: Sequence[m.Control] = ()) -> Callable[[WriteTxn], Outcome]:
-        ctrls = self._check_controls(controls, self.DELETE_CONTROLS)
+        ctrls = self.check_controls(controls, self.DELETE_CONTROLS)
         if s.anonymous:  # before any lookup: say 'authenticate', not 'no such object'
             self.acl.check_write(s, 0, None, "entry")
         self.dit.norm_rdns(req.dn)
@@ -662,28 +679,18 @@ class Directory:
         return op
 
     def _tombstone(self, w: WriteTxn, s: Session, e: StoredEntry) -> None:
-        usn = w.alloc_usn()
-        now = self.clock()
-        now_ms = int(now * 1000)
         old = e.copy()
-        old_usn = int(e.attrs.get("usnchanged", [b"0"])[0])
         keep = {"objectclass", "entryuuid", "usncreated", "createtimestamp", "creatorsname"}
-        removed = [a for a in e.attrs if a not in keep]
+        removed = {a for a in e.attrs if a not in keep}
+        pv_del = {a: e.attrs[a] for a in removed if a in PER_VALUE_ATTRS}
         for a in removed:
-            if a in PER_VALUE_ATTRS:
-                self._stamp_values(e, a, [], e.attrs[a], usn, now_ms)
             del e.attrs[a]
-        e.attrs["usnchanged"] = [str(usn).encode()]
-        e.attrs["modifytimestamp"] = [gentime(now)]
-        e.attrs["modifiersname"] = [s.dn.encode()]
         e.attrs["isdeleted"] = [b"TRUE"]
         e.attrs["lastknownparent"] = [(e.dn.split(",", 1)[1] if "," in e.dn else "").encode()]
         e.flags |= FLAG_DELETED
-        self._stamp(e, set(removed) | {"usnchanged", "modifytimestamp", "modifiersname", "isdeleted", "lastknownparent"}, usn, now_ms)
-        nrdn = _nrdn_of(self, e)
-        self._write_entry(w, e, old, usn, old_usn or None, nrdn, nrdn)
+        self._save_change(w, s, e, old, removed | {"isdeleted", "lastknownparent"}, pv_del=pv_del)
         if e.parent_id == 0:
-            w.set_meta_int("dngen", w.meta_int("dngen") + 1)
+            self._names_changed(w)
 
     # ---------------------------------------------------------------- modify
 
@@ -691,7 +698,7 @@ class Directory:
                                  ctl.PERMISSIVE_MODIFY_OID, RELAX_OID})
 
     def modify(self, s: Session, req: m.ModifyRequest, controls: Sequence[m.Control] = ()) -> Callable[[WriteTxn], Outcome]:
-        ctrls = self._check_controls(controls, self.MODIFY_CONTROLS)
+        ctrls = self.check_controls(controls, self.MODIFY_CONTROLS)
         if s.anonymous:  # before any lookup: say 'authenticate', not 'no such object'
             self.acl.check_write(s, 0, None, "entry")
         self.dit.norm_rdns(req.dn)
@@ -727,7 +734,6 @@ class Directory:
             if ctl.PRE_READ_OID in ctrls:
                 out_ctrls.append(self._read_control(w, s, e, ctrls[ctl.PRE_READ_OID], ctl.PRE_READ_OID))
             old = e.copy()
-            old_usn = int(e.attrs.get("usnchanged", [b"0"])[0])
             changed: set[str] = set()
             pv_add: dict[str, list[bytes]] = {}
             pv_del: dict[str, list[bytes]] = {}
@@ -798,18 +804,7 @@ class Directory:
                 if before is not None and after.lower() != before.lower():
                     raise LDAPError(RC.objectClassModsProhibited, "structural object class modification from '%s' to '%s' not allowed" % (before, after))
             self.schema.check_entry(e.attrs, validate=False)  # values validated on input
-            usn = w.alloc_usn()
-            now = self.clock()
-            now_ms = int(now * 1000)
-            e.attrs["modifytimestamp"] = [gentime(now)]
-            e.attrs["modifiersname"] = [s.dn.encode()]
-            e.attrs["usnchanged"] = [str(usn).encode()]
-            self._stamp(e, changed | {"modifytimestamp", "modifiersname", "usnchanged"}, usn, now_ms)
-            for a in PER_VALUE_ATTRS:
-                if a in pv_add or a in pv_del:
-                    self._stamp_values(e, a, pv_add.get(a, []), pv_del.get(a, []), usn, now_ms)
-            nrdn = _nrdn_of(self, e)
-            self._write_entry(w, e, old, usn, old_usn or None, nrdn, nrdn)
+            self._save_change(w, s, e, old, changed, pv_add, pv_del)
             if ctl.POST_READ_OID in ctrls:
                 out_ctrls.append(self._read_control(w, s, e, ctrls[ctl.POST_READ_OID], ctl.POST_READ_OID))
             return Outcome(controls=tuple(out_ctrls))
@@ -821,7 +816,7 @@ class Directory:
     MODDN_CONTROLS = frozenset({ctl.PRE_READ_OID, ctl.POST_READ_OID, ctl.ASSERTION_OID, ctl.MANAGE_DSA_IT_OID})
 
     def modify_dn(self, s: Session, req: m.ModifyDNRequest, controls: Sequence[m.Control] = ()) -> Callable[[WriteTxn], Outcome]:
-        ctrls = self._check_controls(controls, self.MODDN_CONTROLS)
+        ctrls = self.check_controls(controls, self.MODDN_CONTROLS)
         if s.anonymous:  # before any lookup: say 'authenticate', not 'no such object'
             self.acl.check_write(s, 0, None, "entry")
         self.dit.norm_rdns(req.dn)
@@ -865,8 +860,6 @@ class Directory:
             if existing is not None and existing != e.id:
                 raise LDAPError(RC.entryAlreadyExists)
             old = e.copy()
-            old_usn = int(e.attrs.get("usnchanged", [b"0"])[0])
-            old_nrdn = _nrdn_of(self, old)
             changed: set[str] = set()
             pv_add: dict[str, list[bytes]] = {}
             pv_del: dict[str, list[bytes]] = {}
@@ -899,25 +892,11 @@ class Directory:
                     pv_add.setdefault(t, []).append(vb)
                     changed.add(t)
             self.schema.check_entry(e.attrs, validate=False)  # values validated on input
-            usn = w.alloc_usn()
-            now = self.clock()
-            now_ms = int(now * 1000)
             e.parent_id = parent_id
             e.rdn = dnmod.format_dn(new_rdns)
-            e.attrs["modifytimestamp"] = [gentime(now)]
-            e.attrs["modifiersname"] = [s.dn.encode()]
-            e.attrs["usnchanged"] = [str(usn).encode()]
-            changed |= {"modifytimestamp", "modifiersname", "usnchanged"}
-            self._stamp(e, changed, usn, now_ms)
-            # the name itself carries metadata too, so renames resolve by the conflict rule
-            oldm = e.meta.get("_name")
-            e.meta["_name"] = (usn, (oldm[1] + 1) if oldm else 1, self.invocation, now_ms, usn)
-            for a in PER_VALUE_ATTRS:
-                if a in pv_add or a in pv_del:
-                    self._stamp_values(e, a, pv_add.get(a, []), pv_del.get(a, []), usn, now_ms)
-            self._write_entry(w, e, old, usn, old_usn or None, new_nrdn, old_nrdn)
-            # every process must drop its cached DNs
-            w.set_meta_int("dngen", w.meta_int("dngen") + 1)
+            # the name itself carries metadata ("_name") too, so renames resolve by the conflict rule
+            self._save_change(w, s, e, old, changed | {"_name"}, pv_add, pv_del)
+            self._names_changed(w)
             self.dit.forget()
             if ctl.POST_READ_OID in ctrls:
                 e.dn, e.ndn, _ = self.dit.dn_of(w, e.id, e.parent_id, e.rdn)
@@ -945,26 +924,16 @@ class Directory:
         hashed = pw.hash_password(new_pw, self.config.password_scheme, **self._pw_params)
 
         def op(w: WriteTxn) -> Outcome:
-            self.dit.begin(w)
             e = self._principal(w, target_name)
             if e is None or not self._may_see(w, s, e.id):
                 raise LDAPError(RC.noSuchObject, "user not found")
-            if e.id != s.entry_id and not s.is_admin:
-                raise LDAPError(RC.insufficientAccessRights, "no write access to the password of another user")
+            self.acl.check_write(s, e.id, {"userpassword"}, "the password of another user")
             if old_pw is not None and not any(pw.verify_password(old_pw, h) for h in e.attrs.get("userpassword", [])):
                 raise LDAPError(RC.unwillingToPerform, "unwilling to verify old password")
             old = e.copy()
-            old_usn = int(e.attrs.get("usnchanged", [b"0"])[0])
-            usn = w.alloc_usn()
-            now = self.clock()
             e.attrs["userpassword"] = [hashed]
-            e.attrs["pwdchangedtime"] = [gentime(now)]
-            e.attrs["modifytimestamp"] = [gentime(now)]
-            e.attrs["modifiersname"] = [s.dn.encode()]
-            e.attrs["usnchanged"] = [str(usn).encode()]
-            self._stamp(e, {"userpassword", "pwdchangedtime", "modifytimestamp", "modifiersname", "usnchanged"}, usn, int(now * 1000))
-            nrdn = _nrdn_of(self, e)
-            self._write_entry(w, e, old, usn, old_usn or None, nrdn, nrdn)
+            e.attrs["pwdchangedtime"] = [gentime(self.clock())]
+            self._save_change(w, s, e, old, {"userpassword", "pwdchangedtime"})
             return Outcome(extra=(None, ctl.encode_passwd_modify_response(generated) if generated else None))
 
         return op
@@ -1200,7 +1169,7 @@ class SearchRun:
             if req.scope == m.SCOPE_BASE:
                 e = StoredEntry(0, 0, req.base, special)
                 e.dn = req.base if rdns else ""
-                view = special if s.is_admin else {k: v for k, v in special.items() if d.acl.visible_attr(s, k)}
+                view = d.acl.visible_attrs(s, special)
                 if match(view, e.dn):
                     if ctl.ASSERTION_OID in self.ctrls:
                         d._assert(self.ctrls, e, s)
@@ -1243,12 +1212,12 @@ class SearchRun:
                 if flags & FLAG_DELETED or wu is None:
                     continue
                 dn, _, root = d.dit.dn_of(r, eid, parent, rdn)
-                if not s.is_admin and root != s.root_id:
+                if not d.acl.can_read_entry(s, root):
                     continue
                 if size and self.sent >= size:
                     raise LDAPError(RC.sizeLimitExceeded)
                 self.sent += 1
-                yield m.EncodedSearchResultEntry(dn, wu + ws if s.is_admin and ws else wu)
+                yield d.wire_entry(s, dn, wu, ws)
             return
         n_checked = 0
         matched_in_order = 0
@@ -1263,7 +1232,7 @@ class SearchRun:
             if e is None or e.deleted:
                 continue
             e.dn, e.ndn, root = d.dit.dn_of(r, eid, e.parent_id, e.rdn)
-            if not s.is_admin and root != s.root_id:
+            if not d.acl.can_read_entry(s, root):
                 continue
             if not match(d._attr_view(e, s), e.dn):
                 continue

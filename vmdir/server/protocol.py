@@ -11,6 +11,7 @@ from twisted.internet import defer, protocol, threads
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from vmdir.directory import OID_PASSWD, OID_STARTTLS, OID_WHOAMI, Directory, Outcome, SearchRun, Session, SlowBind
@@ -244,7 +245,7 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
         else:
             incident = secrets.token_hex(4)
             self.ctx.count("errors_internal")
-            log.failure("conn={conn} op={op} internal error, incident {incident}", failure=None if not isinstance(exc, Exception) else _failure(exc),
+            log.failure("conn={conn} op={op} internal error, incident {incident}", failure=Failure(exc),
                         conn=self.conn_id, op=msgid, incident=incident)
             out = Outcome(RC.other, f"internal error (incident {incident})")
         self._finish(msgid, op, out, t0)
@@ -264,7 +265,7 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
             elif isinstance(op, (m.AddRequest, m.ModifyRequest)) and _has_password(op):
                 # hashing a password is slow (argon2): prepare the write in the pool
                 prep = d.add if isinstance(op, m.AddRequest) else d.modify
-                dfr = threads.deferToThreadPool(self.ctx.reactor, self.ctx.threadpool, prep, self.session, op, controls)
+                dfr = self._in_pool(prep, self.session, op, controls)
                 dfr.addCallbacks(lambda fn: self._write(msgid, op, fn, t0), lambda f: self._fail(msgid, op, f.value, t0))
             elif isinstance(op, m.AddRequest):
                 self._write(msgid, op, d.add(self.session, op, controls), t0)
@@ -294,11 +295,15 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
             else:
                 self._finish(msgid, op, out, t0, f'dn="{dn_for_log}" method={self.session.method} ')
                 return
-        dfr = threads.deferToThreadPool(self.ctx.reactor, self.ctx.threadpool, self.ctx.directory.bind,
-                                        self.session, op, controls) if self.ctx.threadpool else \
-            defer.maybeDeferred(self.ctx.directory.bind, self.session, op, controls)
+        dfr = self._in_pool(self.ctx.directory.bind, self.session, op, controls)
         dfr.addCallbacks(lambda out: self._finish(msgid, op, out, t0, f'dn="{dn_for_log}" method={self.session.method} '),
                          lambda f: self._fail(msgid, op, f.value, t0))
+
+    def _in_pool(self, fn: Any, *args: Any) -> "defer.Deferred[Any]":
+        """Run blocking work (password hashing) off the reactor; inline when no pool is given."""
+        if self.ctx.threadpool is None:
+            return defer.maybeDeferred(fn, *args)
+        return threads.deferToThreadPool(self.ctx.reactor, self.ctx.threadpool, fn, *args)
 
     def _write(self, msgid: int, op: Any, fn: Any, t0: float) -> None:
         extra = f'dn="{getattr(op, "dn", "")}" '
@@ -308,14 +313,11 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
 
     def _extended(self, msgid: int, op: m.ExtendedRequest, controls: tuple[m.Control, ...], t0: float) -> None:
         d = self.ctx.directory
-        for c in controls:
-            if c.critical:
-                raise LDAPError(RC.unavailableCriticalExtension, f"critical control {c.oid} not supported")
+        d.check_controls(controls, frozenset())  # no extended operation takes a control
         if op.oid == OID_WHOAMI:
             self._finish(msgid, op, d.whoami(self.session), t0, "oid=whoami ")
         elif op.oid == OID_PASSWD:
-            dfr = threads.deferToThreadPool(self.ctx.reactor, self.ctx.threadpool, d.password_modify,
-                                            self.session, op.value)
+            dfr = self._in_pool(d.password_modify, self.session, op.value)
             dfr.addCallbacks(lambda fn: self._write(msgid, op, fn, t0), lambda f: self._fail(msgid, op, f.value, t0))
         elif op.oid == OID_STARTTLS:
             self._starttls(msgid, op, t0)
@@ -403,9 +405,6 @@ def _der(cert: Any) -> bytes:
     return crypto.dump_certificate(crypto.FILETYPE_ASN1, cert.original if hasattr(cert, "original") else cert)
 
 
-def _failure(exc: Exception) -> Any:
-    from twisted.python.failure import Failure
-    return Failure(exc)
 
 
 class LDAPFactory(protocol.Factory):

@@ -6,7 +6,6 @@ from vmdir.store._entrycodec import (
     AttrMeta,
     StoredEntry,
     ValueMeta,
-    decode_attrs_only,
     decode_wire,
     decode_entry,
     encode_entry,
@@ -28,7 +27,7 @@ from vmdir.store._store import (
 )
 
 __all__ = [
-    "FLAG_DELETED", "AttrMeta", "StoredEntry", "ValueMeta", "decode_attrs_only", "decode_wire", "decode_entry",
+    "FLAG_DELETED", "AttrMeta", "StoredEntry", "ValueMeta", "decode_wire", "decode_entry",
     "encode_entry", "KIND_EQ", "KIND_PRES", "KIND_SUB", "KIND_SUBFINAL", "KIND_SUBINIT", "SUB_N",
     "IndexKeys", "ReadTxn", "Store", "StoreError", "WriteTxn", "pack_u64", "unpack_u64",
 ]

@@ -100,16 +100,18 @@ def encode_entry(e: StoredEntry) -> bytes:
                          use_bin_type=True)
 
 
-def _body(entry_id: int, data: bytes) -> tuple[list[Any], list[Any]]:
+def _record(data: bytes) -> list[Any]:
+    """The outer record, body still encoded. Raises ValueError on an unknown format."""
     rec = msgpack.unpackb(data, raw=False, use_list=True)
     if rec[0] != FORMAT:
-        raise ValueError(f"entry {entry_id}: unknown record format {rec[0]!r}")
-    return rec, msgpack.unpackb(rec[4], raw=False, use_list=True)
+        raise ValueError(f"unknown entry record format {rec[0]!r}")
+    return rec
 
 
 def decode_entry(entry_id: int, data: bytes) -> StoredEntry:
     """Return the entry encoded in ``data``. Raises ValueError on an unknown format."""
-    rec, body = _body(entry_id, data)
+    rec = _record(data)
+    body = msgpack.unpackb(rec[4], raw=False, use_list=True)
     attrs: dict[str, list[bytes]] = {}
     meta: dict[str, AttrMeta] = {}
     vmeta: dict[str, list[ValueMeta]] = {}
@@ -123,15 +125,7 @@ def decode_entry(entry_id: int, data: bytes) -> StoredEntry:
     return StoredEntry(entry_id, rec[1], rec[2], attrs, meta, vmeta, rec[3], "", "", rec[5], rec[6])
 
 
-def decode_attrs_only(data: bytes) -> tuple[int, str, int, dict[str, list[bytes]]]:
-    """Reads that need no metadata: (parent_id, rdn, flags, attrs)."""
-    rec, body = _body(0, data)
-    return rec[1], rec[2], rec[3], {a[0]: a[1] for a in body if a[1]}
-
-
 def decode_wire(data: bytes) -> tuple[int, str, int, bytes | None, bytes | None]:
     """The cheapest read: (parent_id, rdn, flags, wire_user, wire_secret); the body stays encoded."""
-    rec = msgpack.unpackb(data, raw=False, use_list=True)
-    if rec[0] != FORMAT:
-        raise ValueError(f"unknown record format {rec[0]!r}")
+    rec = _record(data)
     return rec[1], rec[2], rec[3], rec[5], rec[6]

@@ -242,11 +242,6 @@ class ReadTxn:
             return 0
         return cur.count()
 
-    def all_ids(self) -> Iterator[int]:
-        cur = self.txn.cursor(db=self.store.db_entries)
-        for k in cur.iternext(keys=True, values=False):
-            yield unpack_u64(k)
-
     def changes_since(self, usn: int) -> Iterator[tuple[int, int]]:
         """(local usn, entry id) of the latest change of each entry, above ``usn``, in order."""
         cur = self.txn.cursor(db=self.store.db_usn)
@@ -341,12 +336,7 @@ class WriteTxn(ReadTxn):
         t.put(pack_u64(usn), key, db=s.db_usn)
         t.put(key, encode_entry(new), db=s.db_entries)
 
-    def purge(self, entry: StoredEntry, usn: int) -> None:
-        """Remove a tombstone for good (entries and usn rows)."""
-        self.txn.delete(pack_u64(entry.id), db=self.store.db_entries)
-        self.txn.delete(pack_u64(usn), db=self.store.db_usn)
-
-    def rebuild_index(self, attr: str, index_keys: IndexKeys, progress: Callable[[int], None] | None = None) -> int:
+    def rebuild_index(self, attr: str, index_keys: IndexKeys) -> int:
         """(Re)build index ``attr`` from the entries; returns the number of entries indexed."""
         s = self.store
         idb = s.db_idx[attr]
@@ -362,8 +352,6 @@ class WriteTxn(ReadTxn):
                 for ik in index_keys(attr, vals):
                     self.txn.put(_cap_key(ik), bytes(k), db=idb, dupdata=True)
                 n += 1
-            if progress is not None:
-                progress(1)
         return n
 
 

@@ -185,3 +185,28 @@ def test_bind_to_missing_dn_costs_like_a_real_user(d: Directory) -> None:
         with pytest.raises(LDAPError) as exc:
             d.bind(Session(), m.BindRequest(3, name, b"wrong"))
         assert exc.value.code == ResultCode.invalidCredentials
+
+
+def test_an_index_dropped_then_configured_again_is_rebuilt(tmp_path) -> None:
+    from lightwave.nodes import ensure_indexes
+    from vmdir.directory import DEFAULT_INDEXES
+
+    def open_dir(indexes):
+        cfg = DirectoryConfig(indexes=indexes, password_params=(("time_cost", 1), ("memory_cost", 8)))
+        store = Store(str(tmp_path / "db3"), map_size=1 << 30, indexes={k: set(v) for k, v in indexes.items()})
+        inv, sid, _ = node_identity(store)
+        dr = Directory(store, Schema.default(), cfg, invocation=inv, server_id=sid, admin_dns=[ADMIN], clock=Clock())
+        ensure_indexes(dr)
+        return dr
+
+    without_uid = {k: v for k, v in DEFAULT_INDEXES.items() if k != "uid"}
+    dr = open_dir(dict(DEFAULT_INDEXES))
+    initialise(dr, "lightwave.local", "pw")
+    dr.store.close()
+    dr = open_dir(without_uid)  # uid no longer indexed: entries added now get no uid index rows
+    run(dr, dr.add(admin(dr), m.AddRequest(f"uid=late,cn=Users,{BASE}", (("objectClass", (b"account",)), ("uid", (b"late",))))))
+    dr.store.close()
+    dr = open_dir(dict(DEFAULT_INDEXES))  # configured again: must be rebuilt, not trusted
+    found = [e.dn for e in dr.search(admin(dr), m.SearchRequest(BASE, 2, 0, 0, 0, False, m.Equality("uid", b"late"), ("1.1",)))]
+    assert found == [f"uid=late,cn=Users,{BASE}"]
+    dr.store.close()
