@@ -3,15 +3,16 @@ and runs one LDAP worker process (several share the ports with SO_REUSEPORT)."""
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import socket
+import sys
 from typing import Any
 
 from lightwave.config import NodeConfig
 from vmdir.directory import (
-    Directory, admin_dn, initialise, is_initialised, node_identity, write_secret,
+    Directory, admin_dn, admins_group_dn, domain_dn, exists, initialise, is_initialised, node_identity, write_secret,
 )
+from vmdir.model.password import generate_password
 from vmdir.model.schema import Schema
 from vmdir.store import Store
 
@@ -30,7 +31,8 @@ def open_store(cfg: NodeConfig, *, sync: bool | None = None) -> Store:
 def build_directory(cfg: NodeConfig, store: Store, counters: Any = None) -> Directory:
     inv, sid, _ = node_identity(store, cfg.server_id)
     d = Directory(store, Schema.default(), cfg.directory, invocation=inv, server_id=sid,
-                  admin_dns=[admin_dn(cfg.domain)], counters=counters)
+                  admin_dns=[admin_dn(cfg.domain)], system_admins=admins_group_dn(cfg.domain),
+                  system_tenant=domain_dn(cfg.domain), counters=counters)
     ensure_indexes(d)
     return d
 
@@ -69,8 +71,10 @@ def prepare(cfg: NodeConfig) -> str | None:
         d = build_directory(cfg, store)
         if not is_initialised(store):
             password = os.environ.get("LIGHTWAVE_ADMIN_PASSWORD")
-            if not password:
-                password = generated = secrets.token_urlsafe(18)
+            if not password and exists(d, admin_dn(cfg.domain)):
+                password = "unused: the administrator was imported"
+            elif not password:
+                password = generated = generate_password()
                 write_secret(os.path.join(cfg.data_dir, ADMIN_PASSWORD_FILE), password)
             initialise(d, cfg.domain, password)
     finally:
@@ -101,6 +105,7 @@ def run_worker(cfg: NodeConfig, slot: int, slots: int) -> int:
     from twisted.logger import Logger
     from twisted.protocols.tls import TLSMemoryBIOFactory
 
+    from vmdir.server.audit import AuditLog
     from vmdir.server.monitor import Counters
     from vmdir.server.protocol import LDAPFactory, Limits, ServerContext
     from vmdir.server.tls import server_options
@@ -110,6 +115,7 @@ def run_worker(cfg: NodeConfig, slot: int, slots: int) -> int:
     counters = Counters(os.path.join(cfg.data_dir, "counters"), slot, slots)
     store = open_store(cfg)
     d = build_directory(cfg, store, counters)
+    d.audit_sink = AuditLog(sys.stderr)
     writer = WriteQueue(reactor, d)
     reactor.suggestThreadPoolSize(8)
     tls = server_options(cfg.cert_file, cfg.key_file, cfg.tls_client_ca or None)

@@ -124,9 +124,19 @@ def test_sasl_external_with_client_certificate(tmp_path_factory: pytest.TempPath
     srv.start()
     try:
         env = dict(os.environ, LDAPTLS_REQCERT="never", LDAPTLS_CERT=str(cert_pem), LDAPTLS_KEY=str(key_pem))
+        # someone guessing locks the forest administrator's password binds...
+        for _ in range(5):
+            assert run_tool("ldapwhoami", "-H", srv.url, "-x", "-D", ADMIN, "-w", "guess-Pw-1").returncode == 49
+        r = run_tool("ldapwhoami", "-H", srv.url, "-x", "-e", "ppolicy", "-D", ADMIN, "-w", ADMIN_PW)
+        assert r.returncode == 49 and "Account locked" in r.stdout + r.stderr
+        # ...but the certificate still gets in, and from there the administrator unlocks itself
         r = run_tool("ldapwhoami", "-H", srv.ldaps_url, "-Y", "EXTERNAL", "-Q", env=env)
         assert r.returncode == 0, r.stderr
         assert r.stdout.strip().lower() == f"dn:{ADMIN}".lower()
+        r = run_tool("ldapmodify", "-H", srv.ldaps_url, "-Y", "EXTERNAL", "-Q", env=env,
+                     input=f"dn: {ADMIN}\nchangetype: modify\ndelete: pwdAccountLockedTime\n")
+        assert r.returncode == 0, r.stderr
+        assert run_tool("ldapwhoami", "-H", srv.url, "-x", "-D", ADMIN, "-w", ADMIN_PW).returncode == 0
         # without a certificate: inappropriateAuthentication
         r = run_tool("ldapwhoami", "-H", srv.ldaps_url, "-Y", "EXTERNAL", "-Q",
                      env=dict(os.environ, LDAPTLS_REQCERT="never"))

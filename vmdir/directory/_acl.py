@@ -1,52 +1,313 @@
 """Access decisions: the one place that says who may do what.
 
-Baseline policy (issue 2; full rules stored in the directory come later):
-- anonymous: the root DSE and the subschema only;
-- administrators: everything;
-- an authenticated principal: read its own naming context, except secrets;
-  change its own password; nothing else.
-Secrets (password hashes, later private keys) are visible to administrators only,
-and cannot be used in filters or compares by anyone else.
+Rules live in the directory (``lightwaveAci`` values on any entry, so they replicate) and
+apply to that entry and its whole subtree, inside its tenant only. One rule:
+
+    allow|deny RIGHTS [on ATTRS] by SUBJECT
+
+- RIGHTS: comma-separated ``read`` (search, compare, read), ``write`` (modify attributes),
+  ``add`` (create entries below), ``delete``, or ``all`` (all four, protected attributes too).
+- ATTRS: ``*`` (default: every attribute except the protected ones) or a comma-separated list.
+  Protected attributes (password hashes, private keys, the rules themselves) are only covered
+  by ``all`` or by naming them.
+- SUBJECT: ``users`` (any principal of this tenant), ``self`` (the entry itself),
+  ``anonymous``, ``dn:<DN>`` or ``group:<DN>`` (a member, through nested groups too).
+
+``deny`` beats ``allow``. A principal never matches a rule of another tenant, so nothing
+of a tenant is visible or writable from another one. Forest administrators (members of the
+system tenant's Administrators group) may do everything everywhere; anonymous sessions
+see the root DSE and the schema, plus what a tenant explicitly allows ``anonymous``.
+What a session may not read it cannot use in a filter or a compare either.
 """
 from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from vmdir.directory._session import Session
 from vmdir.proto.results import LDAPError, ResultCode
 
-SECRET_ATTRS = frozenset({"userpassword", "lightwaveprivatekey"})
-SELF_WRITABLE = frozenset({"userpassword"})
+PROTECTED_ATTRS = frozenset({"userpassword", "lightwaveprivatekey", "lightwavesigningkey", "lightwaveaci",
+                             "lightwaveoidcclientsecret", "pwdhistory"})
+SECRET_ATTRS = PROTECTED_ATTRS  # the stored wire form keeps these apart (see Directory._set_wire)
+RIGHTS = ("read", "write", "add", "delete")
+SUBJECTS = ("users", "self", "anonymous", "dn", "group")
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    allow: bool
+    rights: frozenset[str]
+    attrs: frozenset[str] | None  # None: '*'
+    everything: bool  # 'all': protected attributes too
+    subject: str
+    target: str = ""  # normalised DN for dn: and group:
+    text: str = ""
+
+
+def parse_rule(text: str, norm_dn: Callable[[str], str], canon_attr: Callable[[str], str]) -> Rule:
+    """Parse one ``lightwaveAci`` value. Raises ValueError saying what is wrong."""
+    words = text.strip().split(None, 1)
+    if len(words) != 2 or words[0].lower() not in ("allow", "deny"):
+        raise ValueError("a rule starts with 'allow' or 'deny'")
+    allow = words[0].lower() == "allow"
+    head, sep, who = words[1].rpartition(" by ")
+    if not sep:
+        raise ValueError("a rule needs 'by SUBJECT'")
+    head_words = head.split(None, 1)
+    if not head_words:
+        raise ValueError("a rule needs its rights (read, write, add, delete, all)")
+    rights: set[str] = set()
+    everything = False
+    for r in head_words[0].lower().split(","):
+        if r == "all":
+            everything = True
+            rights.update(RIGHTS)
+        elif r in RIGHTS:
+            rights.add(r)
+        else:
+            raise ValueError(f"unknown right {r!r} (use read, write, add, delete, all)")
+    attrs: frozenset[str] | None = None
+    if len(head_words) > 1:
+        rest = head_words[1].strip()
+        if not rest.lower().startswith("on "):
+            raise ValueError(f"expected 'on ATTRS' or 'by SUBJECT', got {rest!r}")
+        names = [a.strip() for a in rest[3:].split(",") if a.strip()]
+        if not names:
+            raise ValueError("'on' needs attribute names or '*'")
+        if names != ["*"]:
+            attrs = frozenset(canon_attr(a).split(";", 1)[0] for a in names)
+    who = who.strip()
+    kind, _, arg = who.partition(":")
+    kind = kind.strip().lower()
+    if kind in ("users", "self", "anonymous") and not arg:
+        return Rule(allow, frozenset(rights), attrs, everything, kind, "", text)
+    if kind in ("dn", "group") and arg.strip():
+        return Rule(allow, frozenset(rights), attrs, everything, kind, norm_dn(arg.strip()), text)
+    raise ValueError(f"unknown subject {who!r} (use users, self, anonymous, dn:DN, group:DN)")
+
+
+def default_rules(tenant_dn: str) -> list[str]:
+    """The rules a new tenant starts with (stored on its naming context entry)."""
+    return [
+        f"allow all by group:cn=Administrators,cn=Groups,{tenant_dn}",
+        "allow read by users",
+        "allow write on userPassword,displayName,telephoneNumber,mobile,preferredLanguage by self",
+    ]
+
+
+class View:
+    """What one session may do with the entries of one rule scope (computed once, cached)."""
+
+    __slots__ = ("key", "read_all", "read_names", "read_prot", "deny_read_all", "deny_read", "write_all",
+                 "write_names", "write_prot", "deny_write_all", "deny_write", "add", "delete", "read", "plain",
+                 "secrets")
+    _keys = itertools.count(1)
+
+    def __init__(self) -> None:
+        self.key = next(View._keys)
+        self.read_all = self.read_prot = self.deny_read_all = False
+        self.write_all = self.write_prot = self.deny_write_all = False
+        self.read_names: set[str] = set()
+        self.deny_read: set[str] = set()
+        self.write_names: set[str] = set()
+        self.deny_write: set[str] = set()
+        self.add = self.delete = False
+        self.read = self.plain = self.secrets = False
+
+    @classmethod
+    def everything(cls) -> "View":
+        v = cls()
+        v.read_all = v.read_prot = v.write_all = v.write_prot = v.add = v.delete = True
+        v.finish()
+        return v
+
+    def finish(self) -> "View":
+        self.read = (self.read_all or bool(self.read_names) or self.read_prot) and not self.deny_read_all
+        # the stored wire bytes of all user attributes may be sent as they are
+        self.plain = self.read and self.read_all and not self.deny_read
+        self.secrets = self.plain and self.read_prot
+        return self
+
+    def can_read(self, key: str) -> bool:
+        if not self.read:
+            return False
+        base = key.split(";", 1)[0]
+        if base in self.deny_read:
+            return False
+        if base in PROTECTED_ATTRS:
+            return self.read_prot or base in self.read_names
+        return self.read_all or base in self.read_names
+
+    def readable(self, attrs: dict[str, list[bytes]]) -> dict[str, list[bytes]]:
+        """``attrs`` without what this view may not read (nor use in filters)."""
+        if self.secrets and not self.deny_read:
+            return attrs
+        return {k: v for k, v in attrs.items() if self.can_read(k)}
+
+    def can_write(self, key: str) -> bool:
+        base = key.split(";", 1)[0]
+        if self.deny_write_all or base in self.deny_write:
+            return False
+        if base in PROTECTED_ATTRS:
+            return self.write_prot or base in self.write_names
+        return self.write_all or base in self.write_names
+
+
+NOTHING = View().finish()
+EVERYTHING = View.everything()
+
+
+@dataclass(slots=True)
+class Holder:
+    id: int
+    ndn: str
+    root: int
+    rules: list[Rule]
 
 
 class AccessPolicy:
-    """Decides reads and writes. Stateless: everything it needs is in the session and target."""
+    """Decides reads and writes from the stored rules.
 
-    def can_read_entry(self, s: Session, entry_root_id: int) -> bool:
+    ``load`` returns the rule holders of the database as of a read transaction; it is
+    called again when the rules generation (a meta counter bumped by every write to
+    rules) moves. ``groups_of`` returns the groups (normalised DNs, nested ones included)
+    a DN belongs to; a session's groups and views are recomputed when the policy
+    generation (bumped by writes to rules, group membership or password policies) moves.
+    """
+
+    def __init__(self, load: Callable[[object], list[Holder]],
+                 groups_of: Callable[[object, str], frozenset[str]],
+                 policy_gen: Callable[[object], int], rules_gen: Callable[[object], int] | None = None) -> None:
+        self._load = load
+        self._groups_of = groups_of
+        self._policy_gen = policy_gen
+        self._rules_gen = rules_gen or policy_gen
+        self._lock = threading.Lock()
+        self._gen = -1
+        self._holders: dict[int, list[Holder]] = {}
+        self.system_admins = ""  # normalised DN of the forest administrators' group
+        self.on_deny: Callable[[Session, str], None] | None = None  # audit hook
+
+    # ------------------------------------------------------------------ state
+
+    def sync(self, r: object, s: Session | None = None) -> None:
+        """Bring the rule cache (and ``s``'s groups and views) up to ``r``'s policy generation."""
+        rgen = self._rules_gen(r)
+        if rgen != self._gen:
+            holders = self._load(r)
+            by_root: dict[int, list[Holder]] = {}
+            for h in holders:
+                by_root.setdefault(h.root, []).append(h)
+            for hs in by_root.values():
+                hs.sort(key=lambda h: h.ndn.count(","))
+            with self._lock:
+                if rgen >= self._gen:
+                    self._holders, self._gen = by_root, rgen
+        if s is None:
+            return
+        gen = self._policy_gen(r)
+        if s is not None and s.acl_gen != gen and s.ndn:
+            self.refresh_session(r, s, gen)
+
+    def refresh_session(self, r: object, s: Session, gen: int | None = None) -> None:
+        s.groups = self._groups_of(r, s.ndn) if s.ndn else frozenset()
+        s.views = {}
+        s.acl_gen = self._policy_gen(r) if gen is None else gen
+        if s.method != "internal":
+            s.is_admin = s.forest_admin_dn or (bool(self.system_admins) and self.system_admins in s.groups)
+
+    # ------------------------------------------------------------------ decisions
+
+    def view(self, s: Session, entry_id: int, ndn: str, root: int) -> View:
+        """What ``s`` may do with the entry ``entry_id`` (normalised DN ``ndn``, in naming context ``root``)."""
         if s.is_admin:
-            return True
-        if s.anonymous:
-            return False
-        return entry_root_id == s.root_id
+            return EVERYTHING
+        hs = self._holders.get(root)
+        if not hs:
+            return NOTHING
+        if len(hs) == 1 and hs[0].id == root:
+            key: tuple[int, ...] = (root,)
+        else:
+            key = tuple(h.id for h in hs if h.id == entry_id or ndn.endswith("," + h.ndn) or h.id == root)
+        self_ = entry_id == s.entry_id and entry_id != 0
+        v = s.views.get((key, self_))
+        if v is None:
+            v = self._compute(s, [h for h in hs if h.id in key], root, self_)
+            if len(s.views) > 512:
+                s.views.clear()
+            s.views[(key, self_)] = v
+        return v
 
-    def visible_attr(self, s: Session, attr_key: str) -> bool:
-        if s.is_admin:
-            return True
-        return attr_key.split(";", 1)[0] not in SECRET_ATTRS
+    def _compute(self, s: Session, holders: list[Holder], root: int, self_: bool) -> View:
+        v = View()
+        same_tenant = bool(s.ndn) and s.root_id == root
+        for h in holders:
+            for rule in h.rules:
+                if not _matches(rule, s, same_tenant, self_):
+                    continue
+                for right in rule.rights:
+                    if right in ("read", "write"):
+                        _grant(v, right, rule)
+                    elif rule.allow:
+                        setattr(v, right, True)  # add / delete
+        # deny beats allow, whatever order the rules came in
+        for h in holders:
+            for rule in h.rules:
+                if not rule.allow and _matches(rule, s, same_tenant, self_):
+                    if "add" in rule.rights:
+                        v.add = False
+                    if "delete" in rule.rights:
+                        v.delete = False
+        return v.finish()
 
-    def visible_attrs(self, s: Session, attrs: dict[str, list[bytes]]) -> dict[str, list[bytes]]:
-        """``attrs`` without the attributes ``s`` may not see (nor use in filters)."""
-        if s.is_admin:
-            return attrs
-        return {k: v for k, v in attrs.items() if self.visible_attr(s, k)}
+    def check_write(self, s: Session, v: View, attrs: set[str] | None, what: str) -> None:
+        """Raise insufficientAccessRights unless the view allows the write.
 
-    def check_write(self, s: Session, target_id: int, attrs: set[str] | None, what: str) -> None:
-        """Raise insufficientAccessRights unless ``s`` may make this write.
-
-        ``attrs`` are the attribute keys a modify touches (None for add/delete/rename).
+        ``attrs`` are the attribute keys a modify touches; None means the entry itself
+        (``what`` = 'entry' for delete/rename, 'parent' for add below it).
         """
         if s.is_admin:
             return
         if s.anonymous:
             raise LDAPError(ResultCode.insufficientAccessRights, f"no write access to {what}: authentication required")
-        if attrs is not None and target_id == s.entry_id and attrs <= SELF_WRITABLE:
-            return
-        raise LDAPError(ResultCode.insufficientAccessRights, f"no write access to {what}")
+        if attrs is None:
+            ok = v.add if what in ("parent", "new superior") else v.delete
+        else:
+            ok = all(v.can_write(a) for a in attrs)
+        if not ok:
+            if self.on_deny is not None:
+                self.on_deny(s, f"write {what}" + (f" ({', '.join(sorted(attrs))})" if attrs else ""))
+            raise LDAPError(ResultCode.insufficientAccessRights, f"no write access to {what}")
+
+
+def _matches(rule: Rule, s: Session, same_tenant: bool, self_: bool) -> bool:
+    subj = rule.subject
+    if subj == "anonymous":
+        return not s.ndn
+    if not same_tenant:
+        return False
+    if subj == "users":
+        return True
+    if subj == "self":
+        return self_
+    if subj == "dn":
+        return s.ndn == rule.target
+    return rule.target in s.groups  # group
+
+
+def _grant(v: View, kind: str, rule: Rule) -> None:
+    if rule.allow:
+        if rule.attrs is None:
+            setattr(v, kind + "_all", True)
+            if rule.everything:
+                setattr(v, kind + "_prot", True)
+        else:
+            getattr(v, kind + "_names").update(rule.attrs)
+    else:
+        if rule.attrs is None:
+            setattr(v, "deny_" + kind + "_all", True)
+        else:
+            getattr(v, "deny_" + kind).update(rule.attrs)

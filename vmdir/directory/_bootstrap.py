@@ -5,24 +5,14 @@ from __future__ import annotations
 import os
 import uuid
 
+from vmdir.directory._acl import default_rules
 from vmdir.directory._directory import Directory
+from vmdir.directory._tenants import admin_dn, domain_dn, system_requests, tenant_requests
 from vmdir.proto import messages as m
 from vmdir.proto.results import LDAPError
 from vmdir.store import Store
 
-CONTAINERS = ("Users", "Groups", "Computers", "ServiceAccounts")
-
-
-def domain_dn(domain: str) -> str:
-    """``lightwave.local`` -> ``dc=lightwave,dc=local``."""
-    parts = [p for p in domain.strip().strip(".").split(".") if p]
-    if not parts:
-        raise ValueError(f"invalid domain name {domain!r}")
-    return ",".join(f"dc={p}" for p in parts)
-
-
-def admin_dn(domain: str) -> str:
-    return f"cn=Administrator,cn=Users,{domain_dn(domain)}"
+LAYOUT = 2  # 2: system context, tenant registry, stored access rules and password policy
 
 
 def node_identity(store: Store, server_id: int = 1) -> tuple[bytes, int, bool]:
@@ -51,46 +41,63 @@ def new_invocation(store: Store) -> bytes:
 
 
 def is_initialised(store: Store) -> bool:
+    """Whether the database holds the default tenant in the current layout."""
     with store.read() as r:
-        return r.meta("initialised") is not None
+        return r.meta("initialised") is not None and r.meta_int("layout") >= LAYOUT
+
+
+def exists(d: Directory, dn: str) -> bool:
+    """Whether an entry named ``dn`` exists (tombstones do not count)."""
+    with d.store.read() as r:
+        d.dit.begin(r)
+        eid = d.dit.id_of(r, dn)
+        if eid is None:
+            return False
+        e = r.get(eid)
+        return e is not None and not e.deleted
 
 
 def initialise(d: Directory, domain: str, admin_password: str) -> None:
-    """Create the default tenant: its naming context, containers and administrator.
+    """Create the system context and the default (system) tenant: its naming context,
+    containers, administrator, rules and policy. Also brings a database made by an older
+    version up to the current layout.
 
-    Idempotent: does nothing if the database is already initialised.
+    Idempotent: entries that already exist are left alone (an LDIF imported before the
+    first start may hold some, the administrator included, whose password is then the
+    imported one).
     """
-    if is_initialised(d.store):
-        return
+    with d.store.read() as r:
+        if r.meta("initialised") is not None and r.meta_int("layout") >= LAYOUT:
+            return
+    s = d.internal_session(admin_dn(domain))
+    reqs = system_requests() + tenant_requests(domain, admin_password.encode(), "The system tenant")
+    ops = [d.add(s, r) for r in reqs if not exists(d, r.dn)]
     base = domain_dn(domain)
-    first = base.split(",", 1)[0].split("=", 1)[1]
-    adm = admin_dn(domain)
-    s = d.internal_session(adm)
-    reqs = [m.AddRequest(base, (
-        ("objectClass", (b"top", b"domain", b"lightwaveTenant")),
-        ("dc", (first.encode(),)),
-        ("lightwaveTenantName", (domain.encode(),)),
-    ))]
-    for c in CONTAINERS:
-        reqs.append(m.AddRequest(f"cn={c},{base}", (
-            ("objectClass", (b"top", b"lightwaveContainer")), ("cn", (c.encode(),)),
-        )))
-    reqs.append(m.AddRequest(adm, (
-        ("objectClass", (b"top", b"person", b"organizationalPerson", b"inetOrgPerson", b"lightwaveUser")),
-        ("cn", (b"Administrator",)), ("sn", (b"Administrator",)), ("uid", (b"administrator",)),
-        ("userPrincipalName", (f"administrator@{domain}".encode(),)),
-        ("userPassword", (admin_password.encode(),)),
-        ("description", (b"Forest administrator",)),
-    )))
-    reqs.append(m.AddRequest(f"cn=Administrators,cn=Groups,{base}", (
-        ("objectClass", (b"top", b"groupOfNames")), ("cn", (b"Administrators",)), ("member", (adm.encode(),)),
-    )))
-    ops = [d.add(s, r) for r in reqs]
+    root_rules = _missing_root_rules(d, base)
+    if root_rules is not None:
+        ops.append(d.modify(s, m.ModifyRequest(base, root_rules)))
     for res in d.run_writes(ops):
         if isinstance(res, BaseException):
             raise res
     with d.store.write() as w:
         w.set_meta("initialised", domain.encode())
+        w.set_meta_int("layout", LAYOUT)
+
+
+def _missing_root_rules(d: Directory, base: str) -> tuple[m.Change, ...] | None:
+    """Changes giving an existing tenant root (older layout, or imported) its default rules."""
+    with d.store.read() as r:
+        d.dit.begin(r)
+        eid = d.dit.id_of(r, base)
+        e = r.get(eid) if eid is not None else None
+        if e is None or e.attrs.get("lightwaveaci"):
+            return None
+        classes = {c.lower() for c in e.attrs.get("objectclass", [])}
+    changes = []
+    if b"lightwavetenant" not in classes:
+        changes.append(m.Change(m.MOD_ADD, "objectClass", (b"lightwaveTenant",)))
+    changes.append(m.Change(m.MOD_ADD, "lightwaveAci", tuple(x.encode() for x in default_rules(base))))
+    return tuple(changes)
 
 
 def write_secret(path: str, text: str) -> None:
@@ -100,5 +107,5 @@ def write_secret(path: str, text: str) -> None:
         f.write(text + "\n")
 
 
-__all__ = ["initialise", "is_initialised", "node_identity", "new_invocation", "domain_dn", "admin_dn",
+__all__ = ["initialise", "is_initialised", "exists", "node_identity", "new_invocation", "domain_dn", "admin_dn",
            "write_secret", "LDAPError"]

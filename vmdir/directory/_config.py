@@ -19,6 +19,17 @@ DEFAULT_INDEXES: dict[str, frozenset[str]] = {
     "dnshostname": frozenset({"eq"}),
 }
 
+# Indexes the directory itself relies on (bind by UPN, group membership, access rules):
+# always maintained, whatever the configuration lists.
+REQUIRED_INDEXES: dict[str, frozenset[str]] = {
+    "objectclass": frozenset({"eq"}),
+    "member": frozenset({"eq"}),
+    "uniquemember": frozenset({"eq"}),
+    "userprincipalname": frozenset({"eq"}),
+    "lightwaveaci": frozenset({"pres"}),
+}
+DEFAULT_INDEXES["lightwaveaci"] = frozenset({"pres"})
+
 # Attributes whose values carry their own replication metadata (DESIGN section 4).
 PER_VALUE_ATTRS = frozenset({"member", "uniquemember", "memberuid"})
 
@@ -34,6 +45,10 @@ class DirectoryConfig:
     vendor_version: str = "0.1.0"
 
     def __post_init__(self) -> None:
+        merged = dict(self.indexes)
+        for attr, kinds in REQUIRED_INDEXES.items():
+            merged[attr] = merged.get(attr, frozenset()) | kinds
+        object.__setattr__(self, "indexes", merged)
         for name in ("size_limit", "time_limit", "unindexed_limit"):
             if getattr(self, name) < 0:
                 raise ValueError(f"vmdir.{name} must be >= 0")

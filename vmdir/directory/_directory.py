@@ -13,10 +13,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from vmdir.directory._acl import SECRET_ATTRS, AccessPolicy
+from vmdir.directory._acl import EVERYTHING, NOTHING, SECRET_ATTRS, AccessPolicy, Holder, View, parse_rule
 from vmdir.directory._config import PER_VALUE_ATTRS, DirectoryConfig
+from vmdir.directory import _ppolicy as pp
 from vmdir.directory._dit import DIT, matched_dn
+from vmdir.directory._groups import MEMBER_ATTRS, groups_of, member_ids
 from vmdir.directory._session import Session
+from vmdir.directory._tenants import OID_TENANT_CREATE, OID_TENANT_DELETE
 from vmdir.model import dn as dnmod
 from vmdir.ber import encode_attribute_list
 from vmdir.model import password as pw
@@ -44,14 +47,19 @@ SUPPORTED_CONTROLS = frozenset({
 })
 
 # operational attributes we compute on read
-COMPUTED = ("entrydn", "hassubordinates", "numsubordinates", "subschemasubentry", "structuralobjectclass")
+COMPUTED = ("entrydn", "hassubordinates", "numsubordinates", "subschemasubentry", "structuralobjectclass", "memberof")
+# a write touching one of these changes who may do what: every process re-reads rules and groups
+POLICY_ATTRS = ("member", "uniquemember", "lightwaveaci", "pwdattribute", "pwdminlength", "pwdinhistory",
+                "pwdmaxage", "pwdlockout", "pwdmaxfailure", "pwdlockoutduration", "pwdfailurecountinterval",
+                "pwdexpirewarning", "lightwavepwdminclasses", "lightwavepwdscheme", "lightwavepwdcost")
 # operational attributes stamped on write (NO-USER-MODIFICATION for clients)
 STAMPED = frozenset({"entryuuid", "createtimestamp", "modifytimestamp", "creatorsname", "modifiersname",
                      "usncreated", "usnchanged", "structuralobjectclass"})
 
 
-def gentime(ts: float) -> bytes:
-    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y%m%d%H%M%SZ").encode()
+def gentime(ts: float, frac: bool = False) -> bytes:
+    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime(
+        "%Y%m%d%H%M%S.%fZ" if frac else "%Y%m%d%H%M%SZ").encode()
 
 
 @dataclass(slots=True)
@@ -63,6 +71,7 @@ class Outcome:
     matched_dn: str = ""
     controls: tuple[m.Control, ...] = ()
     extra: Any = None  # op-specific (extended response name/value, bind creds)
+    after: Any = None  # a write op to commit before answering (a bind's failure count)
 
 
 class Directory:
@@ -81,6 +90,8 @@ class Directory:
         invocation: bytes,
         server_id: int,
         admin_dns: Sequence[str] = (),
+        system_admins: str = "",
+        system_tenant: str = "",
         clock: Callable[[], float] = time.time,
         supported_sasl: Sequence[str] = ("EXTERNAL", "PLAIN"),
         counters: Any = None,
@@ -92,8 +103,13 @@ class Directory:
         self.server_id = server_id
         self.clock = clock
         self.dit = DIT(schema, config.indexes)
-        self.acl = AccessPolicy()
+        self.acl = AccessPolicy(self._load_holders, self._session_groups, _policy_gen, _rules_gen)
+        self.acl.system_admins = self.dit.ndn(system_admins) if system_admins else ""
+        self.acl.on_deny = lambda s, what: self.audit("access_denied", s, what=what)
         self.admin_ndns = {self.dit.ndn(d) for d in admin_dns}
+        self.system_tenant = system_tenant
+        self.audit_sink: Callable[[dict[str, Any]], None] | None = None  # set by the server
+        self._policies: dict[int, tuple[int, pp.PasswordPolicy]] = {}
         self.supported_sasl = tuple(supported_sasl)
         self.counters = counters
         self.on_commit: list[Callable[[int], None]] = []  # called with the last USN after each commit
@@ -146,7 +162,54 @@ class Directory:
         return eid
 
     def _may_see(self, r: ReadTxn, s: Session, entry_id: int) -> bool:
-        return self.acl.can_read_entry(s, self.dit.dn_of(r, entry_id)[2])
+        return self._view(r, s, entry_id).read
+
+    def _view(self, r: ReadTxn, s: Session, entry_id: int) -> View:
+        """What ``s`` may do with entry ``entry_id``."""
+        if s.is_admin:
+            return EVERYTHING
+        _, ndn, root = self.dit.dn_of(r, entry_id)
+        return self.acl.view(s, entry_id, ndn, root)
+
+    def _begin(self, r: ReadTxn, s: Session | None = None) -> None:
+        """Call at the start of every transaction: names, rules and the session's groups up to date."""
+        self.dit.begin(r)
+        self.acl.sync(r, s)
+
+    def _load_holders(self, r: Any) -> list[Holder]:
+        out = []
+        for eid in r.index_ids("lightwaveaci", KIND_PRES) or ():
+            e = r.get(eid)
+            if e is None or e.deleted:
+                continue
+            _, ndn, root = self.dit.dn_of(r, eid, e.parent_id, e.rdn)
+            rules = []
+            for v in e.attrs.get("lightwaveaci", []):
+                try:
+                    rules.append(self._parse_rule(v))
+                except (ValueError, LDAPError):
+                    continue  # refused on write; an old or replicated bad value grants nothing
+            out.append(Holder(eid, ndn, root, rules))
+        return out
+
+    def _parse_rule(self, v: bytes) -> Any:
+        return parse_rule(v.decode("utf-8"), self.dit.ndn, self._canon)
+
+    def _session_groups(self, r: Any, ndn: str) -> frozenset[str]:
+        return frozenset(groups_of(r, self.dit, ndn))
+
+    def group_members(self, r: ReadTxn, gid: int) -> list[str]:
+        e = r.get(gid)
+        if e is None or e.deleted:
+            return []
+        out = []
+        for a in MEMBER_ATTRS:
+            for v in e.attrs.get(a, []):
+                try:
+                    out.append(self.dit.ndn(v.decode("utf-8", "replace")))
+                except LDAPError:
+                    continue
+        return out
 
     def check_controls(self, controls: Sequence[m.Control], allowed: frozenset[str]) -> dict[str, m.Control]:
         """The ``allowed`` controls by OID; an unknown critical one raises unavailableCriticalExtension."""
@@ -158,21 +221,18 @@ class Directory:
                 raise LDAPError(RC.unavailableCriticalExtension, f"critical control {c.oid} not supported")
         return out
 
-    def _assert(self, ctrls: dict[str, m.Control], e: StoredEntry, s: Session) -> None:
+    def _assert(self, r: ReadTxn, ctrls: dict[str, m.Control], e: StoredEntry, s: Session) -> None:
         c = ctrls.get(ctl.ASSERTION_OID)
         if c is None:
             return
         f = ctl.decode_assertion(c.value)
-        view = self._attr_view(e, s)
+        view = self._view(r, s, e.id or e.parent_id).readable(e.attrs) if e.id or e.parent_id else e.attrs
         if not compile_filter(f, self.schema)(view, e.dn):
             raise LDAPError(RC.assertionFailed, "assertion control failed")
 
-    def _attr_view(self, e: StoredEntry, s: Session) -> dict[str, list[bytes]]:
-        return self.acl.visible_attrs(s, e.attrs)
-
     def internal_session(self, dn: str) -> Session:
         """An administrator session for the server's own work (first start, offline import)."""
-        return Session(dn=dn, ndn=self.dit.ndn(dn), is_admin=True, method="internal")
+        return Session(dn=dn, ndn=self.dit.ndn(dn), is_admin=True, forest_admin_dn=True, method="internal")
 
     def is_admin_dn(self, ndn: str) -> bool:
         return ndn in self.admin_ndns
@@ -187,11 +247,11 @@ class Directory:
         PBKDF2, crypt) raises SlowBind instead, so the caller can retry it off its event loop.
         """
         s.reset()
-        self.check_controls(controls, frozenset({ctl.PPOLICY_OID}))
+        want_pp = ctl.PPOLICY_OID in self.check_controls(controls, frozenset({ctl.PPOLICY_OID}))
         if req.version != 3:
             raise LDAPError(RC.protocolError, "requested protocol version not allowed")
         if req.sasl_mechanism is not None:
-            return self._sasl_bind(s, req)
+            return self._sasl_bind(s, req, want_pp, allow_slow)
         if req.password is None:  # an authentication choice we do not know (e.g. Sicily)
             raise LDAPError(RC.authMethodNotSupported, "authentication method not supported")
         password = req.password
@@ -201,9 +261,10 @@ class Directory:
             return Outcome()
         if not password:
             raise LDAPError(RC.unwillingToPerform, "unauthenticated bind (DN with no password) disallowed")
-        self._password_login(s, req.name, password, allow_slow)
-        s.method = "simple"
-        return Outcome()
+        out = self._password_login(s, req.name, password, allow_slow, want_pp)
+        if out.code == RC.success:
+            s.method = "simple"
+        return out
 
     def _principal(self, r: ReadTxn, name: str) -> StoredEntry | None:
         """The entry a bind name designates: a DN, or a user principal name (user@domain)."""
@@ -224,29 +285,131 @@ class Directory:
         eid, _, _ = self.dit.resolve(r, rdns)
         return self._read_entry(r, eid) if eid is not None else None
 
-    def _password_login(self, s: Session, name: str, password: bytes, allow_slow: bool = True) -> None:
+    def _password_login(self, s: Session, name: str, password: bytes, allow_slow: bool = True,
+                        want_pp: bool = False) -> Outcome:
+        """Check a password under the tenant's password policy.
+
+        A failure answers invalidCredentials whatever the reason (a locked account does not
+        tell whether the password was right); the ppolicy control, when asked for, says
+        why. Failures are recorded (``Outcome.after``, a write to commit before answering)
+        and lock the account after the policy's maximum.
+        """
         with self.store.read() as r:
-            self.dit.begin(r)
+            self._begin(r)
             e = self._principal(r, name)
             if e is None:
                 # the same work as a real check, so timing does not tell whether the DN exists
                 if not allow_slow and _slow_hash(self._dummy_hash):
                     raise SlowBind()
                 pw.verify_password(password, self._dummy_hash)
-                raise LDAPError(RC.invalidCredentials)
+                self.audit("bind_failure", s, dn=name, reason="no such entry")
+                return Outcome(RC.invalidCredentials)
             stored = e.attrs.get("userpassword", [])
             root = self.dit.dn_of(r, e.id)[2]
-        if not allow_slow and any(_slow_hash(h) for h in stored):
-            raise SlowBind()
-        if not any(pw.verify_password(password, h) for h in stored):
-            raise LDAPError(RC.invalidCredentials)
-        self._login(s, e, root)
+            policy = self.policy_of(r, root)
+            now = self.clock()
+            if pp.locked(policy, e.attrs, now):
+                self.audit("bind_failure", s, dn=e.dn, reason="account locked")
+                return Outcome(RC.invalidCredentials, controls=(pp.response_control(pp.LOCKED),) if want_pp else ())
+            if not allow_slow and any(_slow_hash(h) for h in stored):
+                raise SlowBind()
+            if not any(pw.verify_password(password, h) for h in stored):
+                self.audit("bind_failure", s, dn=e.dn, reason="invalid credentials")
+                return Outcome(RC.invalidCredentials, after=self._record_failure(e.id, policy, now))
+            if e.attrs.get("accountdisabled", [b""])[0].upper() == b"TRUE":
+                self.audit("bind_failure", s, dn=e.dn, reason="account disabled")
+                return Outcome(RC.invalidCredentials, "account disabled")
+            expired, warn = pp.expired(policy, e.attrs, now)
+            if expired:
+                self.audit("bind_failure", s, dn=e.dn, reason="password expired")
+                return Outcome(RC.invalidCredentials, controls=(pp.response_control(pp.EXPIRED),) if want_pp else ())
+            self._login(s, e, root, r)
+        self.audit("bind", s, dn=e.dn)
+        out = Outcome(controls=(pp.response_control(None, warn),) if want_pp and warn is not None else ())
+        if e.attrs.get("pwdfailuretime"):
+            out.after = self._clear_failures(e.id)
+        return out
 
-    def _login(self, s: Session, e: StoredEntry, root: int) -> None:
+    def _record_failure(self, eid: int, policy: pp.PasswordPolicy, now: float) -> Callable[[WriteTxn], Outcome]:
+        def op(w: WriteTxn) -> Outcome:
+            e = self._read_entry(w, eid)
+            if e is None:
+                return Outcome()
+            old = e.copy()
+            recent = pp.recent_failures(policy, e.attrs, now)[-63:] + [gentime(now, frac=True)]
+            e.attrs["pwdfailuretime"] = recent
+            changed = {"pwdfailuretime"}
+            if (policy.lockout and policy.max_failure and len(recent) >= policy.max_failure
+                    and not e.attrs.get("pwdaccountlockedtime")):
+                e.attrs["pwdaccountlockedtime"] = [gentime(now)]
+                changed.add("pwdaccountlockedtime")
+                self.audit("lockout", None, dn=e.dn, failures=len(recent))
+            self._save_change(w, Session(dn=e.dn), e, old, changed)
+            return Outcome()
+        return op
+
+    def _clear_failures(self, eid: int) -> Callable[[WriteTxn], Outcome]:
+        def op(w: WriteTxn) -> Outcome:
+            e = self._read_entry(w, eid)
+            if e is None or not e.attrs.get("pwdfailuretime"):
+                return Outcome()
+            old = e.copy()
+            del e.attrs["pwdfailuretime"]
+            self._save_change(w, Session(dn=e.dn), e, old, {"pwdfailuretime"})
+            return Outcome()
+        return op
+
+    def policy_of(self, r: ReadTxn, root: int) -> pp.PasswordPolicy:
+        """The password policy of the tenant whose naming context is ``root``."""
+        gen = r.meta_int("polgen")
+        hit = self._policies.get(root)
+        if hit is not None and hit[0] == gen:
+            return hit[1]
+        policy = pp.NO_POLICY
+        rdn = self.dit.dn_of(r, root)[0]
+        pid = self.dit.id_of(r, f"{pp.POLICY_RDN},{rdn}")
+        if pid is not None:
+            e = r.get(pid)
+            if e is not None and not e.deleted:
+                policy = pp.PasswordPolicy.from_attrs(e.attrs)
+        if len(self._policies) > 4096:
+            self._policies.clear()
+        self._policies[root] = (gen, policy)
+        return policy
+
+    def policy_for_dn(self, dn: str) -> pp.PasswordPolicy:
+        """The password policy that governs an entry named ``dn`` (existing or not)."""
+        with self.store.read() as r:
+            self.dit.begin(r)
+            _, anc, _ = self.dit.resolve(r, self.dit.norm_rdns(dn))
+            if not anc:
+                return pp.NO_POLICY
+            return self.policy_of(r, self.dit.dn_of(r, anc)[2])
+
+    def audit(self, event: str, s: Session | None, **fields: Any) -> None:
+        """A security event for the audit log (never secrets)."""
+        if self.audit_sink is None:
+            return
+        rec: dict[str, Any] = {"event": event}
+        if s is not None:
+            rec["who"] = s.dn or "anonymous"
+            if s.peer:
+                rec["peer"] = s.peer
+        rec.update(fields)
+        self.audit_sink(rec)
+
+    def _login(self, s: Session, e: StoredEntry, root: int, r: ReadTxn | None = None) -> None:
         s.dn, s.ndn, s.entry_id, s.root_id = e.dn, e.ndn, e.id, root
-        s.is_admin = self.is_admin_dn(e.ndn)
+        s.forest_admin_dn = self.is_admin_dn(e.ndn)
+        s.is_admin = s.forest_admin_dn
+        if r is not None:
+            self.acl.refresh_session(r, s)
+            return
+        with self.store.read() as r2:
+            self._begin(r2)
+            self.acl.refresh_session(r2, s)
 
-    def _sasl_bind(self, s: Session, req: m.BindRequest) -> Outcome:
+    def _sasl_bind(self, s: Session, req: m.BindRequest, want_pp: bool = False, allow_slow: bool = True) -> Outcome:
         mech = (req.sasl_mechanism or "").upper()
         if mech not in self.supported_sasl:
             raise LDAPError(RC.authMethodNotSupported, "SASL(-4): no mechanism available: unknown mechanism")
@@ -263,8 +426,14 @@ class Directory:
                     want = self._principal(r, authz.removeprefix("dn:"))
                     if want is None or want.id != e.id:
                         raise LDAPError(RC.insufficientAccessRights, "authorization identity not permitted")
-                self._login(s, e, self.dit.dn_of(r, e.id)[2])
+                if e.attrs.get("accountdisabled", [b""])[0].upper() == b"TRUE" and not self.is_admin_dn(e.ndn):
+                    self.audit("bind_failure", s, dn=e.dn, method="EXTERNAL", reason="account disabled")
+                    return Outcome(RC.invalidCredentials, "account disabled")
+                # no lockout here: a certificate is not guessable, and it is the way back in for
+                # an administrator whose password binds were locked by someone guessing
+                self._login(s, e, self.dit.dn_of(r, e.id)[2], r)
             s.method = "EXTERNAL"
+            self.audit("bind", s, dn=s.dn, method="EXTERNAL")
             return Outcome()
         # PLAIN (RFC 4616): [authzid] NUL authcid NUL passwd
         if not s.tls:
@@ -274,7 +443,9 @@ class Directory:
             raise LDAPError(RC.invalidCredentials, "SASL(-13): malformed PLAIN credentials")
         authz, authc, passwd = parts[0].decode("utf-8", "replace"), parts[1].decode("utf-8", "replace"), parts[2]
         authc = authc.removeprefix("dn:").removeprefix("u:")
-        self._password_login(s, authc, passwd)
+        out = self._password_login(s, authc, passwd, allow_slow, want_pp)
+        if out.code != RC.success:
+            return out
         if authz and authz.removeprefix("dn:").removeprefix("u:") not in ("", authc):
             target = authz.removeprefix("dn:").removeprefix("u:")
             with self.store.read() as r:
@@ -284,9 +455,10 @@ class Directory:
                 s.reset()
                 raise LDAPError(RC.insufficientAccessRights, "SASL(-14): authorization failure")
             with self.store.read() as r:
-                self._login(s, want, self.dit.dn_of(r, want.id)[2])
+                self._begin(r)
+                self._login(s, want, self.dit.dn_of(r, want.id)[2], r)
         s.method = "PLAIN"
-        return Outcome()
+        return out
 
     # ================================================================== search
 
@@ -308,34 +480,38 @@ class Directory:
         return sel
 
     def render(self, r: ReadTxn, s: Session, e: StoredEntry, sel: "Selection", types_only: bool,
-               plain: bool = False) -> m.SearchResultEntry | m.EncodedSearchResultEntry:
+               plain: bool = False, view: View | None = None) -> m.SearchResultEntry | m.EncodedSearchResultEntry:
         """The search result for ``e``: stored wire bytes when all user attributes are asked for."""
-        if sel.user_only and not types_only and not plain and e.wire_user is not None:
-            return self.wire_entry(s, e.dn, e.wire_user, e.wire_secret)
+        if view is None:
+            view = self._view(r, s, e.id)
+        if sel.user_only and not types_only and not plain and e.wire_user is not None and view.plain:
+            return self.wire_entry(view, e.dn, e.wire_user, e.wire_secret)
         out: list[tuple[str, tuple[bytes, ...]]] = []
-        names = sel.admin_names if s.is_admin else sel.user_names
+        names = sel.names_for(view)
         for key, vals in e.attrs.items():
             name = names.get(key)
             if name is None:
-                name = names[key] = (self.display_name(key) if sel.wants(key, self) and
-                                     self.acl.visible_attr(s, key) else "")
+                name = names[key] = (self.display_name(key) if sel.wants(key, self) and view.can_read(key) else "")
             if name:
                 out.append((name, () if types_only else tuple(vals)))
         if sel.any_operational:
             for key in COMPUTED:
-                if not sel.wants(key, self) or key in e.attrs:
+                if not sel.wants(key, self) or key in e.attrs or not view.can_read(key):
                     continue
-                vals = self._computed(r, e, key)
+                vals = self._computed(r, e, key, s)
                 if vals:
                     out.append((self.display_name(key), () if types_only else tuple(vals)))
         return m.SearchResultEntry(e.dn, tuple(out))
 
-    def wire_entry(self, s: Session, dn: str, public: bytes, secret: bytes | None) -> m.EncodedSearchResultEntry:
-        """An entry's stored user attributes, with the secret ones only for those who may see them."""
-        return m.EncodedSearchResultEntry(dn, public + secret if secret and self.acl.visible_attr(s, "userpassword")
-                                          else public)
+    @staticmethod
+    def wire_entry(view: View, dn: str, public: bytes, secret: bytes | None) -> m.EncodedSearchResultEntry:
+        """An entry's stored user attributes (``view.plain``), protected ones only for those who may see them."""
+        return m.EncodedSearchResultEntry(dn, public + secret if secret and view.secrets else public)
 
-    def _computed(self, r: ReadTxn, e: StoredEntry, key: str) -> list[bytes]:
+    def _computed(self, r: ReadTxn, e: StoredEntry, key: str, s: Session | None = None) -> list[bytes]:
+        if key == "memberof":
+            return [self.dit.dn_of(r, gid)[0].encode() for gid in groups_of(r, self.dit, e.ndn).values()
+                    if s is None or self._may_see(r, s, gid)]
         if key == "entrydn":
             return [e.dn.encode()]
         if key == "subschemasubentry":
@@ -357,20 +533,20 @@ class Directory:
         ctrls = self.check_controls(controls, frozenset({ctl.ASSERTION_OID, ctl.MANAGE_DSA_IT_OID}))
         key = self._canon(req.attr)
         with self.store.read() as r:
-            self.dit.begin(r)
+            self._begin(r, s)
             if not s.is_admin and self.dit.ndn(req.dn) in (self.dit.ndn(SUBSCHEMA_DN),):
                 raise LDAPError(RC.insufficientAccessRights)
             e = self._find(r, req.dn, s)
-            self._assert(ctrls, e, s)
+            self._assert(r, ctrls, e, s)
             base = key.split(";", 1)[0]
-            if not self.acl.visible_attr(s, base):
+            if not self._view(r, s, e.id).can_read(base):
                 raise LDAPError(RC.insufficientAccessRights, "no compare access to " + self.display_name(base))
             at = self.schema.attribute(base)
             if at is None or at.equality is None:
                 raise LDAPError(RC.inappropriateMatching, f"{self.display_name(key)}: no equality matching rule")
             vals = [v for k, vv in e.attrs.items() if k == key or k.startswith(key + ";") for v in vv]
             if not vals and base in COMPUTED:
-                vals = self._computed(r, e, base)
+                vals = self._computed(r, e, base, s)
         if not vals:
             raise LDAPError(RC.noSuchAttribute)
         try:
@@ -417,7 +593,7 @@ class Directory:
                    ) -> tuple[list[Outcome | BaseException], int]:
         results: list[Outcome | BaseException] = []
         with self.store.write() as w:
-            self.dit.begin(w)
+            self._begin(w)
             for op in ops:
                 if not isolate:
                     try:
@@ -468,6 +644,7 @@ class Directory:
         """Store ``e`` in place of ``old`` (its state before the change): a new USN, the modify
         stamps, replication metadata for the ``changed`` attributes and for the per-value
         attributes' added and removed values, then one put with its name, index and USN rows."""
+        self._audit_write(w, s, e, "modify", changed)
         usn = w.alloc_usn()
         now = self.clock()
         now_ms = int(now * 1000)
@@ -490,6 +667,10 @@ class Directory:
                      old_usn: int | None, nrdn: str, old_nrdn: str | None) -> None:
         self._set_wire(new)
         w.put(new, old, nrdn=nrdn, old_nrdn=old_nrdn, usn=usn, old_usn=old_usn, index_keys=self.dit.index_keys)
+        if _policy_relevant(new, old, POLICY_ATTRS):
+            w.set_meta_int("polgen", w.meta_int("polgen") + 1)
+            if _policy_relevant(new, old, ("lightwaveaci",)):
+                w.set_meta_int("acigen", w.meta_int("acigen") + 1)
 
     def _set_wire(self, e: StoredEntry) -> None:
         """Pre-encode the entry's user attributes (public, secret) for searches that return them all."""
@@ -506,20 +687,91 @@ class Directory:
         e.wire_user = encode_attribute_list(public)
         e.wire_secret = encode_attribute_list(secret)
 
-    def _prepare_values(self, s: Session, key: str, values: Sequence[bytes], *, allow_hashed: bool) -> list[bytes]:
-        """Validate values of ``key`` and hash clear-text passwords."""
+    def _prepare_values(self, s: Session, key: str, values: Sequence[bytes], *, dn: str) -> list[bytes]:
+        """Validate values of ``key`` (for the entry ``dn``); check clear-text passwords against
+        the tenant's password policy and hash them with its scheme."""
         base = key.split(";", 1)[0]
         out = []
         for i, v in enumerate(values):
+            if base == "lightwaveaci":
+                try:
+                    self._parse_rule(v)
+                except (ValueError, UnicodeDecodeError, LDAPError) as exc:
+                    raise LDAPError(RC.invalidAttributeSyntax, f"lightwaveAci: value #{i} invalid: {exc}") from None
             if base == "userpassword":
                 if not v:
                     raise LDAPError(RC.invalidAttributeSyntax, f"{self.display_name(base)}: value #{i} invalid per syntax")
-                if not (pw.is_hashed(v) and (allow_hashed or s.is_admin)):
-                    v = pw.hash_password(v, self.config.password_scheme, **self._pw_params)
+                v = self._new_password(s, v, self.policy_for_dn(dn))
             else:
                 self.schema.validate(base, v, index=i)
             out.append(v)
         return out
+
+    def _new_password(self, s: Session, v: bytes, policy: pp.PasswordPolicy) -> bytes:
+        """The stored form of a new password: checked against ``policy``, then hashed."""
+        if pw.is_hashed(v):
+            if policy.check_quality >= 2 and not s.is_admin:
+                raise LDAPError(RC.constraintViolation, "the password policy does not accept pre-hashed passwords")
+            return v
+        bad = policy.quality_error(v)
+        if bad is not None:
+            raise LDAPError(RC.constraintViolation, bad[1])
+        scheme = policy.scheme or self.config.password_scheme
+        params = dict(self._pw_params) if scheme == self.config.password_scheme else {}
+        if policy.cost:
+            params["time_cost" if scheme == "ARGON2" else "iterations"] = policy.cost
+        try:
+            return pw.hash_password(v, scheme, **params)
+        except (ValueError, TypeError):  # a policy naming a scheme we cannot hash with
+            return pw.hash_password(v, self.config.password_scheme, **self._pw_params)
+
+    def _modify_history_check(self, s: Session, dn: str, values: list[bytes]) -> None:
+        with self.store.read() as r:
+            self._begin(r, s)
+            eid = self.dit.id_of(r, dn)
+            e = self._read_entry(r, eid) if eid is not None else None
+            if e is None:
+                return  # the op reports it
+            policy = self.policy_of(r, self.dit.dn_of(r, eid)[2])
+        for v in values:
+            self._check_history(e, v, policy)
+
+    def _audit_write(self, w: WriteTxn, s: Session, e: StoredEntry, op: str, changed: set[str] | None) -> None:
+        """Changes made by administrators (forest or tenant) to entries other than their own."""
+        if self.audit_sink is None or s.method == "internal" or not s.ndn or s.ndn == e.ndn:
+            return
+        if s.is_admin or self._view(w, s, e.id if e.id else e.parent_id).write_prot:
+            if e.deleted:
+                op = "delete"
+            fields: dict[str, Any] = {"op": op, "dn": e.dn}
+            if changed:
+                fields["attrs"] = sorted(a for a in changed if not a.startswith("_"))
+            self.audit("admin_change", s, **fields)
+
+    def _check_history(self, e: StoredEntry, clear: bytes, policy: pp.PasswordPolicy) -> None:
+        """Refuse a new password that is the current one or in the account's history."""
+        if not policy.history or pw.is_hashed(clear):
+            return
+        hashes = list(e.attrs.get("userpassword", []))
+        hashes += [h for h in (pp.history_hash(v) for v in e.attrs.get("pwdhistory", [])) if h]
+        if any(pw.verify_password(clear, h) for h in hashes[:policy.history + 1]):
+            raise LDAPError(RC.constraintViolation, "Password is in history of old passwords")
+
+    def _password_changed(self, e: StoredEntry, old: StoredEntry, policy: pp.PasswordPolicy) -> set[str]:
+        """Bookkeeping after ``e``'s password changed: change time, history, failures. Returns the
+        attributes it touched."""
+        now = self.clock()
+        e.attrs["pwdchangedtime"] = [gentime(now)]
+        touched = {"pwdchangedtime"}
+        if policy.history and old.attrs.get("userpassword"):
+            hist = list(old.attrs.get("pwdhistory", []))
+            hist += [pp.history_value(h, gentime(now, frac=True)) for h in old.attrs["userpassword"]]
+            e.attrs["pwdhistory"] = hist[-policy.history:]
+            touched.add("pwdhistory")
+        for a in ("pwdfailuretime", "pwdaccountlockedtime", "pwdreset"):
+            if e.attrs.pop(a, None) is not None:
+                touched.add(a)
+        return touched
 
     def _dedupe(self, key: str, values: list[bytes]) -> list[bytes]:
         if len(values) < 2:
@@ -543,7 +795,7 @@ class Directory:
         """Validate what needs no store access now; return the op to run in the writer."""
         ctrls = self.check_controls(controls, self.ADD_CONTROLS)
         if s.anonymous:  # before any lookup: say 'authenticate', not 'no such object'
-            self.acl.check_write(s, 0, None, "entry")
+            self.acl.check_write(s, NOTHING, None, "entry")
         rdns = self.dit.norm_rdns(req.dn)
         if not rdns:
             raise LDAPError(RC.unwillingToPerform, "cannot add the root DSE")
@@ -559,7 +811,7 @@ class Directory:
             at = self.schema.attribute(base)
             if at is not None and at.no_user_modification and not relax:
                 raise LDAPError(RC.constraintViolation, f"{self.display_name(base)}: no user modification allowed")
-            attrs[key] = self._dedupe(key, self._prepare_values(s, key, attrs[key], allow_hashed=True))
+            attrs[key] = self._dedupe(key, self._prepare_values(s, key, attrs[key], dn=req.dn))
         for t, v in self.dit.rdn_avas(req.dn):
             # as slapd does: naming values missing from the entry are added to it
             have = attrs.setdefault(t, [])
@@ -588,7 +840,7 @@ class Directory:
                 parent_id = anc
                 if not self._may_see(w, s, parent_id):
                     raise LDAPError(RC.noSuchObject)
-                self.acl.check_write(s, parent_id, None, "parent")
+                self.acl.check_write(s, self._view(w, s, parent_id), None, "parent")
                 nrdn, rdn = nrdns[0], _leaf_rdn(req.dn)
             elif anc == 0 and s.is_admin:
                 # no existing ancestor at all: a new naming context (e.g. a tenant)
@@ -601,7 +853,7 @@ class Directory:
             if ctl.ASSERTION_OID in ctrls:
                 probe = StoredEntry(0, parent_id, rdn, attrs)
                 probe.dn = req.dn
-                self._assert(ctrls, probe, s)
+                self._assert(w, ctrls, probe, s)
             usn = w.alloc_usn()
             now = self.clock()
             now_ms = int(now * 1000)
@@ -623,6 +875,8 @@ class Directory:
                 if a in e.attrs:
                     self._stamp_values(e, a, e.attrs[a], [], usn, now_ms)
             self._write_entry(w, e, None, usn, None, nrdn, None)
+            e.dn, e.ndn = req.dn, ",".join(nrdns)
+            self._audit_write(w, s, e, "add", None)
             if parent_id == 0:  # a new naming context
                 self._names_changed(w)
             out = Outcome()
@@ -647,13 +901,13 @@ class Directory:
     def delete(self, s: Session, req: m.DelRequest, controls: Sequence[m.Control] = ()) -> Callable[[WriteTxn], Outcome]:
         ctrls = self.check_controls(controls, self.DELETE_CONTROLS)
         if s.anonymous:  # before any lookup: say 'authenticate', not 'no such object'
-            self.acl.check_write(s, 0, None, "entry")
+            self.acl.check_write(s, NOTHING, None, "entry")
         self.dit.norm_rdns(req.dn)
 
         def op(w: WriteTxn) -> Outcome:
             e = self._find(w, req.dn, s)
-            self.acl.check_write(s, e.id, None, "entry")
-            self._assert(ctrls, e, s)
+            self.acl.check_write(s, self._view(w, s, e.id), None, "entry")
+            self._assert(w, ctrls, e, s)
             out = Outcome()
             if ctl.PRE_READ_OID in ctrls:
                 out.controls = (self._read_control(w, s, e, ctrls[ctl.PRE_READ_OID], ctl.PRE_READ_OID),)
@@ -700,7 +954,7 @@ class Directory:
     def modify(self, s: Session, req: m.ModifyRequest, controls: Sequence[m.Control] = ()) -> Callable[[WriteTxn], Outcome]:
         ctrls = self.check_controls(controls, self.MODIFY_CONTROLS)
         if s.anonymous:  # before any lookup: say 'authenticate', not 'no such object'
-            self.acl.check_write(s, 0, None, "entry")
+            self.acl.check_write(s, NOTHING, None, "entry")
         self.dit.norm_rdns(req.dn)
         permissive = ctl.PERMISSIVE_MODIFY_OID in ctrls
         relax = RELAX_OID in ctrls and s.is_admin
@@ -712,8 +966,10 @@ class Directory:
             if at is not None and at.no_user_modification and not relax:
                 raise LDAPError(RC.constraintViolation, f"{self.display_name(base)}: no user modification allowed")
             vals = list(ch.values)
+            if base == "userpassword" and ch.op in (m.MOD_ADD, m.MOD_REPLACE) and vals:
+                self._modify_history_check(s, req.dn, vals)
             if ch.op in (m.MOD_ADD, m.MOD_REPLACE) and vals:
-                vals = self._dedupe(key, self._prepare_values(s, key, vals, allow_hashed=True))
+                vals = self._dedupe(key, self._prepare_values(s, key, vals, dn=req.dn))
             if ch.op == m.MOD_ADD and not vals:
                 raise LDAPError(RC.protocolError, f"modify/add: {ch.attr}: no values given")
             if ch.op == m.MOD_INCREMENT:
@@ -728,8 +984,8 @@ class Directory:
 
         def op(w: WriteTxn) -> Outcome:
             e = self._find(w, req.dn, s)
-            self.acl.check_write(s, e.id, touched, "entry")
-            self._assert(ctrls, e, s)
+            self.acl.check_write(s, self._view(w, s, e.id), touched, "entry")
+            self._assert(w, ctrls, e, s)
             out_ctrls = []
             if ctl.PRE_READ_OID in ctrls:
                 out_ctrls.append(self._read_control(w, s, e, ctrls[ctl.PRE_READ_OID], ctl.PRE_READ_OID))
@@ -804,6 +1060,14 @@ class Directory:
                 if before is not None and after.lower() != before.lower():
                     raise LDAPError(RC.objectClassModsProhibited, "structural object class modification from '%s' to '%s' not allowed" % (before, after))
             self.schema.check_entry(e.attrs, validate=False)  # values validated on input
+            if "userpassword" in changed:
+                changed |= self._password_changed(e, old, self.policy_of(w, self.dit.dn_of(w, e.id)[2]))
+            if "pwdaccountlockedtime" in changed and not e.attrs.get("pwdaccountlockedtime"):
+                if e.attrs.pop("pwdfailuretime", None) is not None:  # an unlock starts the count afresh
+                    changed.add("pwdfailuretime")
+                self.audit("unlock", s, dn=e.dn)
+            elif "pwdaccountlockedtime" in changed:
+                self.audit("lock", s, dn=e.dn)
             self._save_change(w, s, e, old, changed, pv_add, pv_del)
             if ctl.POST_READ_OID in ctrls:
                 out_ctrls.append(self._read_control(w, s, e, ctrls[ctl.POST_READ_OID], ctl.POST_READ_OID))
@@ -818,7 +1082,7 @@ class Directory:
     def modify_dn(self, s: Session, req: m.ModifyDNRequest, controls: Sequence[m.Control] = ()) -> Callable[[WriteTxn], Outcome]:
         ctrls = self.check_controls(controls, self.MODDN_CONTROLS)
         if s.anonymous:  # before any lookup: say 'authenticate', not 'no such object'
-            self.acl.check_write(s, 0, None, "entry")
+            self.acl.check_write(s, NOTHING, None, "entry")
         self.dit.norm_rdns(req.dn)
         new_rdns = dnmod.parse_dn(req.new_rdn)
         if len(new_rdns) != 1:
@@ -834,8 +1098,8 @@ class Directory:
 
         def op(w: WriteTxn) -> Outcome:
             e = self._find(w, req.dn, s)
-            self.acl.check_write(s, e.id, None, "entry")
-            self._assert(ctrls, e, s)
+            self.acl.check_write(s, self._view(w, s, e.id), None, "entry")
+            self._assert(w, ctrls, e, s)
             if e.parent_id == 0:
                 raise LDAPError(RC.unwillingToPerform, "cannot rename a naming context")
             out_ctrls = []
@@ -854,7 +1118,7 @@ class Directory:
                         raise LDAPError(RC.unwillingToPerform, "cannot move an entry below itself")
                     a = w.get(anc)
                     anc = a.parent_id if a else 0
-                self.acl.check_write(s, sup.id, None, "new superior")
+                self.acl.check_write(s, self._view(w, s, sup.id), None, "new superior")
                 parent_id = sup.id
             existing = w.lookup(parent_id, new_nrdn)
             if existing is not None and existing != e.id:
@@ -921,19 +1185,30 @@ class Directory:
             generated = pw.generate_password().encode()
             new_pw = generated
         target_name = user if user else s.dn
-        hashed = pw.hash_password(new_pw, self.config.password_scheme, **self._pw_params)
+        with self.store.read() as r:
+            self._begin(r, s)
+            target = self._principal(r, target_name)
+            if target is None or not self._may_see(r, s, target.id):
+                raise LDAPError(RC.noSuchObject, "user not found")
+            # access before quality: a stranger learns nothing about the policy
+            self.acl.check_write(s, self._view(r, s, target.id), {"userpassword"}, "the password of another user")
+            policy = self.policy_of(r, self.dit.dn_of(r, target.id)[2])
+        if not generated:
+            self._check_history(target, new_pw, policy)
+        hashed = self._new_password(s, new_pw, policy)
 
         def op(w: WriteTxn) -> Outcome:
             e = self._principal(w, target_name)
             if e is None or not self._may_see(w, s, e.id):
                 raise LDAPError(RC.noSuchObject, "user not found")
-            self.acl.check_write(s, e.id, {"userpassword"}, "the password of another user")
+            self.acl.check_write(s, self._view(w, s, e.id), {"userpassword"}, "the password of another user")
             if old_pw is not None and not any(pw.verify_password(old_pw, h) for h in e.attrs.get("userpassword", [])):
                 raise LDAPError(RC.unwillingToPerform, "unwilling to verify old password")
             old = e.copy()
             e.attrs["userpassword"] = [hashed]
-            e.attrs["pwdchangedtime"] = [gentime(self.clock())]
-            self._save_change(w, s, e, old, {"userpassword", "pwdchangedtime"})
+            changed = {"userpassword"} | self._password_changed(e, old, policy)
+            self._save_change(w, s, e, old, changed)
+            self.audit("password_change", s, dn=e.dn)
             return Outcome(extra=(None, ctl.encode_passwd_modify_response(generated) if generated else None))
 
         return op
@@ -945,7 +1220,8 @@ class Directory:
             "objectclass": [b"top", b"OpenLDAProotDSE"] if self.schema.object_class("OpenLDAProotDSE") else [b"top"],
             "namingcontexts": [n.encode() for n in naming_contexts],
             "supportedcontrol": [o.encode() for o in sorted(SUPPORTED_CONTROLS)],
-            "supportedextension": [OID_STARTTLS.encode(), OID_WHOAMI.encode(), OID_PASSWD.encode()],
+            "supportedextension": [OID_STARTTLS.encode(), OID_WHOAMI.encode(), OID_PASSWD.encode(),
+                                   OID_TENANT_CREATE.encode(), OID_TENANT_DELETE.encode()],
             "supportedfeatures": [b"1.3.6.1.1.14", b"1.3.6.1.4.1.4203.1.5.1", b"1.3.6.1.4.1.4203.1.5.2",
                                   b"1.3.6.1.4.1.4203.1.5.3", b"1.3.6.1.4.1.4203.1.5.4", b"1.3.6.1.4.1.4203.1.5.5"],
             "supportedldapversion": [b"3"],
@@ -1006,6 +1282,25 @@ def _slow_hash(stored: bytes) -> bool:
 
 
 
+def _policy_relevant(new: StoredEntry, old: StoredEntry | None, attrs: Sequence[str]) -> bool:
+    """Whether writing ``new`` over ``old`` changes ``attrs`` (rules, group membership, password
+    policy), or moves or deletes an entry holding them."""
+    if old is None:
+        return any(a in new.attrs for a in attrs)
+    if any(new.attrs.get(a) != old.attrs.get(a) for a in attrs):
+        return True
+    moved = new.flags != old.flags or new.parent_id != old.parent_id or new.rdn != old.rdn
+    return moved and any(a in old.attrs for a in attrs)
+
+
+def _policy_gen(r: Any) -> int:
+    return r.meta_int("polgen")
+
+
+def _rules_gen(r: Any) -> int:
+    return r.meta_int("acigen")
+
+
 def _leaf_rdn(dn: str) -> str:
     rdns = dnmod.parse_dn(dn)
     return dnmod.format_dn(rdns[:1])
@@ -1021,15 +1316,13 @@ def _nrdn_of(d: Directory, e: StoredEntry) -> str:
 class Selection:
     """Which attributes a search asked for (RFC 4511 4.5.1.8, RFC 3673 '+', RFC 4529 '@oc')."""
 
-    __slots__ = ("all_user", "all_oper", "names", "none", "any_operational", "_memo", "admin_names", "user_names",
-                 "user_only")
+    __slots__ = ("all_user", "all_oper", "names", "none", "any_operational", "_memo", "_view_names", "user_only")
 
     def __init__(self) -> None:
         self.user_only = False  # exactly the user attributes: stored wire bytes can be sent
         self._memo: dict[str, bool] = {}
-        # attribute key -> name to return it under ("" = not returned), for administrators / others
-        self.admin_names: dict[str, str] = {}
-        self.user_names: dict[str, str] = {}
+        # per access view: attribute key -> name to return it under ("" = not returned)
+        self._view_names: dict[int, dict[str, str]] = {}
         self.all_user = False
         self.all_oper = False
         self.names: set[str] = set()
@@ -1068,6 +1361,14 @@ class Selection:
             sel.none = True
         sel.user_only = sel.all_user and not sel.all_oper and not sel.names
         return sel
+
+    def names_for(self, view: View) -> dict[str, str]:
+        names = self._view_names.get(view.key)
+        if names is None:
+            if len(self._view_names) > 256:
+                self._view_names.clear()
+            names = self._view_names[view.key] = {}
+        return names
 
     def wants(self, key: str, d: Directory) -> bool:
         hit = self._memo.get(key)
@@ -1114,6 +1415,8 @@ class SearchRun:
         self._gen: Iterator[m.SearchResultEntry] | None = None
         self.sent = 0
         self._exact = False
+        self._exact_attr = ""
+        self._memberof = _mentions(req.filter, "memberof", d)
 
     def __iter__(self) -> Iterator[m.SearchResultEntry]:
         if self._gen is None:
@@ -1140,7 +1443,7 @@ class SearchRun:
         d = self.d
         try:
             with d.store.read() as r:
-                d.dit.begin(r)
+                d._begin(r, self.s)
                 yield from self._search(r)
         except LDAPError as exc:
             self.outcome = Outcome(exc.code, exc.message, exc.matched_dn)
@@ -1169,16 +1472,15 @@ class SearchRun:
             if req.scope == m.SCOPE_BASE:
                 e = StoredEntry(0, 0, req.base, special)
                 e.dn = req.base if rdns else ""
-                view = d.acl.visible_attrs(s, special)
-                if match(view, e.dn):
+                if match(special, e.dn):
                     if ctl.ASSERTION_OID in self.ctrls:
-                        d._assert(self.ctrls, e, s)
+                        d._assert(r, self.ctrls, e, s)
                     self.sent += 1
                     yield self._render_special(e, sel)
             return
         if req.scope == m.SCOPE_BASE or ctl.ASSERTION_OID in self.ctrls:
             base = d._find(r, req.base, s)
-            d._assert(self.ctrls, base, s)
+            d._assert(r, self.ctrls, base, s)
             base_id = base.id
         else:
             base_id = d._find_id(r, req.base, s)
@@ -1211,13 +1513,22 @@ class SearchRun:
                 parent, rdn, flags, wu, ws = decode_wire(raw)
                 if flags & FLAG_DELETED or wu is None:
                     continue
-                dn, _, root = d.dit.dn_of(r, eid, parent, rdn)
-                if not d.acl.can_read_entry(s, root):
-                    continue
+                dn, ndn, root = d.dit.dn_of(r, eid, parent, rdn)
+                view = EVERYTHING if s.is_admin else d.acl.view(s, eid, ndn, root)
+                if not view.plain:
+                    if not view.read or not view.can_read(self._exact_attr):
+                        continue
+                    e = r.get(eid)
+                    if e is None or not match(view.readable(e.attrs), dn):
+                        continue
+                    e.dn, e.ndn = dn, ndn
+                    entry: Any = d.render(r, s, e, sel, False, view=view)
+                else:
+                    entry = d.wire_entry(view, dn, wu, ws)
                 if size and self.sent >= size:
                     raise LDAPError(RC.sizeLimitExceeded)
                 self.sent += 1
-                yield d.wire_entry(s, dn, wu, ws)
+                yield entry
             return
         n_checked = 0
         matched_in_order = 0
@@ -1232,9 +1543,14 @@ class SearchRun:
             if e is None or e.deleted:
                 continue
             e.dn, e.ndn, root = d.dit.dn_of(r, eid, e.parent_id, e.rdn)
-            if not d.acl.can_read_entry(s, root):
+            view = EVERYTHING if s.is_admin else d.acl.view(s, eid, e.ndn, root)
+            if not view.read:
                 continue
-            if not match(d._attr_view(e, s), e.dn):
+            attrs = view.readable(e.attrs)
+            if self._memberof and view.can_read("memberof"):
+                attrs = dict(attrs)
+                attrs["memberof"] = d._computed(r, e, "memberof", s)
+            if not match(attrs, e.dn):
                 continue
             if results is not None:
                 results.append(e)
@@ -1242,7 +1558,7 @@ class SearchRun:
             if size and self.sent >= size:
                 raise LDAPError(RC.sizeLimitExceeded)
             self.sent += 1
-            yield d.render(r, s, e, sel, req.types_only)
+            yield d.render(r, s, e, sel, req.types_only, view=view)
             matched_in_order += 1
             if paged is not None and page_size and matched_in_order >= page_size:
                 nxt = secrets.token_bytes(8)
@@ -1277,7 +1593,7 @@ class SearchRun:
         for key, vals in e.attrs.items():
             if key == "entrydn" and not e.dn:
                 vals = [b""]
-            if sel.wants(key, d) and d.acl.visible_attr(self.s, key):
+            if sel.wants(key, d):
                 out.append((d.display_name(key), () if self.req.types_only else tuple(vals)))
         return m.SearchResultEntry(e.dn, tuple(out))
 
@@ -1366,11 +1682,18 @@ class SearchRun:
                 key = ""
             self._exact = ("eq" in d.config.indexes.get(key, ()) and key not in SECRET_ATTRS
                            and len(f.value) < 400 and d.schema.subtypes(key) <= {key})
+            self._exact_attr = key
         if isinstance(f, m.Equality):
             try:
                 key = d.schema.canonical_attr(f.attr)
             except LDAPError:
                 return set()
+            if key == "memberof":
+                try:
+                    gndn = d.dit.ndn(f.value.decode("utf-8"))
+                except (LDAPError, UnicodeDecodeError):
+                    return set()
+                return member_ids(r, d.dit, gndn, d.group_members)
             if "eq" not in d.config.indexes.get(key, ()):
                 return None
             try:
@@ -1441,6 +1764,21 @@ class SearchRun:
                 out |= p
             return out
         return None
+
+
+def _mentions(f: m.Filter, key: str, d: Directory) -> bool:
+    """Whether filter ``f`` has a term on attribute ``key``."""
+    if isinstance(f, (m.And, m.Or)):
+        return any(_mentions(x, key, d) for x in f.filters)
+    if isinstance(f, m.Not):
+        return _mentions(f.filter, key, d)
+    attr = getattr(f, "attr", None)
+    if not attr:
+        return False
+    try:
+        return d.schema.canonical_attr(attr) == key
+    except LDAPError:
+        return False
 
 
 def _plan_rank(f: m.Filter) -> int:

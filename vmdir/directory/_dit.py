@@ -23,7 +23,7 @@ class DIT:
         self.indexes = indexes
         self._dn_cache: dict[int, tuple[str, str, int]] = {}  # id -> (dn, ndn, root id)
         self._dn_gen = -1
-        self._roots: list[tuple[str, int]] | None = None  # naming contexts, valid for _dn_gen
+        self._root_map: dict[str, int] | None = None  # naming contexts by normalised DN, valid for _dn_gen
         self._lock = threading.Lock()
         self.norm_rdns = functools.lru_cache(maxsize=65536)(self._norm_rdns)
 
@@ -104,7 +104,7 @@ class DIT:
         if gen != self._dn_gen:
             with self._lock:
                 self._dn_cache.clear()
-                self._roots = None
+                self._root_map = None
                 self._dn_gen = gen
 
     def begin(self, r: ReadTxn) -> None:
@@ -114,7 +114,7 @@ class DIT:
     def forget(self) -> None:
         with self._lock:
             self._dn_cache.clear()
-            self._roots = None
+            self._root_map = None
             self._dn_gen = -1
 
     def dn_of(self, r: ReadTxn, entry_id: int, parent_id: int | None = None, rdn: str | None = None) -> tuple[str, str, int]:
@@ -146,19 +146,22 @@ class DIT:
         if not ndn_rdns:
             return None, 0, 0
         best: tuple[int, int] | None = None  # (root id, number of rdns in the root)
-        roots = self._roots
-        if roots is None or isinstance(r, WriteTxn):  # a writer may have added one not yet committed
-            roots = r.roots()
-            if not isinstance(r, WriteTxn):
-                self._roots = roots
-        for root_ndn, root_id in roots:
-            root_parts = root_ndn.count(",") + 1 if root_ndn else 0
-            # compare on RDN boundaries
-            if root_parts > len(ndn_rdns):
-                continue
-            if ",".join(ndn_rdns[len(ndn_rdns) - root_parts:]) == root_ndn:
-                if best is None or root_parts > best[1]:
-                    best = (root_id, root_parts)
+        n = len(ndn_rdns)
+        if isinstance(r, WriteTxn):  # a writer may have added a naming context not yet committed
+            for k in range(n, 0, -1):
+                rid = r.lookup(0, ",".join(ndn_rdns[n - k:]))
+                if rid is not None:
+                    best = (rid, k)
+                    break
+        else:
+            root_map = self._root_map
+            if root_map is None:
+                root_map = self._root_map = {ndn: rid for ndn, rid in r.roots()}
+            for k in range(n, 0, -1):  # deepest naming context first: O(depth), not O(tenants)
+                rid = root_map.get(",".join(ndn_rdns[n - k:]))
+                if rid is not None:
+                    best = (rid, k)
+                    break
         if best is None:
             return None, 0, 0
         cur, depth = best
@@ -168,6 +171,15 @@ class DIT:
                 return None, cur, len(ndn_rdns) - i - 1
             cur = nxt
         return cur, cur, len(ndn_rdns)
+
+
+    def id_of(self, r: ReadTxn, dn: str) -> int | None:
+        """The id of the entry named ``dn`` (None if missing or not a valid DN)."""
+        try:
+            eid, _, _ = self.resolve(r, self.norm_rdns(dn))
+        except LDAPError:
+            return None
+        return eid
 
 
 def matched_dn(dn: str, n_rdns: int) -> str:

@@ -14,9 +14,13 @@ class Session:
     ndn: str = ""
     entry_id: int = 0
     root_id: int = 0  # naming context (tenant) of the bound principal
-    is_admin: bool = False
-    method: str = "anonymous"  # anonymous | simple | EXTERNAL | PLAIN
+    is_admin: bool = False  # a forest administrator: may do everything everywhere
+    forest_admin_dn: bool = False  # bound as a configured administrator DN
+    method: str = "anonymous"  # anonymous | simple | EXTERNAL | PLAIN | internal
     paging: dict[bytes, Any] = field(default_factory=dict)  # paged-results state by cookie
+    groups: frozenset[str] = frozenset()  # normalised DNs of the groups it belongs to (nested too)
+    views: dict[Any, Any] = field(default_factory=dict)  # access views by rule scope (AccessPolicy)
+    acl_gen: int = -1  # policy generation groups and views were computed at
 
     @property
     def anonymous(self) -> bool:
@@ -26,5 +30,8 @@ class Session:
         """Back to anonymous (start of every bind, RFC 4511 4.2.1)."""
         self.dn = self.ndn = ""
         self.entry_id = self.root_id = 0
-        self.is_admin = False
+        self.is_admin = self.forest_admin_dn = False
         self.method = "anonymous"
+        self.groups = frozenset()
+        self.views = {}
+        self.acl_gen = -1

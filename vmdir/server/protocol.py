@@ -14,7 +14,10 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from vmdir.directory import OID_PASSWD, OID_STARTTLS, OID_WHOAMI, Directory, Outcome, SearchRun, Session, SlowBind
+from vmdir.directory import (
+    OID_PASSWD, OID_STARTTLS, OID_TENANT_CREATE, OID_TENANT_DELETE, OID_WHOAMI, Directory, Outcome, SearchRun, Session,
+    SlowBind, tenant_create, tenant_delete,
+)
 from vmdir.proto import messages as m
 from vmdir.proto.connection import LDAPServerConnection
 from vmdir.proto.events import NEED_DATA, PAUSED, Abandoned, Closed, RequestReceived
@@ -293,11 +296,21 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
             except SlowBind:
                 pass  # an expensive hash (argon2, PBKDF2): verify it in the thread pool below
             else:
-                self._finish(msgid, op, out, t0, f'dn="{dn_for_log}" method={self.session.method} ')
+                self._bound(msgid, op, out, t0, dn_for_log)
                 return
         dfr = self._in_pool(self.ctx.directory.bind, self.session, op, controls)
-        dfr.addCallbacks(lambda out: self._finish(msgid, op, out, t0, f'dn="{dn_for_log}" method={self.session.method} '),
+        dfr.addCallbacks(lambda out: self._bound(msgid, op, out, t0, dn_for_log),
                          lambda f: self._fail(msgid, op, f.value, t0))
+
+    def _bound(self, msgid: int, op: m.BindRequest, out: Outcome, t0: float, dn_for_log: str) -> None:
+        extra = f'dn="{dn_for_log}" method={self.session.method} '
+        if out.after is None:
+            self._finish(msgid, op, out, t0, extra)
+            return
+        # record the failure (or clear the count) before answering, so guesses cannot outrun it
+        dfr = self.ctx.writer.submit(out.after)
+        dfr.addErrback(lambda f: log.failure("conn={conn} recording a bind outcome failed", failure=f, conn=self.conn_id))
+        dfr.addBoth(lambda _: self._finish(msgid, op, out, t0, extra))
 
     def _in_pool(self, fn: Any, *args: Any) -> "defer.Deferred[Any]":
         """Run blocking work (password hashing) off the reactor; inline when no pool is given."""
@@ -319,6 +332,10 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
         elif op.oid == OID_PASSWD:
             dfr = self._in_pool(d.password_modify, self.session, op.value)
             dfr.addCallbacks(lambda fn: self._write(msgid, op, fn, t0), lambda f: self._fail(msgid, op, f.value, t0))
+        elif op.oid in (OID_TENANT_CREATE, OID_TENANT_DELETE):
+            fn = tenant_create if op.oid == OID_TENANT_CREATE else tenant_delete
+            dfr = self._in_pool(fn, d, self.session, op.value)
+            dfr.addCallbacks(lambda w: self._write(msgid, op, w, t0), lambda f: self._fail(msgid, op, f.value, t0))
         elif op.oid == OID_STARTTLS:
             self._starttls(msgid, op, t0)
         else:

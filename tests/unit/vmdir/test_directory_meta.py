@@ -35,7 +35,7 @@ def d(tmp_path):
 
 
 def admin(d: Directory) -> Session:
-    return Session(dn=ADMIN, ndn=d.dit.ndn(ADMIN), is_admin=True)
+    return Session(dn=ADMIN, ndn=d.dit.ndn(ADMIN), is_admin=True, forest_admin_dn=True)
 
 
 def run(d: Directory, op):
@@ -126,9 +126,9 @@ def test_unindexed_search_limit_applies_to_users_not_admins(tmp_path) -> None:
     initialise(dr, "lightwave.local", "pw")
     s = admin(dr)
     for i in range(10):
-        run(dr, dr.add(s, m.AddRequest(f"cn=p{i},cn=Users,{BASE}", (("objectClass", (b"person",)), ("cn", (f"p{i}".encode(),)), ("sn", (b"x",)), ("userPassword", (b"pw",))))))
+        run(dr, dr.add(s, m.AddRequest(f"cn=p{i},cn=Users,{BASE}", (("objectClass", (b"person",)), ("cn", (f"p{i}".encode(),)), ("sn", (b"x",)), ("userPassword", (b"Passw0rd-long",))))))
     user = Session()
-    dr.bind(user, m.BindRequest(3, f"cn=p1,cn=Users,{BASE}", b"pw"))
+    dr.bind(user, m.BindRequest(3, f"cn=p1,cn=Users,{BASE}", b"Passw0rd-long"))
     unindexed = m.SearchRequest(BASE, 2, 0, 0, 0, False, m.Equality("description", b"x"), ())
     run_ = dr.search(user, unindexed)
     assert list(run_) == [] and run_.outcome.code == ResultCode.adminLimitExceeded
@@ -182,9 +182,8 @@ def test_bind_to_missing_dn_costs_like_a_real_user(d: Directory) -> None:
     for name in (f"cn=nobody,cn=Users,{BASE}", ADMIN):  # missing and existing (argon2-hashed) principals
         with pytest.raises(SlowBind):
             d.bind(Session(), m.BindRequest(3, name, b"wrong"), allow_slow=False)
-        with pytest.raises(LDAPError) as exc:
-            d.bind(Session(), m.BindRequest(3, name, b"wrong"))
-        assert exc.value.code == ResultCode.invalidCredentials
+        out = d.bind(Session(), m.BindRequest(3, name, b"wrong"))
+        assert out.code == ResultCode.invalidCredentials
 
 
 def test_an_index_dropped_then_configured_again_is_rebuilt(tmp_path) -> None:

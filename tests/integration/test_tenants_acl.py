@@ -1,0 +1,275 @@
+"""Tenants, stored access rules, nested memberOf and the password policy, driven with
+ldap3 and OpenLDAP's ldap-utils against a real server."""
+from __future__ import annotations
+
+import json
+import time
+
+import ldap3
+import pytest
+
+from tests.conftest import ADMIN, ADMIN_PW, BASE, Server, make_server, run_tool
+from vmdir.directory import OID_TENANT_CREATE, OID_TENANT_DELETE, encode_create, encode_delete
+
+ACME = "dc=acme,dc=example"
+ACME_ADMIN = f"cn=Administrator,cn=Users,{ACME}"
+ACME_PW = "Acme-admin-pw1"
+USER_PW = "Alice-pw-123"
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory: pytest.TempPathFactory):
+    s = make_server(tmp_path_factory, "tenants", workers=2, extra=[])
+    s.start()
+    yield s
+    s.stop()
+
+
+def conn(srv: Server, who: str = ADMIN, pw: str = ADMIN_PW) -> ldap3.Connection:
+    c = ldap3.Connection(ldap3.Server(srv.url, get_info=ldap3.NONE), who, pw, raise_exceptions=False)
+    assert c.bind(), (who, c.result)
+    return c
+
+
+def anon(srv: Server) -> ldap3.Connection:
+    c = ldap3.Connection(ldap3.Server(srv.url, get_info=ldap3.NONE))
+    c.bind()
+    return c
+
+
+def add_user(c: ldap3.Connection, base: str, name: str, pw: str = USER_PW, **more: object) -> str:
+    dn = f"cn={name},cn=Users,{base}"
+    attrs = {"cn": name, "sn": name, "uid": name, "userPassword": pw, **more}
+    assert c.add(dn, ["inetOrgPerson", "lightwaveUser"], attrs), c.result
+    return dn
+
+
+def add_group(c: ldap3.Connection, base: str, name: str, members: list[str]) -> str:
+    dn = f"cn={name},cn=Groups,{base}"
+    attrs: dict[str, object] = {"cn": name}
+    if members:
+        attrs["member"] = members
+    assert c.add(dn, ["lightwaveGroup"], attrs), c.result
+    return dn
+
+
+@pytest.fixture(scope="module")
+def acme(srv: Server) -> Server:
+    c = conn(srv)
+    assert c.extended(OID_TENANT_CREATE, encode_create("acme.example", ACME_PW.encode())), c.result
+    assert c.result["result"] == 0 and c.result["responseValue"] == ACME.encode(), c.result
+    return srv
+
+
+def test_tenant_create_makes_the_naming_context_and_registers_it(acme: Server) -> None:
+    c = conn(acme)
+    c.search("", "(objectClass=*)", ldap3.BASE, attributes=["namingContexts", "supportedExtension"])
+    ncs = {v.lower() for v in c.entries[0]["namingContexts"].values}
+    assert ACME in ncs and BASE in ncs and "cn=system" in ncs
+    assert OID_TENANT_CREATE in c.entries[0]["supportedExtension"].values
+    c.search("cn=Tenants,cn=System", "(objectClass=lightwaveTenantEntry)", ldap3.LEVEL,
+             attributes=["lightwaveTenantName", "seeAlso"])
+    names = {str(e["lightwaveTenantName"]): str(e["seeAlso"]) for e in c.entries}
+    assert names == {"lightwave.local": BASE, "acme.example": ACME}
+    c.search(ACME, "(objectClass=*)", ldap3.LEVEL, attributes=["cn"])
+    assert {str(e["cn"]) for e in c.entries} == {"Users", "Groups", "Computers", "ServiceAccounts", "Policies"}
+    # the tenant's administrator binds by DN and by UPN (ldapwhoami, a real client)
+    r = run_tool("ldapwhoami", "-H", acme.url, "-x", "-D", "administrator@acme.example", "-w", ACME_PW)
+    assert r.returncode == 0 and r.stdout.strip().lower() == f"dn:{ACME_ADMIN}".lower()
+
+
+def test_tenant_create_errors(acme: Server) -> None:
+    c = conn(acme)
+    assert not c.extended(OID_TENANT_CREATE, encode_create("acme.example", ACME_PW.encode()))
+    assert c.result["result"] == 68  # entryAlreadyExists
+    assert not c.extended(OID_TENANT_CREATE, encode_create("bad_name!", ACME_PW.encode()))
+    assert c.result["result"] == 34
+    assert not c.extended(OID_TENANT_CREATE, encode_create("weak.example", b"short"))
+    assert c.result["result"] == 19 and "too short" in c.result["message"]
+    assert not c.extended(OID_TENANT_CREATE, encode_create("sub.lightwave.local", ACME_PW.encode()))
+    assert c.result["result"] == 53  # would sit inside another tenant
+    assert not c.extended(OID_TENANT_CREATE, b"\x30\x03\x04\x01")  # malformed value
+    assert c.result["result"] == 2
+    # a tenant administrator is not a forest administrator
+    ta = conn(acme, ACME_ADMIN, ACME_PW)
+    assert not ta.extended(OID_TENANT_CREATE, encode_create("other.example", ACME_PW.encode()))
+    assert ta.result["result"] == 50
+
+
+def test_tenants_are_isolated(acme: Server) -> None:
+    ta = conn(acme, ACME_ADMIN, ACME_PW)
+    alice = add_user(ta, ACME, "alice", mail="alice@acme.example")
+    root = conn(acme)
+    bob = add_user(root, BASE, "bob")
+    a = conn(acme, alice, USER_PW)
+    b = conn(acme, bob, USER_PW)
+    # each sees its own tenant...
+    assert a.search(ACME, "(uid=alice)", attributes=["mail"]) and len(a.entries) == 1
+    assert b.search(BASE, "(uid=bob)") and len(b.entries) == 1
+    # ...and nothing of the other: no entries, no existence, no matched DN
+    for c, other, victim in ((a, BASE, bob), (b, ACME, alice)):
+        c.search(other, "(objectClass=*)")
+        assert c.result["result"] == 32 and c.entries == [] and c.result["dn"] == ""
+        c.search(victim, "(objectClass=*)", ldap3.BASE)
+        assert c.result["result"] == 32
+        assert not c.modify(victim, {"description": [(ldap3.MODIFY_REPLACE, ["x"])]})
+        assert c.result["result"] == 32
+        assert not c.add(f"cn=intruder,cn=Users,{other}", ["person"], {"sn": "x"})
+        assert c.result["result"] in (32, 50)
+        assert not c.delete(victim) and c.result["result"] == 32
+        assert c.compare(victim, "uid", "x") is False and c.result["result"] == 32
+    # a tenant administrator manages its tenant only
+    ta.search(BASE, "(objectClass=*)")
+    assert ta.result["result"] == 32
+    assert not ta.delete(bob) and ta.result["result"] == 32
+    # nor does anyone see the system context except forest administrators
+    a.search("cn=System", "(objectClass=*)")
+    assert a.result["result"] == 32 and a.entries == []
+
+
+def test_users_read_but_do_not_write_and_secrets_stay_hidden(acme: Server) -> None:
+    ta = conn(acme, ACME_ADMIN, ACME_PW)
+    carol = add_user(ta, ACME, "carol", description="secret-ish")
+    a = conn(acme, f"cn=alice,cn=Users,{ACME}", USER_PW)
+    a.search(carol, "(objectClass=*)", ldap3.BASE, attributes=["*"])
+    attrs = {k.lower() for k in a.entries[0].entry_attributes_as_dict}
+    assert "uid" in attrs and "userpassword" not in attrs and "lightwaveaci" not in attrs
+    # filters on unreadable attributes disclose nothing
+    a.search(ACME, "(userPassword=*)", attributes=["1.1"])
+    assert a.entries == []
+    a.search(ACME, "(lightwaveAci=*)", attributes=["1.1"])
+    assert a.entries == []
+    assert not a.modify(carol, {"description": [(ldap3.MODIFY_REPLACE, ["mine"])]})
+    assert a.result["result"] == 50
+    # own attributes from the self rule, but not others
+    me = f"cn=alice,cn=Users,{ACME}"
+    assert a.modify(me, {"telephoneNumber": [(ldap3.MODIFY_REPLACE, ["+1 555 0100"])]}), a.result
+    assert not a.modify(me, {"description": [(ldap3.MODIFY_REPLACE, ["promote me"])]})
+    assert a.result["result"] == 50
+    # the tenant administrator sees hashes and rules
+    ta.search(ACME, "(lightwaveAci=*)", ldap3.BASE, attributes=["lightwaveAci"])
+    assert len(ta.entries) == 1 and ta.entries[0]["lightwaveAci"].values
+
+
+def test_stored_rules_are_enforced_and_validated(acme: Server) -> None:
+    ta = conn(acme, ACME_ADMIN, ACME_PW)
+    a = conn(acme, f"cn=alice,cn=Users,{ACME}", USER_PW)
+    # a bad rule is refused with invalidAttributeSyntax
+    assert not ta.modify(ACME, {"lightwaveAci": [(ldap3.MODIFY_ADD, ["allow fly by users"])]})
+    assert ta.result["result"] == 21
+    # deny users the mail attribute: gone from results, from filters and from compares
+    rule = "deny read on mail by users"
+    assert ta.modify(ACME, {"lightwaveAci": [(ldap3.MODIFY_ADD, [rule])]}), ta.result
+    try:
+        a.search(ACME, "(uid=alice)", attributes=["*"])
+        assert "mail" not in {k.lower() for k in a.entries[0].entry_attributes_as_dict}
+        a.search(ACME, "(mail=alice@acme.example)", attributes=["1.1"])
+        assert a.entries == []
+        a.compare(f"cn=alice,cn=Users,{ACME}", "mail", "alice@acme.example")
+        assert a.result["result"] == 50
+    finally:
+        assert ta.modify(ACME, {"lightwaveAci": [(ldap3.MODIFY_DELETE, [rule])]}), ta.result
+    a.search(ACME, "(mail=alice@acme.example)", attributes=["mail"])
+    assert len(a.entries) == 1
+    # a rule on a subtree: let a helpdesk group write descriptions under cn=Users
+    desk = add_user(ta, ACME, "desk")
+    grp = add_group(ta, ACME, "helpdesk", [desk])
+    assert ta.modify(f"cn=Users,{ACME}", {"lightwaveAci": [(ldap3.MODIFY_ADD, [f"allow write on description by group:{grp}"])]}), ta.result
+    d = conn(acme, desk, USER_PW)
+    assert d.modify(f"cn=alice,cn=Users,{ACME}", {"description": [(ldap3.MODIFY_REPLACE, ["checked"])]}), d.result
+    assert not d.modify(f"cn=Administrators,cn=Groups,{ACME}", {"description": [(ldap3.MODIFY_REPLACE, ["x"])]})
+    assert d.result["result"] == 50
+
+
+def test_nested_member_of(acme: Server) -> None:
+    ta = conn(acme, ACME_ADMIN, ACME_PW)
+    dave = add_user(ta, ACME, "dave")
+    eng = add_group(ta, ACME, "engineers", [dave])
+    staff = add_group(ta, ACME, "staff", [eng])
+    empty = add_group(ta, ACME, "nobody", [])
+    ta.search(dave, "(objectClass=*)", ldap3.BASE, attributes=["memberOf"])
+    assert {v.lower() for v in ta.entries[0]["memberOf"].values} == {eng.lower(), staff.lower()}
+    # not returned unless asked for (operational), and searchable, nested included
+    ta.search(dave, "(objectClass=*)", ldap3.BASE, attributes=["*"])
+    assert "memberOf" not in ta.entries[0].entry_attributes_as_dict
+    r = run_tool("ldapsearch", "-H", acme.url, "-x", "-D", ACME_ADMIN, "-w", ACME_PW, "-b", ACME, "-LLL",
+                 f"(memberOf={staff})", "1.1")
+    assert r.returncode == 0, r.stderr
+    assert {ln[4:].strip().lower() for ln in r.stdout.splitlines() if ln.startswith("dn: ")} == {dave.lower(), eng.lower()}
+    ta.search(ACME, f"(&(objectClass=inetOrgPerson)(memberOf={eng}))", attributes=["1.1"])
+    assert [e.entry_dn.lower() for e in ta.entries] == [dave.lower()]
+    ta.search(ACME, f"(memberOf={empty})", attributes=["1.1"])
+    assert ta.entries == []
+    # membership changes show at once, also for access decisions
+    assert ta.modify(eng, {"member": [(ldap3.MODIFY_DELETE, [dave])]}), ta.result
+    ta.search(dave, "(objectClass=*)", ldap3.BASE, attributes=["memberOf"])
+    assert ta.entries[0]["memberOf"].values == []
+
+
+def test_lockout_and_ppolicy_control(acme: Server) -> None:
+    ta = conn(acme, ACME_ADMIN, ACME_PW)
+    erin = add_user(ta, ACME, "erin")
+    for _ in range(5):
+        r = run_tool("ldapwhoami", "-H", acme.url, "-x", "-D", erin, "-w", "wrong-pw-1")
+        assert r.returncode == 49
+    # locked: even the right password fails, and the ppolicy control says why
+    r = run_tool("ldapwhoami", "-H", acme.url, "-x", "-e", "ppolicy", "-D", erin, "-w", USER_PW)
+    assert r.returncode == 49 and "Account locked" in r.stdout + r.stderr, (r.stdout, r.stderr)
+    r = run_tool("ldapwhoami", "-H", acme.url, "-x", "-e", "ppolicy", "-D", erin, "-w", "wrong-pw-1")
+    assert r.returncode == 49 and "Account locked" in r.stdout + r.stderr
+    ta.search(erin, "(objectClass=*)", ldap3.BASE, attributes=["pwdAccountLockedTime", "pwdFailureTime"])
+    assert ta.entries[0]["pwdAccountLockedTime"].value and len(ta.entries[0]["pwdFailureTime"].values) == 5
+    # the administrator unlocks it; the failure count starts afresh
+    assert ta.modify(erin, {"pwdAccountLockedTime": [(ldap3.MODIFY_DELETE, [])]}), ta.result
+    r = run_tool("ldapwhoami", "-H", acme.url, "-x", "-D", erin, "-w", USER_PW)
+    assert r.returncode == 0, r.stderr
+    ta.search(erin, "(objectClass=*)", ldap3.BASE, attributes=["pwdAccountLockedTime", "pwdFailureTime"])
+    assert not ta.entries[0]["pwdFailureTime"].values and not ta.entries[0]["pwdAccountLockedTime"].value
+    # a user cannot unlock itself
+    e = conn(acme, erin, USER_PW)
+    assert not e.modify(erin, {"pwdAccountLockedTime": [(ldap3.MODIFY_REPLACE, ["20300101000000Z"])]})
+    assert e.result["result"] == 50
+    # lockouts are audit events
+    time.sleep(0.2)
+    events = [json.loads(line.split("audit ", 1)[1]) for line in acme.log().splitlines() if "audit {" in line]
+    kinds = {(ev["event"], ev.get("dn", "").lower()) for ev in events}
+    assert ("lockout", erin.lower()) in kinds and ("unlock", erin.lower()) in kinds
+    assert any(ev["event"] == "bind_failure" and ev.get("peer", "").startswith("127.0.0.1:") for ev in events)
+    assert not any(USER_PW in line or "wrong-pw-1" in line for line in acme.log().splitlines())
+
+
+def test_password_quality_and_history(acme: Server) -> None:
+    ta = conn(acme, ACME_ADMIN, ACME_PW)
+    frank = add_user(ta, ACME, "frank")
+    f = conn(acme, frank, USER_PW)
+    for bad, why in (("short1!", "too short"), ("alllowercaseletters", "quality")):
+        assert not f.extend.standard.modify_password(frank, USER_PW, bad)
+        assert f.result["result"] == 19 and why in f.result["message"], f.result
+    assert f.extend.standard.modify_password(frank, USER_PW, "Frank-pw-2"), f.result
+    # the previous password is in the history
+    f = conn(acme, frank, "Frank-pw-2")
+    assert not f.extend.standard.modify_password(frank, "Frank-pw-2", USER_PW)
+    assert f.result["result"] == 19 and "history" in f.result["message"]
+    # clear-text quality applies to adds too
+    assert not ta.add(f"cn=weak,cn=Users,{ACME}", ["inetOrgPerson"], {"sn": "w", "userPassword": "abc"})
+    assert ta.result["result"] == 19
+
+
+def test_tenant_delete(acme: Server) -> None:
+    c = conn(acme)
+    assert c.extended(OID_TENANT_CREATE, encode_create("tmp.example", ACME_PW.encode())), c.result
+    tmp_admin = conn(acme, "administrator@tmp.example", ACME_PW)
+    add_user(tmp_admin, "dc=tmp,dc=example", "zed")
+    assert not c.extended(OID_TENANT_DELETE, encode_delete("tmp.example"))
+    assert c.result["result"] == 66 and "not empty (1 entries)" in c.result["message"]
+    assert c.extended(OID_TENANT_DELETE, encode_delete("tmp.example", force=True)), c.result
+    c.search("dc=tmp,dc=example", "(objectClass=*)")
+    assert c.result["result"] == 32
+    c.search("cn=Tenants,cn=System", "(cn=tmp.example)", ldap3.LEVEL)
+    assert c.entries == []
+    gone = ldap3.Connection(ldap3.Server(acme.url, get_info=ldap3.NONE), "administrator@tmp.example", ACME_PW)
+    assert not gone.bind() and gone.result["result"] == 49
+    assert not c.extended(OID_TENANT_DELETE, encode_delete("lightwave.local", force=True))
+    assert c.result["result"] == 53
+    assert not c.extended(OID_TENANT_DELETE, encode_delete("none.example"))
+    assert c.result["result"] == 32
