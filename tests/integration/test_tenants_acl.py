@@ -273,3 +273,26 @@ def test_tenant_delete(acme: Server) -> None:
     assert c.result["result"] == 53
     assert not c.extended(OID_TENANT_DELETE, encode_delete("none.example"))
     assert c.result["result"] == 32
+
+
+def test_posix_ids_are_allocated_from_the_node_range(acme: Server) -> None:
+    ta = conn(acme, ACME_ADMIN, ACME_PW)
+    got = []
+    for name in ("px1", "px2"):
+        dn = f"cn={name},cn=Users,{ACME}"
+        assert ta.add(dn, ["inetOrgPerson", "posixAccount"], {"sn": name, "uid": name, "userPassword": USER_PW}), ta.result
+        ta.search(dn, "(objectClass=*)", ldap3.BASE, attributes=["uidNumber", "gidNumber", "homeDirectory"])
+        e = ta.entries[0]
+        got.append(int(e["uidNumber"].value))
+        assert int(e["gidNumber"].value) == got[-1] and e["homeDirectory"].value == f"/home/{name}"
+    assert got[1] == got[0] + 1 and 100_000 <= got[0] < 1_100_000  # server id 1's block
+    grp = f"cn=pxg,cn=Groups,{ACME}"
+    assert ta.add(grp, ["posixGroup"], {"cn": "pxg"}), ta.result
+    ta.search(grp, "(objectClass=*)", ldap3.BASE, attributes=["gidNumber"])
+    assert int(ta.entries[0]["gidNumber"].value) == got[1] + 1
+    # an explicit number is kept
+    dn = f"cn=px3,cn=Users,{ACME}"
+    assert ta.add(dn, ["inetOrgPerson", "posixAccount"], {"sn": "p", "uid": "px3", "uidNumber": 5000,
+                                                          "gidNumber": 5000, "homeDirectory": "/srv/px3"}), ta.result
+    ta.search(dn, "(objectClass=*)", ldap3.BASE, attributes=["uidNumber"])
+    assert int(ta.entries[0]["uidNumber"].value) == 5000

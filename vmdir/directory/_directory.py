@@ -736,6 +736,17 @@ class Directory:
         for v in values:
             self._check_history(e, v, policy)
 
+    def _allocate_posix(self, w: WriteTxn, e: StoredEntry, attrs: tuple[str, ...]) -> None:
+        """Give ``e`` the next uidNumber/gidNumber of this node's range (like 389's DNA plugin):
+        each server id owns its own block, so two masters never hand out the same number."""
+        lo = POSIX_BASE + (self.server_id - 1) * POSIX_RANGE
+        nxt = max(w.meta_int("posix_next"), lo)
+        if nxt >= lo + POSIX_RANGE:
+            raise LDAPError(RC.unwillingToPerform, "this node's POSIX id range is used up; give uidNumber explicitly")
+        w.set_meta_int("posix_next", nxt + 1)
+        for a in attrs:
+            e.attrs[a] = [str(nxt).encode()]
+
     def _audit_write(self, w: WriteTxn, s: Session, e: StoredEntry, op: str, changed: set[str] | None) -> None:
         """Changes made by administrators (forest or tenant) to entries other than their own."""
         if self.audit_sink is None or s.method == "internal" or not s.ndn or s.ndn == e.ndn:
@@ -822,6 +833,7 @@ class Directory:
                 have.append(vb)
         if "objectclass" not in attrs:
             raise LDAPError(RC.objectClassViolation, "no objectClass attribute")
+        allocate = _posix_placeholders(attrs)
         self.schema.check_entry(attrs, validate=False)  # values validated on input
         try:
             structural = self.schema.structural_class(attrs["objectclass"])
@@ -858,6 +870,8 @@ class Directory:
             now = self.clock()
             now_ms = int(now * 1000)
             e = StoredEntry(w.alloc_id(), parent_id, rdn, {k: list(v) for k, v in attrs.items()})
+            if allocate:
+                self._allocate_posix(w, e, allocate)
             ts = gentime(now)
             ops_attrs = {
                 "entryuuid": [str(uuid.uuid4()).encode()],
@@ -1291,6 +1305,30 @@ def _policy_relevant(new: StoredEntry, old: StoredEntry | None, attrs: Sequence[
         return True
     moved = new.flags != old.flags or new.parent_id != old.parent_id or new.rdn != old.rdn
     return moved and any(a in old.attrs for a in attrs)
+
+
+POSIX_BASE = 100_000  # first uidNumber/gidNumber handed out by server id 1
+POSIX_RANGE = 1_000_000  # numbers per server id
+
+
+def _posix_placeholders(attrs: dict[str, list[bytes]]) -> tuple[str, ...]:
+    """A posixAccount/posixGroup added without its numbers gets them allocated in the write;
+    fill placeholders (and a default home directory) so the schema check passes. Returns the
+    attributes to allocate."""
+    classes = {c.lower() for c in attrs.get("objectclass", [])}
+    want: list[str] = []
+    if b"posixaccount" in classes:
+        if "uidnumber" not in attrs:
+            want.append("uidnumber")
+            if "gidnumber" not in attrs:  # a user private group number, the same as the uid
+                want.append("gidnumber")
+        if "homedirectory" not in attrs and attrs.get("uid"):
+            attrs["homedirectory"] = [b"/home/" + attrs["uid"][0]]
+    elif b"posixgroup" in classes and "gidnumber" not in attrs:
+        want.append("gidnumber")
+    for a in want:
+        attrs[a] = [b"0"]
+    return tuple(want)
 
 
 def _policy_gen(r: Any) -> int:
