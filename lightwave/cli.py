@@ -279,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--force", action="store_true", help="replace an existing database")
     _node_args(rs)
     rs.set_defaults(func=cmd_restore)
+    from lightwave.admin import register as register_admin
+    register_admin(sub)  # `lightwave tenant ...` and `lightwave dir ...` (over LDAP)
     return p
 
 

@@ -296,3 +296,32 @@ def test_posix_ids_are_allocated_from_the_node_range(acme: Server) -> None:
                                                           "gidNumber": 5000, "homeDirectory": "/srv/px3"}), ta.result
     ta.search(dn, "(objectClass=*)", ldap3.BASE, attributes=["uidNumber"])
     assert int(ta.entries[0]["uidNumber"].value) == 5000
+
+
+def test_user_principal_names_are_unique_and_in_the_tenant_realm(acme: Server) -> None:
+    ta = conn(acme, ACME_ADMIN, ACME_PW)
+    add_user(ta, ACME, "gina", userPrincipalName="gina@acme.example")
+    # the same name again, anywhere in the forest: refused
+    assert not ta.add(f"cn=gina2,cn=Users,{ACME}", ["inetOrgPerson", "lightwaveUser"],
+                      {"sn": "g", "userPrincipalName": "GINA@acme.example"})
+    assert ta.result["result"] == 19 and "already in use" in ta.result["message"]
+    # a tenant administrator cannot claim another tenant's realm (bind by UPN would reach it)
+    assert not ta.add(f"cn=spoof,cn=Users,{ACME}", ["inetOrgPerson", "lightwaveUser"],
+                      {"sn": "s", "userPrincipalName": "spoof@lightwave.local"})
+    assert ta.result["result"] == 19 and "realm" in ta.result["message"]
+    assert not ta.modify(f"cn=gina,cn=Users,{ACME}",
+                         {"userPrincipalName": [(ldap3.MODIFY_REPLACE, ["administrator@lightwave.local"])]})
+    assert ta.result["result"] == 19
+
+
+def test_group_membership_follows_deletes_and_renames(acme: Server) -> None:
+    ta = conn(acme, ACME_ADMIN, ACME_PW)
+    hal = add_user(ta, ACME, "hal")
+    ivy = add_user(ta, ACME, "ivy")
+    grp = add_group(ta, ACME, "movers", [hal, ivy])
+    assert ta.modify_dn(hal, "cn=hal2"), ta.result
+    assert ta.delete(ivy), ta.result
+    ta.search(grp, "(objectClass=*)", ldap3.BASE, attributes=["member"])
+    assert [v.lower() for v in ta.entries[0]["member"].values] == [f"cn=hal2,cn=users,{ACME}"]
+    ta.search(f"cn=hal2,cn=Users,{ACME}", "(objectClass=*)", ldap3.BASE, attributes=["memberOf"])
+    assert [v.lower() for v in ta.entries[0]["memberOf"].values] == [grp.lower()]

@@ -1,23 +1,36 @@
-"""The directory domain layer (layer 3): LDAP operations over the store, synchronous."""
+"""The directory domain layer (layer 3): LDAP operations over the store, synchronous.
+
+Names are loaded on first use (PEP 562), so a command that only needs the configuration
+types does not pay for importing the whole directory.
+"""
 from __future__ import annotations
 
-from vmdir.directory._bootstrap import (
-    admin_dn, domain_dn, exists, initialise, is_initialised, new_invocation, node_identity, write_secret,
-)
-from vmdir.directory._config import DEFAULT_INDEXES, PER_VALUE_ATTRS, DirectoryConfig
-from vmdir.directory._directory import (
-    MONITOR_DN, OID_PASSWD, OID_STARTTLS, OID_WHOAMI, RELAX_OID, SUBSCHEMA_DN, Directory, Outcome, SearchRun, SlowBind,
-)
-from vmdir.directory._session import Session
-from vmdir.directory._tenants import (
-    OID_TENANT_CREATE, OID_TENANT_DELETE, SYSTEM_DN, TENANTS_DN, admins_group_dn, encode_create, encode_delete,
-    tenant_create, tenant_delete,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "admin_dn", "domain_dn", "exists", "initialise", "is_initialised", "new_invocation", "node_identity",
-    "write_secret", "DEFAULT_INDEXES", "PER_VALUE_ATTRS", "DirectoryConfig", "MONITOR_DN",
-    "OID_PASSWD", "RELAX_OID", "OID_STARTTLS", "OID_WHOAMI", "SUBSCHEMA_DN", "Directory", "Outcome", "SearchRun", "SlowBind",
-    "Session", "OID_TENANT_CREATE", "OID_TENANT_DELETE", "SYSTEM_DN", "TENANTS_DN", "admins_group_dn",
-    "encode_create", "encode_delete", "tenant_create", "tenant_delete",
-]
+_WHERE = {
+    "vmdir.directory._bootstrap": ("exists", "initialise", "is_initialised", "new_invocation", "node_identity",
+                                   "write_secret"),
+    "vmdir.directory._config": ("DEFAULT_INDEXES", "PER_VALUE_ATTRS", "DirectoryConfig"),
+    "vmdir.directory._directory": ("MONITOR_DN", "OID_PASSWD", "OID_STARTTLS", "OID_WHOAMI", "RELAX_OID",
+                                   "SUBSCHEMA_DN", "Directory", "Outcome", "SearchRun", "SlowBind"),
+    "vmdir.directory._session": ("Session",),
+    "vmdir.directory._tenants": ("OID_TENANT_CREATE", "OID_TENANT_DELETE", "SYSTEM_DN", "TENANTS_DN", "admin_dn",
+                                 "admins_group_dn", "domain_dn", "encode_create", "encode_delete", "tenant_create",
+                                 "tenant_delete"),
+}
+_MODULE_OF = {name: mod for mod, names in _WHERE.items() for name in names}
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    mod = _MODULE_OF.get(name)
+    if mod is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(mod), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

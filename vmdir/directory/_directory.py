@@ -736,6 +736,36 @@ class Directory:
         for v in values:
             self._check_history(e, v, policy)
 
+    def _check_upn(self, w: WriteTxn, s: Session, e: StoredEntry, parent_id: int) -> None:
+        """A user principal name names one principal in the whole forest, in its own tenant's realm
+        (else binding by it could reach another tenant's account)."""
+        v = e.attrs["userprincipalname"][0]
+        key = KIND_EQ + self.schema.eq_key("userprincipalname", v)
+        for other in w.index_ids("userprincipalname", key) or ():
+            if other != e.id:
+                raise LDAPError(RC.constraintViolation, "userPrincipalName: value is already in use")
+        local, at, realm = v.decode("utf-8", "replace").rpartition("@")
+        if not at or not local or not realm:
+            raise LDAPError(RC.invalidAttributeSyntax, "userPrincipalName: expected name@realm")
+        if s.is_admin or not parent_id:
+            return
+        root = self.dit.dn_of(w, parent_id)[2]
+        tenant = self._tenant_name(w, root)
+        if tenant and realm.lower() != tenant:
+            raise LDAPError(RC.constraintViolation, f"userPrincipalName: the realm must be this tenant's ({tenant})")
+
+    def _tenant_name(self, r: ReadTxn, root: int) -> str:
+        e = r.get(root)
+        if e is None:
+            return ""
+        name = e.attrs.get("lightwavetenantname")
+        if name:
+            return name[0].decode("utf-8", "replace").lower()
+        rdns = dnmod.parse_dn(e.rdn)
+        if all(len(rd) == 1 and rd[0][0].lower() == "dc" for rd in rdns):
+            return ".".join(rd[0][1] for rd in rdns).lower()
+        return ""
+
     def _allocate_posix(self, w: WriteTxn, e: StoredEntry, attrs: tuple[str, ...]) -> None:
         """Give ``e`` the next uidNumber/gidNumber of this node's range (like 389's DNA plugin):
         each server id owns its own block, so two masters never hand out the same number."""
@@ -872,6 +902,8 @@ class Directory:
             e = StoredEntry(w.alloc_id(), parent_id, rdn, {k: list(v) for k, v in attrs.items()})
             if allocate:
                 self._allocate_posix(w, e, allocate)
+            if "userprincipalname" in e.attrs:
+                self._check_upn(w, s, e, parent_id)
             ts = gentime(now)
             ops_attrs = {
                 "entryuuid": [str(uuid.uuid4()).encode()],
@@ -959,6 +991,35 @@ class Directory:
         self._save_change(w, s, e, old, removed | {"isdeleted", "lastknownparent"}, pv_del=pv_del)
         if e.parent_id == 0:
             self._names_changed(w)
+        self._refint(w, s, e.ndn, None)
+
+    def _refint(self, w: WriteTxn, s: Session, old_ndn: str, new_dn: str | None) -> None:
+        """Referential integrity of group membership: a deleted entry leaves the groups that
+        list it, a renamed one is listed under its new name (in the same transaction). A
+        group that would lose its last required member keeps the old value."""
+        key = KIND_EQ + old_ndn.encode()
+        for attr in MEMBER_ATTRS:
+            for gid in list(w.index_ids(attr, key) or ()):
+                g = self._read_entry(w, gid)
+                if g is None:
+                    continue
+                vals = g.attrs.get(attr, [])
+                gone = [v for v in vals if _ndn_or_none(self, v) == old_ndn]
+                if not gone:
+                    continue
+                old = g.copy()
+                keep = [v for v in vals if v not in gone]
+                added = []
+                if new_dn is not None and not any(_ndn_or_none(self, v) == self.dit.ndn(new_dn) for v in keep):
+                    added = [new_dn.encode()]
+                g.attrs[attr] = keep + added
+                if not g.attrs[attr]:
+                    del g.attrs[attr]
+                try:
+                    self.schema.check_entry(g.attrs, validate=False)
+                except LDAPError:
+                    continue
+                self._save_change(w, s, g, old, {attr}, {attr: added} if added else None, {attr: gone})
 
     # ---------------------------------------------------------------- modify
 
@@ -1074,6 +1135,8 @@ class Directory:
                 if before is not None and after.lower() != before.lower():
                     raise LDAPError(RC.objectClassModsProhibited, "structural object class modification from '%s' to '%s' not allowed" % (before, after))
             self.schema.check_entry(e.attrs, validate=False)  # values validated on input
+            if "userprincipalname" in changed and e.attrs.get("userprincipalname"):
+                self._check_upn(w, s, e, e.parent_id)
             if "userpassword" in changed:
                 changed |= self._password_changed(e, old, self.policy_of(w, self.dit.dn_of(w, e.id)[2]))
             if "pwdaccountlockedtime" in changed and not e.attrs.get("pwdaccountlockedtime"):
@@ -1176,6 +1239,9 @@ class Directory:
             self._save_change(w, s, e, old, changed | {"_name"}, pv_add, pv_del)
             self._names_changed(w)
             self.dit.forget()
+            new_dn, new_ndn, _ = self.dit.dn_of(w, e.id, e.parent_id, e.rdn)
+            if new_ndn != old.ndn:
+                self._refint(w, s, old.ndn, new_dn)
             if ctl.POST_READ_OID in ctrls:
                 e.dn, e.ndn, _ = self.dit.dn_of(w, e.id, e.parent_id, e.rdn)
                 out_ctrls.append(self._read_control(w, s, e, ctrls[ctl.POST_READ_OID], ctl.POST_READ_OID))
@@ -1337,6 +1403,13 @@ def _policy_gen(r: Any) -> int:
 
 def _rules_gen(r: Any) -> int:
     return r.meta_int("acigen")
+
+
+def _ndn_or_none(d: "Directory", v: bytes) -> str | None:
+    try:
+        return d.dit.ndn(v.decode("utf-8"))
+    except (LDAPError, UnicodeDecodeError):
+        return None
 
 
 def _leaf_rdn(dn: str) -> str:
