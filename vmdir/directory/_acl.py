@@ -209,7 +209,7 @@ class AccessPolicy:
         if s is None:
             return
         gen = self._policy_gen(r)
-        if s is not None and s.acl_gen != gen and s.ndn:
+        if s.acl_gen != gen and s.ndn:
             self.refresh_session(r, s, gen)
 
     def refresh_session(self, r: object, s: Session, gen: int | None = None) -> None:
