@@ -9,7 +9,6 @@ from vmdir.directory._acl import default_rules
 from vmdir.directory._directory import Directory
 from vmdir.directory._tenants import admin_dn, domain_dn, system_requests, tenant_requests
 from vmdir.proto import messages as m
-from vmdir.proto.results import LDAPError
 from vmdir.store import Store
 
 LAYOUT = 2  # 2: system context, tenant registry, stored access rules and password policy
@@ -66,9 +65,8 @@ def initialise(d: Directory, domain: str, admin_password: str) -> None:
     first start may hold some, the administrator included, whose password is then the
     imported one).
     """
-    with d.store.read() as r:
-        if r.meta("initialised") is not None and r.meta_int("layout") >= LAYOUT:
-            return
+    if is_initialised(d.store):
+        return
     s = d.internal_session(admin_dn(domain))
     reqs = system_requests() + tenant_requests(domain, admin_password.encode(), "The system tenant")
     ops = [d.add(s, r) for r in reqs if not exists(d, r.dn)]
@@ -107,5 +105,4 @@ def write_secret(path: str, text: str) -> None:
         f.write(text + "\n")
 
 
-__all__ = ["initialise", "is_initialised", "exists", "node_identity", "new_invocation", "domain_dn", "admin_dn",
-           "write_secret", "LDAPError"]
+__all__ = ["initialise", "is_initialised", "exists", "node_identity", "new_invocation", "write_secret"]

@@ -49,9 +49,7 @@ SUPPORTED_CONTROLS = frozenset({
 # operational attributes we compute on read
 COMPUTED = ("entrydn", "hassubordinates", "numsubordinates", "subschemasubentry", "structuralobjectclass", "memberof")
 # a write touching one of these changes who may do what: every process re-reads rules and groups
-POLICY_ATTRS = ("member", "uniquemember", "lightwaveaci", "pwdattribute", "pwdminlength", "pwdinhistory",
-                "pwdmaxage", "pwdlockout", "pwdmaxfailure", "pwdlockoutduration", "pwdfailurecountinterval",
-                "pwdexpirewarning", "lightwavepwdminclasses", "lightwavepwdscheme", "lightwavepwdcost")
+POLICY_ATTRS = ("member", "uniquemember", "lightwaveaci") + pp.POLICY_ATTRS
 # operational attributes stamped on write (NO-USER-MODIFICATION for clients)
 STAMPED = frozenset({"entryuuid", "createtimestamp", "modifytimestamp", "creatorsname", "modifiersname",
                      "usncreated", "usnchanged", "structuralobjectclass"})
@@ -198,18 +196,6 @@ class Directory:
     def _session_groups(self, r: Any, ndn: str) -> frozenset[str]:
         return frozenset(groups_of(r, self.dit, ndn))
 
-    def group_members(self, r: ReadTxn, gid: int) -> list[str]:
-        e = r.get(gid)
-        if e is None or e.deleted:
-            return []
-        out = []
-        for a in MEMBER_ATTRS:
-            for v in e.attrs.get(a, []):
-                try:
-                    out.append(self.dit.ndn(v.decode("utf-8", "replace")))
-                except LDAPError:
-                    continue
-        return out
 
     def check_controls(self, controls: Sequence[m.Control], allowed: frozenset[str]) -> dict[str, m.Control]:
         """The ``allowed`` controls by OID; an unknown critical one raises unavailableCriticalExtension."""
@@ -226,8 +212,9 @@ class Directory:
         if c is None:
             return
         f = ctl.decode_assertion(c.value)
-        view = self._view(r, s, e.id or e.parent_id).readable(e.attrs) if e.id or e.parent_id else e.attrs
-        if not compile_filter(f, self.schema)(view, e.dn):
+        target = e.id or e.parent_id  # an entry being added: its parent's rules
+        attrs = self._view(r, s, target).readable(e.attrs) if target else e.attrs  # root DSE, subschema
+        if not compile_filter(f, self.schema)(attrs, e.dn):
             raise LDAPError(RC.assertionFailed, "assertion control failed")
 
     def internal_session(self, dn: str) -> Session:
@@ -306,7 +293,7 @@ class Directory:
                 return Outcome(RC.invalidCredentials)
             stored = e.attrs.get("userpassword", [])
             root = self.dit.dn_of(r, e.id)[2]
-            policy = self.policy_of(r, root)
+            policy = self.policy_of(r, e.id)
             now = self.clock()
             if pp.locked(policy, e.attrs, now):
                 self.audit("bind_failure", s, dn=e.dn, reason="account locked")
@@ -316,7 +303,7 @@ class Directory:
             if not any(pw.verify_password(password, h) for h in stored):
                 self.audit("bind_failure", s, dn=e.dn, reason="invalid credentials")
                 return Outcome(RC.invalidCredentials, after=self._record_failure(e.id, policy, now))
-            if e.attrs.get("accountdisabled", [b""])[0].upper() == b"TRUE":
+            if _disabled(e):
                 self.audit("bind_failure", s, dn=e.dn, reason="account disabled")
                 return Outcome(RC.invalidCredentials, "account disabled")
             expired, warn = pp.expired(policy, e.attrs, now)
@@ -330,37 +317,40 @@ class Directory:
             out.after = self._clear_failures(e.id)
         return out
 
-    def _record_failure(self, eid: int, policy: pp.PasswordPolicy, now: float) -> Callable[[WriteTxn], Outcome]:
+    def _account_update(self, eid: int, change: Callable[[StoredEntry], set[str]]) -> Callable[[WriteTxn], Outcome]:
+        """A write op for the bind's bookkeeping on account ``eid``: ``change`` edits the entry
+        and returns the attributes it changed (none: nothing is written)."""
         def op(w: WriteTxn) -> Outcome:
             e = self._read_entry(w, eid)
             if e is None:
                 return Outcome()
             old = e.copy()
+            changed = change(e)
+            if changed:
+                self._save_change(w, Session(dn=e.dn), e, old, changed)
+            return Outcome()
+        return op
+
+    def _record_failure(self, eid: int, policy: pp.PasswordPolicy, now: float) -> Callable[[WriteTxn], Outcome]:
+        def change(e: StoredEntry) -> set[str]:
             recent = pp.recent_failures(policy, e.attrs, now)[-63:] + [gentime(now, frac=True)]
             e.attrs["pwdfailuretime"] = recent
-            changed = {"pwdfailuretime"}
             if (policy.lockout and policy.max_failure and len(recent) >= policy.max_failure
                     and not e.attrs.get("pwdaccountlockedtime")):
                 e.attrs["pwdaccountlockedtime"] = [gentime(now)]
-                changed.add("pwdaccountlockedtime")
                 self.audit("lockout", None, dn=e.dn, failures=len(recent))
-            self._save_change(w, Session(dn=e.dn), e, old, changed)
-            return Outcome()
-        return op
+                return {"pwdfailuretime", "pwdaccountlockedtime"}
+            return {"pwdfailuretime"}
+        return self._account_update(eid, change)
 
     def _clear_failures(self, eid: int) -> Callable[[WriteTxn], Outcome]:
-        def op(w: WriteTxn) -> Outcome:
-            e = self._read_entry(w, eid)
-            if e is None or not e.attrs.get("pwdfailuretime"):
-                return Outcome()
-            old = e.copy()
-            del e.attrs["pwdfailuretime"]
-            self._save_change(w, Session(dn=e.dn), e, old, {"pwdfailuretime"})
-            return Outcome()
-        return op
+        def change(e: StoredEntry) -> set[str]:
+            return {"pwdfailuretime"} if e.attrs.pop("pwdfailuretime", None) is not None else set()
+        return self._account_update(eid, change)
 
-    def policy_of(self, r: ReadTxn, root: int) -> pp.PasswordPolicy:
-        """The password policy of the tenant whose naming context is ``root``."""
+    def policy_of(self, r: ReadTxn, entry_id: int) -> pp.PasswordPolicy:
+        """The password policy of the tenant entry ``entry_id`` belongs to."""
+        root = self.dit.dn_of(r, entry_id)[2]
         gen = r.meta_int("polgen")
         hit = self._policies.get(root)
         if hit is not None and hit[0] == gen:
@@ -382,9 +372,7 @@ class Directory:
         with self.store.read() as r:
             self.dit.begin(r)
             _, anc, _ = self.dit.resolve(r, self.dit.norm_rdns(dn))
-            if not anc:
-                return pp.NO_POLICY
-            return self.policy_of(r, self.dit.dn_of(r, anc)[2])
+            return self.policy_of(r, anc) if anc else pp.NO_POLICY
 
     def audit(self, event: str, s: Session | None, **fields: Any) -> None:
         """A security event for the audit log (never secrets)."""
@@ -398,16 +386,11 @@ class Directory:
         rec.update(fields)
         self.audit_sink(rec)
 
-    def _login(self, s: Session, e: StoredEntry, root: int, r: ReadTxn | None = None) -> None:
+    def _login(self, s: Session, e: StoredEntry, root: int, r: ReadTxn) -> None:
         s.dn, s.ndn, s.entry_id, s.root_id = e.dn, e.ndn, e.id, root
         s.forest_admin_dn = self.is_admin_dn(e.ndn)
         s.is_admin = s.forest_admin_dn
-        if r is not None:
-            self.acl.refresh_session(r, s)
-            return
-        with self.store.read() as r2:
-            self._begin(r2)
-            self.acl.refresh_session(r2, s)
+        self.acl.refresh_session(r, s)
 
     def _sasl_bind(self, s: Session, req: m.BindRequest, want_pp: bool = False, allow_slow: bool = True) -> Outcome:
         mech = (req.sasl_mechanism or "").upper()
@@ -426,7 +409,7 @@ class Directory:
                     want = self._principal(r, authz.removeprefix("dn:"))
                     if want is None or want.id != e.id:
                         raise LDAPError(RC.insufficientAccessRights, "authorization identity not permitted")
-                if e.attrs.get("accountdisabled", [b""])[0].upper() == b"TRUE" and not self.is_admin_dn(e.ndn):
+                if _disabled(e) and not self.is_admin_dn(e.ndn):
                     self.audit("bind_failure", s, dn=e.dn, method="EXTERNAL", reason="account disabled")
                     return Outcome(RC.invalidCredentials, "account disabled")
                 # no lockout here: a certificate is not guessable, and it is the way back in for
@@ -732,7 +715,7 @@ class Directory:
             e = self._read_entry(r, eid) if eid is not None else None
             if e is None:
                 return  # the op reports it
-            policy = self.policy_of(r, self.dit.dn_of(r, eid)[2])
+            policy = self.policy_of(r, eid)
         for v in values:
             self._check_history(e, v, policy)
 
@@ -993,10 +976,11 @@ class Directory:
             self._names_changed(w)
         self._refint(w, s, e.ndn, None)
 
-    def _refint(self, w: WriteTxn, s: Session, old_ndn: str, new_dn: str | None) -> None:
+    def _refint(self, w: WriteTxn, s: Session, old_ndn: str, new: tuple[str, str] | None) -> None:
         """Referential integrity of group membership: a deleted entry leaves the groups that
         list it, a renamed one is listed under its new name (in the same transaction). A
-        group that would lose its last required member keeps the old value."""
+        group that would lose its last required member keeps the old value. ``new`` is the
+        renamed entry's (DN, normalised DN)."""
         key = KIND_EQ + old_ndn.encode()
         for attr in MEMBER_ATTRS:
             for gid in list(w.index_ids(attr, key) or ()):
@@ -1004,14 +988,14 @@ class Directory:
                 if g is None:
                     continue
                 vals = g.attrs.get(attr, [])
-                gone = [v for v in vals if _ndn_or_none(self, v) == old_ndn]
+                gone = [v for v in vals if self.dit.ndn_or_none(v) == old_ndn]
                 if not gone:
                     continue
                 old = g.copy()
                 keep = [v for v in vals if v not in gone]
                 added = []
-                if new_dn is not None and not any(_ndn_or_none(self, v) == self.dit.ndn(new_dn) for v in keep):
-                    added = [new_dn.encode()]
+                if new is not None and not any(self.dit.ndn_or_none(v) == new[1] for v in keep):
+                    added = [new[0].encode()]
                 g.attrs[attr] = keep + added
                 if not g.attrs[attr]:
                     del g.attrs[attr]
@@ -1138,7 +1122,7 @@ class Directory:
             if "userprincipalname" in changed and e.attrs.get("userprincipalname"):
                 self._check_upn(w, s, e, e.parent_id)
             if "userpassword" in changed:
-                changed |= self._password_changed(e, old, self.policy_of(w, self.dit.dn_of(w, e.id)[2]))
+                changed |= self._password_changed(e, old, self.policy_of(w, e.id))
             if "pwdaccountlockedtime" in changed and not e.attrs.get("pwdaccountlockedtime"):
                 if e.attrs.pop("pwdfailuretime", None) is not None:  # an unlock starts the count afresh
                     changed.add("pwdfailuretime")
@@ -1241,7 +1225,7 @@ class Directory:
             self.dit.forget()
             new_dn, new_ndn, _ = self.dit.dn_of(w, e.id, e.parent_id, e.rdn)
             if new_ndn != old.ndn:
-                self._refint(w, s, old.ndn, new_dn)
+                self._refint(w, s, old.ndn, (new_dn, new_ndn))
             if ctl.POST_READ_OID in ctrls:
                 e.dn, e.ndn, _ = self.dit.dn_of(w, e.id, e.parent_id, e.rdn)
                 out_ctrls.append(self._read_control(w, s, e, ctrls[ctl.POST_READ_OID], ctl.POST_READ_OID))
@@ -1272,7 +1256,7 @@ class Directory:
                 raise LDAPError(RC.noSuchObject, "user not found")
             # access before quality: a stranger learns nothing about the policy
             self.acl.check_write(s, self._view(r, s, target.id), {"userpassword"}, "the password of another user")
-            policy = self.policy_of(r, self.dit.dn_of(r, target.id)[2])
+            policy = self.policy_of(r, target.id)
         if not generated:
             self._check_history(target, new_pw, policy)
         hashed = self._new_password(s, new_pw, policy)
@@ -1362,6 +1346,10 @@ def _slow_hash(stored: bytes) -> bool:
 
 
 
+def _disabled(e: StoredEntry) -> bool:
+    return e.attrs.get("accountdisabled", [b""])[0].upper() == b"TRUE"
+
+
 def _policy_relevant(new: StoredEntry, old: StoredEntry | None, attrs: Sequence[str]) -> bool:
     """Whether writing ``new`` over ``old`` changes ``attrs`` (rules, group membership, password
     policy), or moves or deletes an entry holding them."""
@@ -1403,13 +1391,6 @@ def _policy_gen(r: Any) -> int:
 
 def _rules_gen(r: Any) -> int:
     return r.meta_int("acigen")
-
-
-def _ndn_or_none(d: "Directory", v: bytes) -> str | None:
-    try:
-        return d.dit.ndn(v.decode("utf-8"))
-    except (LDAPError, UnicodeDecodeError):
-        return None
 
 
 def _leaf_rdn(dn: str) -> str:
@@ -1625,7 +1606,7 @@ class SearchRun:
                 if flags & FLAG_DELETED or wu is None:
                     continue
                 dn, ndn, root = d.dit.dn_of(r, eid, parent, rdn)
-                view = EVERYTHING if s.is_admin else d.acl.view(s, eid, ndn, root)
+                view = d.acl.view(s, eid, ndn, root)
                 if not view.plain:
                     if not view.read or not view.can_read(self._exact_attr):
                         continue
@@ -1654,7 +1635,7 @@ class SearchRun:
             if e is None or e.deleted:
                 continue
             e.dn, e.ndn, root = d.dit.dn_of(r, eid, e.parent_id, e.rdn)
-            view = EVERYTHING if s.is_admin else d.acl.view(s, eid, e.ndn, root)
+            view = d.acl.view(s, eid, e.ndn, root)
             if not view.read:
                 continue
             attrs = view.readable(e.attrs)
@@ -1804,7 +1785,7 @@ class SearchRun:
                     gndn = d.dit.ndn(f.value.decode("utf-8"))
                 except (LDAPError, UnicodeDecodeError):
                     return set()
-                return member_ids(r, d.dit, gndn, d.group_members)
+                return member_ids(r, d.dit, gndn)
             if "eq" not in d.config.indexes.get(key, ()):
                 return None
             try:

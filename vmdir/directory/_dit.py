@@ -173,6 +173,13 @@ class DIT:
         return cur, cur, len(ndn_rdns)
 
 
+    def ndn_or_none(self, value: bytes) -> str | None:
+        """The normalised form of a DN-valued attribute value (None if it is not a valid DN)."""
+        try:
+            return self.ndn(value.decode("utf-8"))
+        except (LDAPError, UnicodeDecodeError):
+            return None
+
     def id_of(self, r: ReadTxn, dn: str) -> int | None:
         """The id of the entry named ``dn`` (None if missing or not a valid DN)."""
         try:

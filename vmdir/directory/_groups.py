@@ -33,11 +33,8 @@ def groups_of(r: ReadTxn, dit: DIT, ndn: str) -> dict[str, int]:
     return out
 
 
-def member_ids(r: ReadTxn, dit: DIT, group_ndn: str, get_members: object) -> set[int]:
-    """Ids of every entry that is a member of ``group_ndn``, through nested groups too.
-
-    ``get_members(r, entry_id)`` returns the member DNs (normalised) of a group entry.
-    """
+def member_ids(r: ReadTxn, dit: DIT, group_ndn: str) -> set[int]:
+    """Ids of every entry that is a member of ``group_ndn``, through nested groups too."""
     out: set[int] = set()
     seen: set[str] = {group_ndn}
     frontier = [group_ndn]
@@ -47,8 +44,12 @@ def member_ids(r: ReadTxn, dit: DIT, group_ndn: str, get_members: object) -> set
             gid = dit.id_of(r, g)
             if gid is None:
                 continue
-            for mdn in get_members(r, gid):  # type: ignore[operator]
-                mid = dit.id_of(r, mdn)
+            g = r.get(gid)
+            if g is None or g.deleted:
+                continue
+            for v in (v for a in MEMBER_ATTRS for v in g.attrs.get(a, ())):
+                mdn = dit.ndn_or_none(v)
+                mid = dit.id_of(r, mdn) if mdn is not None else None
                 if mid is None:
                     continue
                 out.add(mid)

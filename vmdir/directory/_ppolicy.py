@@ -32,6 +32,12 @@ DEFAULTS: dict[str, list[bytes]] = {
 }
 
 
+# every attribute PasswordPolicy.from_attrs reads: a write to one changes the policy in force
+POLICY_ATTRS = ("pwdminlength", "lightwavepwdminclasses", "pwdcheckquality", "pwdinhistory", "pwdmaxage",
+                "pwdexpirewarning", "pwdlockout", "pwdmaxfailure", "pwdlockoutduration", "pwdfailurecountinterval",
+                "lightwavepwdscheme", "lightwavepwdcost")
+
+
 @dataclass(frozen=True, slots=True)
 class PasswordPolicy:
     min_length: int = 0

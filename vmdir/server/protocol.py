@@ -268,8 +268,7 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
             elif isinstance(op, (m.AddRequest, m.ModifyRequest)) and _has_password(op):
                 # hashing a password is slow (argon2): prepare the write in the pool
                 prep = d.add if isinstance(op, m.AddRequest) else d.modify
-                dfr = self._in_pool(prep, self.session, op, controls)
-                dfr.addCallbacks(lambda fn: self._write(msgid, op, fn, t0), lambda f: self._fail(msgid, op, f.value, t0))
+                self._prepare_write(msgid, op, t0, prep, self.session, op, controls)
             elif isinstance(op, m.AddRequest):
                 self._write(msgid, op, d.add(self.session, op, controls), t0)
             elif isinstance(op, m.ModifyRequest):
@@ -318,6 +317,11 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
             return defer.maybeDeferred(fn, *args)
         return threads.deferToThreadPool(self.ctx.reactor, self.ctx.threadpool, fn, *args)
 
+    def _prepare_write(self, msgid: int, op: Any, t0: float, prepare: Any, *args: Any) -> None:
+        """Prepare a write in the pool (it hashes passwords: slow), then queue it for the writer."""
+        dfr = self._in_pool(prepare, *args)
+        dfr.addCallbacks(lambda fn: self._write(msgid, op, fn, t0), lambda f: self._fail(msgid, op, f.value, t0))
+
     def _write(self, msgid: int, op: Any, fn: Any, t0: float) -> None:
         extra = f'dn="{getattr(op, "dn", "")}" '
         dfr = self.ctx.writer.submit(fn)
@@ -330,12 +334,10 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
         if op.oid == OID_WHOAMI:
             self._finish(msgid, op, d.whoami(self.session), t0, "oid=whoami ")
         elif op.oid == OID_PASSWD:
-            dfr = self._in_pool(d.password_modify, self.session, op.value)
-            dfr.addCallbacks(lambda fn: self._write(msgid, op, fn, t0), lambda f: self._fail(msgid, op, f.value, t0))
+            self._prepare_write(msgid, op, t0, d.password_modify, self.session, op.value)
         elif op.oid in (OID_TENANT_CREATE, OID_TENANT_DELETE):
-            fn = tenant_create if op.oid == OID_TENANT_CREATE else tenant_delete
-            dfr = self._in_pool(fn, d, self.session, op.value)
-            dfr.addCallbacks(lambda w: self._write(msgid, op, w, t0), lambda f: self._fail(msgid, op, f.value, t0))
+            prep = tenant_create if op.oid == OID_TENANT_CREATE else tenant_delete
+            self._prepare_write(msgid, op, t0, prep, d, self.session, op.value)
         elif op.oid == OID_STARTTLS:
             self._starttls(msgid, op, t0)
         else:
