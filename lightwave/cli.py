@@ -33,7 +33,7 @@ def node_config(args: argparse.Namespace) -> NodeConfig:
         path = DEFAULT_CONFIG
     cfg = load(path)
     over: dict[str, Any] = {"data_dir": getattr(args, "data_dir", None)}
-    for name in ("domain", "listen", "ldap_port", "ldaps_port", "https_port", "workers", "log_level"):
+    for name in ("domain", "listen", "ldap_port", "ldaps_port", "https_port", "ldapi_path", "workers", "log_level"):
         over[name] = getattr(args, name, None)
     if getattr(args, "no_sync", False):
         over["sync"] = False
@@ -45,20 +45,34 @@ def node_config(args: argparse.Namespace) -> NodeConfig:
 # ---------------------------------------------------------------------- up
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from lightwave.nodes import prepare
+    from lightwave.nodes import open_ldapi, prepare
+    from vmdir.server.ldapi import ListenerError
 
     cfg = node_config(args)
     generated = prepare(cfg)
     pidfile = os.path.join(cfg.data_dir, "lightwave.pid")
     with open(pidfile, "w") as f:
         f.write(f"{os.getpid()}\n")
+    try:
+        # made once here and shared by every worker (a unix socket has no SO_REUSEPORT)
+        unix = open_ldapi(cfg)
+    except ListenerError as exc:
+        raise CLIError(str(exc)) from None
+    try:
+        return _serve(cfg, generated, unix.fileno() if unix is not None else None)
+    finally:
+        if unix is not None:
+            unix.close()  # a clean stop leaves no socket file behind
+
+
+def _serve(cfg: NodeConfig, generated: str | None, ldapi_fd: int | None) -> int:
     n = cfg.effective_workers
     _setup_logging(cfg.log_level)
     if n == 1:
         _banner(cfg, generated, pending=True)
         from lightwave.nodes import run_worker
-        return run_worker(cfg, 0, 1)
-    sup = Supervisor(cfg, n)
+        return run_worker(cfg, 0, 1, ldapi_fd)
+    sup = Supervisor(cfg, n, ldapi_fd)
     sup.start()
     if not _wait_port(cfg.listen, cfg.ldap_port or cfg.ldaps_port, 30, sup):
         sup.stop()
@@ -68,6 +82,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def _banner(cfg: NodeConfig, generated: str | None, pending: bool = False) -> None:
+    from lightwave.nodes import ldapi_url
     from vmdir.directory import admin_dn, domain_dn
 
     base = domain_dn(cfg.domain)
@@ -78,6 +93,8 @@ def _banner(cfg: NodeConfig, generated: str | None, pending: bool = False) -> No
         lines.append(f"  LDAP      ldap://{cfg.listen}:{cfg.ldap_port}  (StartTLS available)")
     if cfg.ldaps_port:
         lines.append(f"  LDAPS     ldaps://{cfg.listen}:{cfg.ldaps_port}  (self-signed certificate: {cfg.cert_file})")
+    if cfg.ldapi_socket:
+        lines.append(f"  LDAPI     {ldapi_url(cfg.ldapi_socket)}  (SASL EXTERNAL: root and this user bind as the administrator)")
     lines.append(f"  Admin     {adm}  (also administrator@{cfg.domain})")
     if generated:
         lines.append(f"  Password  {generated}   <- generated now, shown once; also saved in {pwfile} (mode 0600)")
@@ -89,6 +106,8 @@ def _banner(cfg: NodeConfig, generated: str | None, pending: bool = False) -> No
     lines.append("Try:")
     lines.append(f'  ldapsearch -H ldap://localhost:{cfg.ldap_port} -x -D "{adm}" -w {pw_expr} -b {base} "(objectClass=*)"')
     lines.append(f"  ldapwhoami -H ldap://localhost:{cfg.ldap_port} -x -D administrator@{cfg.domain} -w {pw_expr}")
+    if cfg.ldapi_socket:
+        lines.append(f"  ldapwhoami -H {ldapi_url(cfg.ldapi_socket)} -Y EXTERNAL -Q")
     lines.append(f"  LDAPTLS_REQCERT=never ldapsearch -H ldaps://localhost:{cfg.ldaps_port} -x -D \"{adm}\" -w {pw_expr} -b {base} -E pr=500/noprompt \"(uid=*)\"")
     lines.append("The CA (vmca) and token service (sts) are not part of this release yet.")
     lines.append("Stop with Ctrl-C (or SIGTERM).")
@@ -121,17 +140,19 @@ def _wait_port(host: str, port: int, timeout: float, sup: "Supervisor | None" = 
 class Supervisor:
     """Runs N worker processes, restarts crashed ones, stops them all on SIGTERM/SIGINT."""
 
-    def __init__(self, cfg: NodeConfig, n: int) -> None:
+    def __init__(self, cfg: NodeConfig, n: int, ldapi_fd: int | None = None) -> None:
         self.cfg = cfg
         self.n = n
+        self.ldapi_fd = ldapi_fd  # the listening ldapi socket, inherited by every worker
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * n
         self.stopping = False
         self.restarts = 0
 
     def _spawn(self, slot: int) -> None:
-        payload = json.dumps({"config": _cfg_json(self.cfg), "slot": slot, "slots": self.n})
+        payload = json.dumps({"config": _cfg_json(self.cfg), "slot": slot, "slots": self.n, "ldapi_fd": self.ldapi_fd})
         env = dict(os.environ, LIGHTWAVE_SUPERVISOR_PID=str(os.getpid()))
-        self.procs[slot] = subprocess.Popen([sys.executable, "-m", "lightwave.worker", payload], env=env)
+        fds = () if self.ldapi_fd is None else (self.ldapi_fd,)
+        self.procs[slot] = subprocess.Popen([sys.executable, "-m", "lightwave.worker", payload], env=env, pass_fds=fds)
 
     def start(self) -> None:
         # handlers first: a SIGTERM during start-up must still stop the workers
@@ -196,9 +217,9 @@ def cmd_ldif_import(args: argparse.Namespace) -> int:
     if args.server:
         from lightwave.ldifonline import import_online
         return import_online(args)
-    from lightwave.offline import import_ldif
+    from lightwave.ldifimport import import_ldif
     cfg = node_config(args)
-    return import_ldif(cfg, args.file, keep_going=args.keep_going, quiet=args.quiet)
+    return import_ldif(cfg, args.file, keep_going=args.keep_going, quiet=args.quiet, jobs=args.jobs)
 
 
 def cmd_ldif_export(args: argparse.Namespace) -> int:
@@ -242,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--ldap-port", type=int, metavar="PORT", help="LDAP port (default 10389; 0 = off)")
     up.add_argument("--ldaps-port", type=int, metavar="PORT", help="LDAPS port (default 10636; 0 = off)")
     up.add_argument("--https-port", type=int, metavar="PORT", help="HTTPS port (default 8443)")
+    up.add_argument("--ldapi-path", metavar="PATH",
+                    help="unix socket for ldapi:// (default <data-dir>/ldapi; relative to the data "
+                         "directory; '' = off)")
     up.add_argument("--workers", type=int, metavar="N", help="LDAP worker processes (default: one per core)")
     up.add_argument("--log-level", choices=("debug", "info", "warn", "error"))
     up.add_argument("--quiet-ops", action="store_true", help="do not log one line per operation")
@@ -259,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     _online_args(imp)
     imp.add_argument("--keep-going", action="store_true", help="report bad records and continue")
     imp.add_argument("--quiet", action="store_true", help="no progress bar")
+    imp.add_argument("--jobs", type=int, metavar="N",
+                     help="offline: processes that parse and check entries (default: one per CPU; 0: none, "
+                          "all work in this process)")
     imp.set_defaults(func=cmd_ldif_import)
     exp = ldif.add_parser("export", help="export entries as LDIF",
                           description="Write every entry (or the subtree under --base) as LDIF, parents first.")

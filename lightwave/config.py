@@ -25,6 +25,7 @@ class NodeConfig:
     ldap_port: int = 10389
     ldaps_port: int = 10636
     https_port: int = 8443
+    ldapi_path: str = "ldapi"  # unix socket for ldapi://, relative to data_dir; "" = off
     workers: int = 0  # 0 = one per core
     server_id: int = 1
     # LDAP limits
@@ -50,6 +51,8 @@ class NodeConfig:
             v = getattr(self, name)
             if not 0 <= v <= 65535:
                 raise ConfigError(f"{name} must be a port number (0-65535), not {v}")
+        if "\0" in self.ldapi_path:
+            raise ConfigError("ldapi_path must not contain NUL")
         if self.workers < 0:
             raise ConfigError("workers must be >= 0 (0 = one per core)")
         if self.max_pdu_size < 1024:
@@ -64,6 +67,11 @@ class NodeConfig:
     @property
     def store_dir(self) -> str:
         return os.path.join(self.data_dir, "db")
+
+    @property
+    def ldapi_socket(self) -> str:
+        """Absolute path of the ldapi socket ("" when off): ldapi_path, under data_dir if relative."""
+        return os.path.abspath(os.path.join(self.data_dir, self.ldapi_path)) if self.ldapi_path else ""
 
     @property
     def cert_file(self) -> str:

@@ -30,9 +30,12 @@ def open_store(cfg: NodeConfig, *, sync: bool | None = None) -> Store:
 
 def build_directory(cfg: NodeConfig, store: Store, counters: Any = None) -> Directory:
     inv, sid, _ = node_identity(store, cfg.server_id)
+    admin = admin_dn(cfg.domain)
     d = Directory(store, Schema.default(), cfg.directory, invocation=inv, server_id=sid,
-                  admin_dns=[admin_dn(cfg.domain)], system_admins=admins_group_dn(cfg.domain),
-                  system_tenant=domain_dn(cfg.domain), counters=counters)
+                  admin_dns=[admin], system_admins=admins_group_dn(cfg.domain),
+                  system_tenant=domain_dn(cfg.domain), counters=counters,
+                  # SASL EXTERNAL over ldapi: root and the server's own user are the forest administrator
+                  local_admins={0: admin, os.getuid(): admin})
     ensure_indexes(d)
     return d
 
@@ -84,6 +87,21 @@ def prepare(cfg: NodeConfig) -> str | None:
     return generated
 
 
+def open_ldapi(cfg: NodeConfig) -> Any:
+    """The ldapi listening socket (``vmdir.server.ldapi.Listener``), or None when it is off.
+    Made once by the supervisor before it starts the workers. Raises ListenerError."""
+    if not cfg.ldapi_socket:
+        return None
+    from vmdir.server.ldapi import open_listener
+    return open_listener(cfg.ldapi_socket)
+
+
+def ldapi_url(path: str) -> str:
+    """The ldapi:// URL of a socket path, as OpenLDAP's tools want it (the path URL-encoded)."""
+    from urllib.parse import quote
+    return "ldapi://" + quote(path, safe="")
+
+
 def listen_reuseport(reactor: Any, host: str, port: int, factory: Any) -> Any:
     """Listen on (host, port) with SO_REUSEPORT so several worker processes share it."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -99,12 +117,16 @@ def listen_reuseport(reactor: Any, host: str, port: int, factory: Any) -> Any:
         sock.close()
 
 
-def run_worker(cfg: NodeConfig, slot: int, slots: int) -> int:
-    """Serve LDAP and LDAPS in this process until SIGTERM/SIGINT. Returns an exit code."""
+def run_worker(cfg: NodeConfig, slot: int, slots: int, ldapi_fd: int | None = None) -> int:
+    """Serve LDAP and LDAPS in this process until SIGTERM/SIGINT. Returns an exit code.
+
+    ``ldapi_fd`` is the listening unix socket the supervisor made (``open_ldapi``), shared by
+    every worker; the supervisor removes its file when it stops."""
     from twisted.internet import reactor
     from twisted.logger import Logger
     from twisted.protocols.tls import TLSMemoryBIOFactory
 
+    from vmdir.server import ldapi
     from vmdir.server.audit import AuditLog
     from vmdir.server.monitor import Counters
     from vmdir.server.protocol import LDAPFactory, Limits, ServerContext
@@ -129,6 +151,8 @@ def run_worker(cfg: NodeConfig, slot: int, slots: int) -> int:
     if cfg.ldaps_port:
         ports.append(listen_reuseport(reactor, cfg.listen, cfg.ldaps_port,
                                       TLSMemoryBIOFactory(tls, False, LDAPFactory(ctx, tls=True))))
+    if ldapi_fd is not None:
+        ports.append(ldapi.adopt(reactor, ldapi_fd, LDAPFactory(ctx, tls=False, ldapi=True)))
 
     def shutdown() -> None:
         for p in ports:
@@ -140,8 +164,9 @@ def run_worker(cfg: NodeConfig, slot: int, slots: int) -> int:
 
     reactor.addSystemEventTrigger("before", "shutdown", shutdown)
     reactor.addSystemEventTrigger("after", "shutdown", stop_writer)
-    log.info("worker {slot} serving ldap://{host}:{port} ldaps://{host}:{sport} (pid {pid})",
-             slot=slot, host=cfg.listen, port=cfg.ldap_port, sport=cfg.ldaps_port, pid=os.getpid())
+    log.info("worker {slot} serving ldap://{host}:{port} ldaps://{host}:{sport}{unix} (pid {pid})",
+             slot=slot, host=cfg.listen, port=cfg.ldap_port, sport=cfg.ldaps_port, pid=os.getpid(),
+             unix=f" {ldapi_url(cfg.ldapi_socket)}" if ldapi_fd is not None else "")
     signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
     signal.signal(signal.SIGINT, lambda *_: reactor.callFromThread(reactor.stop))
     reactor.run(installSignalHandlers=False)

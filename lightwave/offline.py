@@ -1,4 +1,4 @@
-"""Offline tools over a data directory: LDIF import/export, backup and restore."""
+"""Offline tools over a data directory: LDIF export, backup and restore (import: ldifimport)."""
 from __future__ import annotations
 
 import json
@@ -6,128 +6,16 @@ import os
 import shutil
 import sys
 import time
-from typing import Any, TextIO
+from typing import TextIO
 
 from lightwave.config import NodeConfig
 from lightwave.nodes import build_directory, open_store
-from vmdir.directory import RELAX_OID, admin_dn
 from vmdir.model import ldif
-from vmdir.proto import messages as m
 from vmdir.proto.results import LDAPError
-
-BATCH = 1000
 
 
 class OfflineError(Exception):
     pass
-
-
-def import_ldif(cfg: NodeConfig, path: str, *, keep_going: bool = False, quiet: bool = False) -> int:
-    """Import content (or changetype: add) records. Returns an exit status."""
-    from tqdm import tqdm
-
-    from lightwave.cli import CLIError
-
-    if path != "-" and not os.path.exists(path):
-        raise CLIError(f"{path}: no such file")
-    os.makedirs(cfg.data_dir, exist_ok=True)
-    store = open_store(cfg, sync=False)
-    try:
-        d = build_directory(cfg, store)
-        s = d.internal_session(admin_dn(cfg.domain))
-        relax = (m.Control(RELAX_OID, True),)
-        fh = sys.stdin if path == "-" else open(path, encoding="utf-8")
-        total = os.path.getsize(path) if path != "-" else None
-        bar = tqdm(total=total, unit="B", unit_scale=True, desc="import", disable=quiet or total is None,
-                   file=sys.stderr, mininterval=0.5)
-        counted = _CountingLines(fh, bar)
-        added = failed = 0
-        t0 = time.monotonic()
-        batch: list[tuple[ldif.Record, Any]] = []
-
-        def flush() -> bool:
-            nonlocal added, failed
-            if not batch:
-                return True
-            results = d.run_writes([op for _, op in batch])
-            ok = True
-            for (rec, _), res in zip(batch, results):
-                if isinstance(res, BaseException):
-                    failed += 1
-                    ok = False
-                    _report(rec, res)
-                else:
-                    added += 1
-            batch.clear()
-            return ok or keep_going
-
-        try:
-            for rec in ldif.parse(counted, open_url=_read_file):
-                if rec.changetype != "add":
-                    raise CLIError(f"line {rec.line}: changetype {rec.changetype} is not supported by import "
-                                   "(use ldapmodify against a running server)")
-                req = m.AddRequest(rec.dn, tuple((t, tuple(v)) for t, v in rec.grouped()))
-                try:
-                    op = d.add(s, req, relax)
-                except LDAPError as exc:
-                    failed += 1
-                    _report(rec, exc)
-                    if not keep_going:
-                        break
-                    continue
-                batch.append((rec, op))
-                if len(batch) >= BATCH and not flush():
-                    break
-            else:
-                flush()
-        except ldif.LDIFError as exc:
-            flush()
-            raise CLIError(f"{path}: {exc}") from None
-        finally:
-            bar.close()
-            if fh is not sys.stdin:
-                fh.close()
-        store.env.sync(True)
-        dt = time.monotonic() - t0
-        rate = added / dt if dt > 0 else 0.0
-        print(f"imported {added} entries in {dt:.1f} s ({rate:,.0f} entries/s); {failed} failed",
-              file=sys.stderr)
-        return 0 if failed == 0 else 1
-    finally:
-        store.close()
-
-
-def _report(rec: ldif.Record, exc: BaseException) -> None:
-    if isinstance(exc, LDAPError):
-        why = f"{exc.code.name} ({int(exc.code)})" + (f": {exc.message}" if exc.message else "")
-        if exc.matched_dn:
-            why += f" (matched DN: {exc.matched_dn})"
-    else:
-        why = f"internal error: {exc!r}"
-    print(f"lightwave: line {rec.line}: dn: {rec.dn}: {why}", file=sys.stderr)
-
-
-def _read_file(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
-
-
-class _CountingLines:
-    """Iterate lines of a text file, advancing a progress bar by their size."""
-
-    def __init__(self, fh: TextIO, bar: Any) -> None:
-        self.fh = fh
-        self.bar = bar
-
-    def __iter__(self) -> Any:
-        pending = 0
-        for line in self.fh:
-            pending += len(line)
-            if pending > 1 << 20:
-                self.bar.update(pending)
-                pending = 0
-            yield line
-        self.bar.update(pending)
 
 
 def export_ldif(cfg: NodeConfig, out: TextIO, base: str | None = None) -> int:

@@ -30,7 +30,7 @@ def main() -> int:
     payload = json.loads(sys.argv[1])
     cfg = cfg_from_json(payload["config"])
     _setup_logging(cfg.log_level)
-    return run_worker(cfg, payload["slot"], payload["slots"])
+    return run_worker(cfg, payload["slot"], payload["slots"], payload.get("ldapi_fd"))
 
 
 if __name__ == "__main__":

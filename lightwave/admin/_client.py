@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
+from urllib.parse import quote, unquote
 
 from lightwave.cli import CLIError
 from lightwave.ldifonline import credentials
@@ -40,7 +41,10 @@ def common_options() -> argparse.ArgumentParser:
     g = p.add_argument_group("connection")
     g.add_argument("--server", metavar="URL", default=DEFAULT_SERVER,
                    help=f"server to talk to, ldap:// or ldaps:// (default {DEFAULT_SERVER}); "
-                        "LDAPTLS_REQCERT=never skips certificate checks, LDAPTLS_CACERT=FILE trusts a CA")
+                        "LDAPTLS_REQCERT=never skips certificate checks, LDAPTLS_CACERT=FILE trusts a CA; "
+                        "ldapi://%%2Fpath%%2Fto%%2Fsocket (or ldapi:/// for the default configuration's socket) "
+                        "binds with SASL EXTERNAL as the user the server maps your uid to (root and the "
+                        "server's user: the forest administrator), no password")
     g.add_argument("--user", metavar="DN-or-UPN",
                    help="bind as this principal (default the forest administrator "
                         f"{FOREST_ADMIN})")
@@ -149,6 +153,10 @@ def unreachable(url: str, exc: BaseException) -> str:
                 "trust its CA with LDAPTLS_CACERT=FILE or skip the check with LDAPTLS_REQCERT=never")
     if isinstance(exc, TimeoutError):
         return f"cannot reach {url}: timed out"
+    if isinstance(exc, FileNotFoundError):
+        return f"cannot reach {url}: no such socket (is the server running?)"
+    if isinstance(exc, PermissionError):
+        return f"cannot reach {url}: permission denied (only the server's user and root may use its socket)"
     text = str(exc.args[0] if exc.args else exc).strip("()',\"")
     if "invalid server address" in text:
         return f"cannot reach {url}: unknown host or bad address"
@@ -156,6 +164,21 @@ def unreachable(url: str, exc: BaseException) -> str:
 
 
 # ---------------------------------------------------------------------- the connection
+
+def ldapi_socket(url: str) -> str:
+    """The socket path of an ldapi:// URL: ``ldapi://%2Fvar%2Fldapi`` (OpenLDAP's form, the path
+    URL-encoded as the host) or ``ldapi:///var/ldapi``. ``ldapi:///`` alone is the socket of
+    the default configuration (conf/lightwave.toml, relative to the current directory:
+    ``./var/ldapi``), as OpenLDAP's tools use their built-in socket."""
+    rest = unquote(url[len("ldapi://"):])
+    if rest.strip("/"):
+        return os.path.abspath(rest)
+    from lightwave.cli import node_config
+    path: str = node_config(argparse.Namespace(config=None, data_dir=None)).ldapi_socket
+    if not path:
+        raise CLIError(f"{url} names the default configuration's socket, but it has ldapi_path = \"\" (off)")
+    return path
+
 
 class Client:
     """An authenticated ldap3 connection whose failures raise :class:`CLIError`.
@@ -174,8 +197,10 @@ class Client:
         from ldap3.core.exceptions import LDAPException
 
         url = args.server
+        if re.match(r"ldapi://", url, re.I):
+            return cls._open_ldapi(url, args)
         if not re.match(r"ldaps?://", url, re.I):
-            raise CLIError(f"bad server URL {url!r}: use ldap://HOST:PORT or ldaps://HOST:PORT")
+            raise CLIError(f"bad server URL {url!r}: use ldap://HOST:PORT, ldaps://HOST:PORT or ldapi://PATH")
         user, password = credentials(args, FOREST_ADMIN)
         reqcert = os.environ.get("LDAPTLS_REQCERT", "").lower()
         try:
@@ -189,6 +214,14 @@ class Client:
             raise CLIError(f"bad server URL {url!r}: {exc}") from None
         conn = ldap3.Connection(server, user, password, raise_exceptions=False, receive_timeout=120,
                                 auto_referrals=False)
+        return cls._bound(conn, url, f"bind as {user} failed",
+                          f"invalid credentials (wrong user or password){hint}")
+
+    @classmethod
+    def _bound(cls, conn: Any, url: str, failed: str, invalid: str) -> "Client":
+        """Bind ``conn``; a failure becomes a CLIError saying ``failed`` (and ``invalid`` for code 49)."""
+        from ldap3.core.exceptions import LDAPException
+
         try:
             ok = conn.bind()
         except LDAPException as exc:
@@ -196,9 +229,24 @@ class Client:
         if not ok:
             r = conn.result
             if r.get("result") == 49:
-                raise CLIError(f"bind as {user} failed: invalid credentials (wrong user or password){hint}")
-            raise CLIError(describe(r, f"bind as {user} failed", None))
+                raise CLIError(f"{failed}: {invalid}")
+            raise CLIError(describe(r, failed, None))
         return cls(conn, url)
+
+    @classmethod
+    def _open_ldapi(cls, url: str, args: argparse.Namespace) -> "Client":
+        """Over the server's unix socket with SASL EXTERNAL: the server knows our uid, no password."""
+        import ldap3
+
+        if args.user or args.password_file:
+            raise CLIError("--user and --password-file do not apply to ldapi://: the server maps your "
+                           "uid (root and the server's own user bind as the forest administrator)")
+        path = ldapi_socket(url)
+        server = ldap3.Server("ldapi://" + quote(path, safe=""), get_info=ldap3.NONE, connect_timeout=10)
+        conn = ldap3.Connection(server, authentication=ldap3.SASL, sasl_mechanism=ldap3.EXTERNAL,
+                                raise_exceptions=False, receive_timeout=120, auto_referrals=False)
+        return cls._bound(conn, url, f"SASL EXTERNAL bind over {url} failed",
+                          f"uid {os.getuid()} is not mapped to an administrator (run as root or as the server's user)")
 
     def __enter__(self) -> "Client":
         return self

@@ -72,7 +72,8 @@ def test_tenant_create_makes_the_naming_context_and_registers_it(acme: Server) -
     names = {str(e["lightwaveTenantName"]): str(e["seeAlso"]) for e in c.entries}
     assert names == {"lightwave.local": BASE, "acme.example": ACME}
     c.search(ACME, "(objectClass=*)", ldap3.LEVEL, attributes=["cn"])
-    assert {str(e["cn"]) for e in c.entries} == {"Users", "Groups", "Computers", "ServiceAccounts", "Policies"}
+    assert {str(e["cn"]) for e in c.entries} == {"Users", "Groups", "Computers", "ServiceAccounts", "Policies",
+                                                 "CertificateAuthority", "TokenService"}
     # the tenant's administrator binds by DN and by UPN (ldapwhoami, a real client)
     r = run_tool("ldapwhoami", "-H", acme.url, "-x", "-D", "administrator@acme.example", "-w", ACME_PW)
     assert r.returncode == 0 and r.stdout.strip().lower() == f"dn:{ACME_ADMIN}".lower()

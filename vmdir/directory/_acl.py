@@ -18,6 +18,17 @@ of a tenant is visible or writable from another one. Forest administrators (memb
 system tenant's Administrators group) may do everything everywhere; anonymous sessions
 see the root DSE and the schema, plus what a tenant explicitly allows ``anonymous``.
 What a session may not read it cannot use in a filter or a compare either.
+
+Service roles are built in, for the service accounts of the forest's own services, which
+serve every tenant. Membership of a group of the system tenant (``SERVICE_ROLES``) grants,
+in every tenant, on top of the rules:
+
+- ``replication`` (ReplicationAgents: node accounts): read everything, protected attributes
+  and the system context included; no writes (replication applies changes itself).
+- ``ca`` (CAServices: the certificate authority): read every tenant except protected
+  attributes; everything below ``cn=CertificateAuthority`` of each tenant (its CA data).
+- ``sts`` (TokenServices: the token service): the same, with ``cn=TokenService`` (clients,
+  service providers, signing keys).
 """
 from __future__ import annotations
 
@@ -33,6 +44,11 @@ PROTECTED_ATTRS = frozenset({"userpassword", "lightwaveprivatekey", "lightwavesi
                              "lightwaveoidcclientsecret", "pwdhistory"})
 SECRET_ATTRS = PROTECTED_ATTRS  # the stored wire form keeps these apart (see Directory._set_wire)
 RIGHTS = ("read", "write", "add", "delete")
+# role -> the system tenant group (under cn=Groups) whose members hold it
+SERVICE_ROLES = {"replication": "ReplicationAgents", "ca": "CAServices", "sts": "TokenServices"}
+# role -> the container of every tenant the role manages (its normalised RDN below the tenant root)
+ROLE_CONTAINERS = {"ca": "cn=certificateauthority", "sts": "cn=tokenservice"}
+SYSTEM_NDN = "cn=system"
 SUBJECTS = ("users", "self", "anonymous", "dn", "group")
 
 
@@ -124,6 +140,17 @@ class View:
         v.finish()
         return v
 
+    @classmethod
+    def merged(cls, a: "View", b: "View") -> "View":
+        """What either view allows (denies of both still apply)."""
+        v = cls()
+        for f in ("read_all", "read_prot", "write_all", "write_prot", "add", "delete", "deny_read_all",
+                  "deny_write_all"):
+            setattr(v, f, getattr(a, f) or getattr(b, f))
+        for f in ("read_names", "write_names", "deny_read", "deny_write"):
+            setattr(v, f, getattr(a, f) | getattr(b, f))
+        return v.finish()
+
     def finish(self) -> "View":
         self.read = (self.read_all or bool(self.read_names) or self.read_prot) and not self.deny_read_all
         # the stored wire bytes of all user attributes may be sent as they are
@@ -189,6 +216,7 @@ class AccessPolicy:
         self._gen = -1
         self._holders: dict[int, list[Holder]] = {}
         self.system_admins = ""  # normalised DN of the forest administrators' group
+        self.service_roles: dict[str, str] = {}  # role -> normalised DN of its group (SERVICE_ROLES)
         self.on_deny: Callable[[Session, str], None] | None = None  # audit hook
 
     # ------------------------------------------------------------------ state
@@ -218,13 +246,42 @@ class AccessPolicy:
         s.acl_gen = self._policy_gen(r) if gen is None else gen
         if s.method != "internal":
             s.is_admin = s.forest_admin_dn or (bool(self.system_admins) and self.system_admins in s.groups)
+        s.roles = frozenset(role for role, g in self.service_roles.items() if g in s.groups)
 
     # ------------------------------------------------------------------ decisions
 
-    def view(self, s: Session, entry_id: int, ndn: str, root: int) -> View:
-        """What ``s`` may do with the entry ``entry_id`` (normalised DN ``ndn``, in naming context ``root``)."""
+    def view(self, s: Session, entry_id: int, ndn: str, root: int, root_ndn: str = "") -> View:
+        """What ``s`` may do with the entry ``entry_id`` (normalised DN ``ndn``, in naming context
+        ``root`` named ``root_ndn``, which service roles need)."""
         if s.is_admin:
             return EVERYTHING
+        v = self._rules_view(s, entry_id, ndn, root)
+        if s.roles:
+            v = self._with_roles(s, v, ndn, root_ndn)
+        return v
+
+    def _with_roles(self, s: Session, v: View, ndn: str, root_ndn: str) -> View:
+        """``v`` plus what ``s``'s service roles grant on the entry ``ndn``."""
+        system = root_ndn == SYSTEM_NDN
+        managed = not system and any(
+            ndn == c or ndn.endswith("," + c) for c in
+            (ROLE_CONTAINERS[r] + "," + root_ndn for r in s.roles if r in ROLE_CONTAINERS))
+        key = ("roles", v.key, system, managed)
+        hit = s.views.get(key)
+        if hit is not None:
+            return hit
+        grant = View()
+        if "replication" in s.roles:
+            grant.read_all = grant.read_prot = True
+        if not system and s.roles & ROLE_CONTAINERS.keys():
+            grant.read_all = True
+            if managed:
+                grant.read_prot = grant.write_all = grant.write_prot = grant.add = grant.delete = True
+        out = View.merged(v, grant.finish())
+        s.views[key] = out
+        return out
+
+    def _rules_view(self, s: Session, entry_id: int, ndn: str, root: int) -> View:
         hs = self._holders.get(root)
         if not hs:
             return NOTHING
@@ -281,6 +338,19 @@ class AccessPolicy:
             if self.on_deny is not None:
                 self.on_deny(s, f"write {what}" + (f" ({', '.join(sorted(attrs))})" if attrs else ""))
             raise LDAPError(ResultCode.insufficientAccessRights, f"no write access to {what}")
+
+    def lists_context(self, s: Session, root: int, root_ndn: str, system_tenant: str) -> bool:
+        """Whether the root DSE's namingContexts shows ``s`` the naming context ``root``
+        (normalised DN ``root_ndn``), so that no one learns of tenants it has no business
+        with: a forest administrator sees every context (``cn=System`` too), a principal its
+        own tenant's, anonymous the system tenant's (``system_tenant``, normalised). Service
+        roles add what they read: ``replication`` every context, ``ca`` and ``sts`` every tenant.
+        """
+        if s.is_admin or "replication" in s.roles:
+            return True
+        if s.anonymous:
+            return root_ndn == system_tenant
+        return root == s.root_id or (root_ndn != SYSTEM_NDN and bool(s.roles & ROLE_CONTAINERS.keys()))
 
 
 def _matches(rule: Rule, s: Session, same_tenant: bool, self_: bool) -> bool:

@@ -7,11 +7,15 @@ import uuid
 
 from vmdir.directory._acl import default_rules
 from vmdir.directory._directory import Directory
-from vmdir.directory._tenants import admin_dn, domain_dn, system_requests, tenant_requests
+from vmdir.directory._tenants import (
+    TENANTS_DN, admin_dn, container_requests, domain_dn, service_role_requests, system_requests, tenant_requests,
+)
 from vmdir.proto import messages as m
 from vmdir.store import Store
 
-LAYOUT = 2  # 2: system context, tenant registry, stored access rules and password policy
+# 2: system context, tenant registry, stored access rules and password policy
+# 3: service role groups; every tenant's CertificateAuthority and TokenService containers
+LAYOUT = 3
 
 
 def node_identity(store: Store, server_id: int = 1) -> tuple[bytes, int, bool]:
@@ -69,7 +73,11 @@ def initialise(d: Directory, domain: str, admin_password: str) -> None:
         return
     s = d.internal_session(admin_dn(domain))
     reqs = system_requests() + tenant_requests(domain, admin_password.encode(), "The system tenant")
-    ops = [d.add(s, r) for r in reqs if not exists(d, r.dn)]
+    reqs += service_role_requests(domain)
+    for other in _registered_tenants(d):  # tenants made by an older version: containers added since
+        reqs += container_requests(other)
+    unique = {d.dit.ndn(r.dn): r for r in reversed(reqs)}  # first of each DN, parents first
+    ops = [d.add(s, r) for r in reqs if unique[d.dit.ndn(r.dn)] is r and not exists(d, r.dn)]
     base = domain_dn(domain)
     root_rules = _missing_root_rules(d, base)
     if root_rules is not None:
@@ -80,6 +88,21 @@ def initialise(d: Directory, domain: str, admin_password: str) -> None:
     with d.store.write() as w:
         w.set_meta("initialised", domain.encode())
         w.set_meta_int("layout", LAYOUT)
+
+
+def _registered_tenants(d: Directory) -> list[str]:
+    """Names of the tenants in the registry whose naming context exists."""
+    names = []
+    with d.store.read() as r:
+        d.dit.begin(r)
+        reg = d.dit.id_of(r, TENANTS_DN)
+        for eid in r.children(reg) if reg is not None else ():
+            e = r.get(eid)
+            for v in (e.attrs.get("lightwavetenantname", []) if e is not None and not e.deleted else []):
+                name = v.decode("utf-8", "replace")
+                if d.dit.id_of(r, domain_dn(name)) is not None:
+                    names.append(name)
+    return names
 
 
 def _missing_root_rules(d: Directory, base: str) -> tuple[m.Change, ...] | None:

@@ -6,14 +6,17 @@ per operation, so a batch of concurrent writes costs one commit).
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from vmdir.directory._acl import EVERYTHING, NOTHING, SECRET_ATTRS, AccessPolicy, Holder, View, parse_rule
+from vmdir.directory._acl import (
+    EVERYTHING, NOTHING, SECRET_ATTRS, SERVICE_ROLES, SYSTEM_NDN, AccessPolicy, Holder, View, parse_rule,
+)
 from vmdir.directory._config import PER_VALUE_ATTRS, DirectoryConfig
 from vmdir.directory import _ppolicy as pp
 from vmdir.directory._dit import DIT, matched_dn
@@ -30,7 +33,7 @@ from vmdir.proto import messages as m
 from vmdir.proto.results import LDAPError, ResultCode
 from vmdir.store import (
     FLAG_DELETED, KIND_EQ, KIND_PRES, KIND_SUB, KIND_SUBFINAL, KIND_SUBINIT, SUB_N,
-    ReadTxn, Store, StoredEntry, ValueMeta, WriteTxn, decode_wire,
+    MAX_KEY, IndexKeys, ReadTxn, Store, StoredEntry, ValueMeta, WriteTxn, cap_key, decode_wire, pack_u64, unpack_u64,
 )
 
 RC = ResultCode
@@ -72,6 +75,23 @@ class Outcome:
     after: Any = None  # a write op to commit before answering (a bind's failure count)
 
 
+@dataclass(slots=True)
+class PreparedAdd:
+    """An add checked by ``Directory.prepare_add``: plain values, so it can cross processes."""
+
+    dn: str
+    nrdns: tuple[str, ...]
+    attrs: dict[str, list[bytes]]
+    controls: dict[str, m.Control]
+    relax: bool
+    allocate: tuple[str, ...]  # POSIX numbers to allocate in the writer (see _posix_placeholders)
+    structural: str | None
+    index_keys: dict[str, set[bytes]] | None = None  # precomputed: attribute -> its index keys
+    wire: tuple[bytes | None, bytes | None] = (None, None)  # precomputed wire_user, wire_secret
+    id: int = 0  # reserved entry id (0: allocated by apply_add)
+    rdn: str = ""  # the leaf RDN as given
+
+
 class Directory:
     """Operations over one store.
 
@@ -93,6 +113,7 @@ class Directory:
         clock: Callable[[], float] = time.time,
         supported_sasl: Sequence[str] = ("EXTERNAL", "PLAIN"),
         counters: Any = None,
+        local_admins: Mapping[int, str] | None = None,
     ) -> None:
         self.store = store
         self.schema = schema
@@ -103,6 +124,9 @@ class Directory:
         self.dit = DIT(schema, config.indexes)
         self.acl = AccessPolicy(self._load_holders, self._session_groups, _policy_gen, _rules_gen)
         self.acl.system_admins = self.dit.ndn(system_admins) if system_admins else ""
+        if system_tenant:
+            self.acl.service_roles = {role: self.dit.ndn(f"cn={g},cn=Groups,{system_tenant}")
+                                      for role, g in SERVICE_ROLES.items()}
         self.acl.on_deny = lambda s, what: self.audit("access_denied", s, what=what)
         self.admin_ndns = {self.dit.ndn(d) for d in admin_dns}
         self.system_tenant = system_tenant
@@ -110,6 +134,8 @@ class Directory:
         self._policies: dict[int, tuple[int, pp.PasswordPolicy]] = {}
         self.supported_sasl = tuple(supported_sasl)
         self.counters = counters
+        # ldapi peer uid -> whom its SASL EXTERNAL bind authenticates (see external_identity)
+        self.local_admins: Mapping[int, str] = dict(local_admins or {})
         self.on_commit: list[Callable[[int], None]] = []  # called with the last USN after each commit
         self._pw_params = dict(config.password_params)
         # checked when a bind names no entry, so its cost (and thread) match a real user's
@@ -167,7 +193,11 @@ class Directory:
         if s.is_admin:
             return EVERYTHING
         _, ndn, root = self.dit.dn_of(r, entry_id)
-        return self.acl.view(s, entry_id, ndn, root)
+        return self.view_at(r, s, entry_id, ndn, root)
+
+    def view_at(self, r: ReadTxn, s: Session, entry_id: int, ndn: str, root: int) -> View:
+        """What ``s`` may do with entry ``entry_id``, named ``ndn`` in naming context ``root``."""
+        return self.acl.view(s, entry_id, ndn, root, self.dit.dn_of(r, root)[1] if s.roles else "")
 
     def _begin(self, r: ReadTxn, s: Session | None = None) -> None:
         """Call at the start of every transaction: names, rules and the session's groups up to date."""
@@ -397,30 +427,33 @@ class Directory:
         if mech not in self.supported_sasl:
             raise LDAPError(RC.authMethodNotSupported, "SASL(-4): no mechanism available: unknown mechanism")
         if mech == "EXTERNAL":
-            if not s.tls or not s.client_cert_subject:
-                raise LDAPError(RC.inappropriateAuthentication, "SASL EXTERNAL needs a TLS client certificate")
+            name, how = external_identity(s, self.local_admins)
+            if name is None:
+                self.audit("bind_failure", s, reason="local user not mapped", **how)
+                return Outcome(RC.invalidCredentials, "SASL EXTERNAL over ldapi: only root and the server's "
+                                                      "own user are mapped (to the forest administrator)")
             with self.store.read() as r:
                 self.dit.begin(r)
-                e = self._principal(r, s.client_cert_subject)
+                e = self._principal(r, name)
                 if e is None:
-                    raise LDAPError(RC.invalidCredentials, "no entry for the client certificate subject")
+                    raise LDAPError(RC.invalidCredentials, f"no entry for the {how['via']} identity")
                 authz = (req.sasl_credentials or b"").decode("utf-8", "replace")
                 if authz and authz.removeprefix("dn:").strip():
                     want = self._principal(r, authz.removeprefix("dn:"))
                     if want is None or want.id != e.id:
                         raise LDAPError(RC.insufficientAccessRights, "authorization identity not permitted")
                 if _disabled(e) and not self.is_admin_dn(e.ndn):
-                    self.audit("bind_failure", s, dn=e.dn, method="EXTERNAL", reason="account disabled")
+                    self.audit("bind_failure", s, dn=e.dn, reason="account disabled", **how)
                     return Outcome(RC.invalidCredentials, "account disabled")
-                # no lockout here: a certificate is not guessable, and it is the way back in for
-                # an administrator whose password binds were locked by someone guessing
+                # no lockout here: a certificate or a local uid is not guessable, and it is the way
+                # back in for an administrator whose password binds were locked by someone guessing
                 self._login(s, e, self.dit.dn_of(r, e.id)[2], r)
             s.method = "EXTERNAL"
-            self.audit("bind", s, dn=s.dn, method="EXTERNAL")
+            self.audit("bind", s, dn=s.dn, **how)
             return Outcome()
         # PLAIN (RFC 4616): [authzid] NUL authcid NUL passwd
-        if not s.tls:
-            raise LDAPError(RC.confidentialityRequired, "SASL PLAIN requires TLS")
+        if not s.secure:
+            raise LDAPError(RC.confidentialityRequired, "SASL PLAIN requires TLS (or ldapi)")
         parts = (req.sasl_credentials or b"").split(b"\0")
         if len(parts) != 3 or not parts[1] or not parts[2]:
             raise LDAPError(RC.invalidCredentials, "SASL(-13): malformed PLAIN credentials")
@@ -647,9 +680,12 @@ class Directory:
         w.set_meta_int("dngen", w.meta_int("dngen") + 1)
 
     def _write_entry(self, w: WriteTxn, new: StoredEntry, old: StoredEntry | None, usn: int,
-                     old_usn: int | None, nrdn: str, old_nrdn: str | None) -> None:
-        self._set_wire(new)
-        w.put(new, old, nrdn=nrdn, old_nrdn=old_nrdn, usn=usn, old_usn=old_usn, index_keys=self.dit.index_keys)
+                     old_usn: int | None, nrdn: str, old_nrdn: str | None, *, wire: bool = True,
+                     index_keys: IndexKeys | None = None) -> None:
+        if wire:
+            self._set_wire(new)
+        w.put(new, old, nrdn=nrdn, old_nrdn=old_nrdn, usn=usn, old_usn=old_usn,
+              index_keys=index_keys or self.dit.index_keys)
         if _policy_relevant(new, old, POLICY_ATTRS):
             w.set_meta_int("polgen", w.meta_int("polgen") + 1)
             if _policy_relevant(new, old, ("lightwaveaci",)):
@@ -817,6 +853,18 @@ class Directory:
 
     def add(self, s: Session, req: m.AddRequest, controls: Sequence[m.Control] = ()) -> Callable[[WriteTxn], Outcome]:
         """Validate what needs no store access now; return the op to run in the writer."""
+        p = self.prepare_add(s, req, controls)
+        return lambda w: self.apply_add(w, s, p)
+
+    def prepare_add(self, s: Session, req: m.AddRequest, controls: Sequence[m.Control] = (), *,
+                    precompute: bool = False) -> PreparedAdd:
+        """The checks of an add that need no store access (schema, syntax, password policy,
+        hashing), as a picklable value for ``apply_add``. Raises LDAPError.
+
+        With ``precompute`` the index keys and the encoded attribute lists of the user
+        attributes are computed here too, so that the writer has less to do (bulk import
+        prepares entries in other processes).
+        """
         ctrls = self.check_controls(controls, self.ADD_CONTROLS)
         if s.anonymous:  # before any lookup: say 'authenticate', not 'no such object'
             self.acl.check_write(s, NOTHING, None, "entry")
@@ -852,69 +900,117 @@ class Directory:
             structural = self.schema.structural_class(attrs["objectclass"])
         except LDAPError:
             structural = None
+        p = PreparedAdd(req.dn, rdns, attrs, dict(ctrls), relax, allocate, structural, rdn=_leaf_rdn(req.dn))
+        if precompute and not allocate:
+            keys = {a: self.dit.index_keys(a, v) for a, v in attrs.items() if a in self.dit.indexes}
+            probe = StoredEntry(0, 0, "", attrs)
+            self._set_wire(probe)
+            p.index_keys, p.wire = keys, (probe.wire_user, probe.wire_secret)
+        return p
 
-        def op(w: WriteTxn) -> Outcome:
-            nrdns = self.dit.norm_rdns(req.dn)
-            eid, anc, n = self.dit.resolve(w, nrdns)
-            if eid is not None:
-                if not self._may_see(w, s, eid):
-                    raise LDAPError(RC.insufficientAccessRights, "no write access to parent")
-                raise LDAPError(RC.entryAlreadyExists)
-            parent_n = len(nrdns) - 1
-            if anc and n == parent_n:
-                parent_id = anc
-                if not self._may_see(w, s, parent_id):
+    # indexes the write path itself reads (rules, UPN uniqueness, membership): never deferred
+    WRITE_TIME_INDEXES = frozenset({"lightwaveaci", "userprincipalname", "member", "uniquemember"})
+
+    def defer_index_keys(self, adds: Sequence[PreparedAdd]) -> dict[str, list[tuple[bytes, bytes]]]:
+        """Take the precomputed index keys of ``adds`` (which have reserved ids) out of them,
+        as rows sorted for ``WriteTxn.add_index_rows``: attribute -> [(stored key, u64 id)].
+        Pass them to ``apply_index_rows`` after the adds, in the same transaction."""
+        rows: dict[str, list[tuple[bytes, bytes]]] = {}
+        keep = self.WRITE_TIME_INDEXES
+        for p in adds:
+            if p.index_keys is None or not p.id:
+                continue
+            pid = itertools.repeat(pack_u64(p.id))
+            for a in [a for a in p.index_keys if a not in keep]:
+                keys = p.index_keys.pop(a)
+                if max(map(len, keys)) > MAX_KEY:
+                    keys = {cap_key(k) for k in keys}
+                rows.setdefault(a, []).extend(zip(keys, pid))
+        for v in rows.values():
+            v.sort()
+        return rows
+
+    def apply_index_rows(self, w: WriteTxn, rows: dict[str, list[tuple[bytes, bytes]]]) -> None:
+        """Write deferred index rows, leaving out those of entries that were not added."""
+        ids = {pid for v in rows.values() for _, pid in v}
+        gone = {pid for pid in ids if w.raw(unpack_u64(pid)) is None}
+        for a, v in rows.items():
+            w.add_index_rows(a, [r for r in v if r[1] not in gone] if gone else v)
+
+    def apply_add(self, w: WriteTxn, s: Session, p: PreparedAdd) -> Outcome:
+        """The store part of an add prepared by ``prepare_add``, in the write transaction."""
+        ctrls, attrs, nrdns, dn = p.controls, p.attrs, p.nrdns, p.dn
+        eid, anc, n = self.dit.resolve(w, nrdns)
+        if eid is not None:
+            if not self._may_see(w, s, eid):
+                # answered as the add of a new entry there would be: an entry one may not
+                # read (another tenant's) does not show that it exists
+                pid = self.dit.resolve(w, nrdns[1:])[0] if len(nrdns) > 1 else None
+                if pid is None or not self._may_see(w, s, pid):
                     raise LDAPError(RC.noSuchObject)
-                self.acl.check_write(s, self._view(w, s, parent_id), None, "parent")
-                nrdn, rdn = nrdns[0], _leaf_rdn(req.dn)
-            elif anc == 0 and s.is_admin:
-                # no existing ancestor at all: a new naming context (e.g. a tenant)
-                parent_id, nrdn, rdn = 0, ",".join(nrdns), dnmod.format_dn(dnmod.parse_dn(req.dn))
-            else:
-                md = matched_dn(req.dn, n) if anc and self._may_see(w, s, anc) else ""
-                if s.anonymous:
-                    raise LDAPError(RC.insufficientAccessRights, "no write access to parent")
-                raise LDAPError(RC.noSuchObject, "", md)
-            if ctl.ASSERTION_OID in ctrls:
-                probe = StoredEntry(0, parent_id, rdn, attrs)
-                probe.dn = req.dn
-                self._assert(w, ctrls, probe, s)
-            usn = w.alloc_usn()
-            now = self.clock()
-            now_ms = int(now * 1000)
-            e = StoredEntry(w.alloc_id(), parent_id, rdn, {k: list(v) for k, v in attrs.items()})
-            if allocate:
-                self._allocate_posix(w, e, allocate)
-            if "userprincipalname" in e.attrs:
-                self._check_upn(w, s, e, parent_id)
-            ts = gentime(now)
-            ops_attrs = {
-                "entryuuid": [str(uuid.uuid4()).encode()],
-                "createtimestamp": [ts], "modifytimestamp": [ts],
-                "creatorsname": [s.dn.encode()], "modifiersname": [s.dn.encode()],
-                "usncreated": [str(usn).encode()], "usnchanged": [str(usn).encode()],
-            }
-            if structural:
-                ops_attrs["structuralobjectclass"] = [structural.encode()]
-            for k, v in ops_attrs.items():
-                if not (relax and k in e.attrs):
-                    e.attrs[k] = v
-            self._stamp(e, set(e.attrs), usn, now_ms)
-            for a in PER_VALUE_ATTRS:
-                if a in e.attrs:
-                    self._stamp_values(e, a, e.attrs[a], [], usn, now_ms)
+                self.acl.check_write(s, self._view(w, s, pid), None, "parent")
+            raise LDAPError(RC.entryAlreadyExists)
+        parent_n = len(nrdns) - 1
+        if anc and n == parent_n:
+            parent_id = anc
+            if not self._may_see(w, s, parent_id):
+                raise LDAPError(RC.noSuchObject)
+            self.acl.check_write(s, self._view(w, s, parent_id), None, "parent")
+            nrdn, rdn = nrdns[0], p.rdn
+        elif anc == 0 and s.is_admin:
+            # no existing ancestor at all: a new naming context (e.g. a tenant)
+            parent_id, nrdn, rdn = 0, ",".join(nrdns), dnmod.format_dn(dnmod.parse_dn(dn))
+        else:
+            md = matched_dn(dn, n) if anc and self._may_see(w, s, anc) else ""
+            if s.anonymous:
+                raise LDAPError(RC.insufficientAccessRights, "no write access to parent")
+            raise LDAPError(RC.noSuchObject, "", md)
+        if ctl.ASSERTION_OID in ctrls:
+            probe = StoredEntry(0, parent_id, rdn, attrs)
+            probe.dn = dn
+            self._assert(w, ctrls, probe, s)
+        usn = w.alloc_usn()
+        now = self.clock()
+        now_ms = int(now * 1000)
+        e = StoredEntry(p.id or w.alloc_id(), parent_id, rdn, {k: list(v) for k, v in attrs.items()})
+        if p.allocate:
+            self._allocate_posix(w, e, p.allocate)
+        if "userprincipalname" in e.attrs:
+            self._check_upn(w, s, e, parent_id)
+        ts = gentime(now)
+        ops_attrs = {
+            "entryuuid": [str(uuid.uuid4()).encode()],
+            "createtimestamp": [ts], "modifytimestamp": [ts],
+            "creatorsname": [s.dn.encode()], "modifiersname": [s.dn.encode()],
+            "usncreated": [str(usn).encode()], "usnchanged": [str(usn).encode()],
+        }
+        if p.structural:
+            ops_attrs["structuralobjectclass"] = [p.structural.encode()]
+        for k, v in ops_attrs.items():
+            if not (p.relax and k in e.attrs):
+                e.attrs[k] = v
+        self._stamp(e, set(e.attrs), usn, now_ms)
+        for a in PER_VALUE_ATTRS:
+            if a in e.attrs:
+                self._stamp_values(e, a, e.attrs[a], [], usn, now_ms)
+        keys = p.index_keys
+        if keys is None:
             self._write_entry(w, e, None, usn, None, nrdn, None)
-            e.dn, e.ndn = req.dn, ",".join(nrdns)
-            self._audit_write(w, s, e, "add", None)
-            if parent_id == 0:  # a new naming context
-                self._names_changed(w)
-            out = Outcome()
-            if ctl.POST_READ_OID in ctrls:
-                e.dn = req.dn if parent_id else rdn
-                out.controls = (self._read_control(w, s, e, ctrls[ctl.POST_READ_OID], ctl.POST_READ_OID),)
-            return out
-
-        return op
+        else:  # prepared elsewhere: only the attributes added here need their keys computed
+            # (attributes missing from ``keys`` were deferred: see defer_index_keys)
+            e.wire_user, e.wire_secret = p.wire
+            fresh = {k for k, v in ops_attrs.items() if e.attrs[k] is v}
+            self._write_entry(w, e, None, usn, None, nrdn, None, wire=False,
+                              index_keys=lambda a, v: self.dit.index_keys(a, v) if a in fresh else keys.get(a, set()))
+        e.dn, e.ndn = dn, ",".join(nrdns)
+        self._audit_write(w, s, e, "add", None)
+        if parent_id == 0:  # a new naming context
+            self._names_changed(w)
+        out = Outcome()
+        if ctl.POST_READ_OID in ctrls:
+            e.dn = dn if parent_id else rdn
+            out.controls = (self._read_control(w, s, e, ctrls[ctl.POST_READ_OID], ctl.POST_READ_OID),)
+        return out
 
     def _read_control(self, r: ReadTxn, s: Session, e: StoredEntry, c: m.Control, oid: str) -> m.Control:
         attrs = ctl.decode_read_entry_request(c.value)
@@ -980,12 +1076,19 @@ class Directory:
         """Referential integrity of group membership: a deleted entry leaves the groups that
         list it, a renamed one is listed under its new name (in the same transaction). A
         group that would lose its last required member keeps the old value. ``new`` is the
-        renamed entry's (DN, normalised DN)."""
+        renamed entry's (DN, normalised DN). Only groups of the entry's own tenant and of the
+        forest's (the system tenant and ``cn=System``, whose groups grant forest-wide roles)
+        follow: another tenant's group naming the entry (which grants it nothing there) must
+        not show that the entry exists, nor its new name."""
         key = KIND_EQ + old_ndn.encode()
+        forest = {SYSTEM_NDN, self.dit.ndn(self.system_tenant) if self.system_tenant else SYSTEM_NDN}
         for attr in MEMBER_ATTRS:
             for gid in list(w.index_ids(attr, key) or ()):
                 g = self._read_entry(w, gid)
                 if g is None:
+                    continue
+                ctx = self.dit.dn_of(w, self.dit.dn_of(w, gid)[2])[1]
+                if ctx not in forest and not (old_ndn == ctx or old_ndn.endswith("," + ctx)):
                     continue
                 vals = g.attrs.get(attr, [])
                 gone = [v for v in vals if self.dit.ndn_or_none(v) == old_ndn]
@@ -1242,8 +1345,8 @@ class Directory:
         """RFC 3062. Returns the write op; its Outcome.extra is (name, value) for the response."""
         preq = ctl.decode_passwd_modify_request(value)
         user, old_pw, new_pw = preq.user, preq.old_password, preq.new_password
-        if s.anonymous:
-            raise LDAPError(RC.unwillingToPerform, "only authenticated users may change passwords")
+        if s.anonymous:  # as slapd
+            raise LDAPError(RC.strongerAuthRequired, "only authenticated users may change passwords")
         generated = None
         if not new_pw:
             generated = pw.generate_password().encode()
@@ -1304,9 +1407,14 @@ class Directory:
         attrs["subschemasubentry"] = [SUBSCHEMA_DN.encode()]
         return attrs
 
-    def naming_contexts(self, r: ReadTxn) -> list[str]:
+    def naming_contexts(self, r: ReadTxn, s: Session | None = None) -> list[str]:
+        """The naming contexts (as stored), all of them or those the root DSE shows ``s``
+        (``AccessPolicy.lists_context``)."""
+        system = self.dit.ndn(self.system_tenant) if s is not None and self.system_tenant else ""
         out = []
-        for _ndn, rid in r.roots():
+        for ndn, rid in r.roots():
+            if s is not None and not self.acl.lists_context(s, rid, ndn, system):
+                continue
             e = r.get(rid)
             if e is not None and not e.deleted:
                 out.append(e.rdn)
@@ -1331,6 +1439,28 @@ class _BatchFailed(Exception):
     def __init__(self, exc: BaseException) -> None:
         super().__init__(repr(exc))
         self.exc = exc
+
+
+def external_identity(s: Session, local_admins: Mapping[int, str]) -> tuple[str | None, dict[str, Any]]:
+    """Whom a SASL EXTERNAL bind on ``s`` names, from what its connection established: the
+    one place that decides it.
+
+    Over ldapi (``s.local_peer``, the peer's SO_PEERCRED uid and gid) the uid is looked up
+    in ``local_admins`` (the server maps root and its own user to the forest administrator);
+    any other local user is refused, it authenticates with a password like a remote one.
+    Otherwise the subject of a verified TLS client certificate names the entry.
+
+    Returns (DN or principal name to look up, or None when a local uid is not mapped;
+    audit fields saying how). Raises inappropriateAuthentication when the connection
+    established no identity. Leaves ``s`` unchanged.
+    """
+    if s.local_peer is not None:
+        uid, gid = s.local_peer
+        return local_admins.get(uid), {"method": "EXTERNAL", "via": "ldapi", "uid": uid, "gid": gid}
+    if s.tls and s.client_cert_subject:
+        return s.client_cert_subject, {"method": "EXTERNAL", "via": "certificate"}
+    raise LDAPError(RC.inappropriateAuthentication,
+                    "SASL EXTERNAL needs a TLS client certificate or a local (ldapi) connection")
 
 
 class SlowBind(Exception):
@@ -1543,7 +1673,10 @@ class SearchRun:
     def _special(self, r: ReadTxn, rdns: tuple[str, ...]) -> dict[str, list[bytes]] | None:
         d = self.d
         if not rdns:
-            return d.root_dse(d.naming_contexts(r))
+            if self.req.scope != m.SCOPE_BASE:
+                # as slapd without a default search base: the root DSE is no search of every context
+                raise LDAPError(RC.noSuchObject)
+            return d.root_dse(d.naming_contexts(r, self.s))
         if len(rdns) == 1:
             nd = rdns[0]
             if nd == d.dit.ndn(SUBSCHEMA_DN):
@@ -1606,7 +1739,7 @@ class SearchRun:
                 if flags & FLAG_DELETED or wu is None:
                     continue
                 dn, ndn, root = d.dit.dn_of(r, eid, parent, rdn)
-                view = d.acl.view(s, eid, ndn, root)
+                view = d.view_at(r, s, eid, ndn, root)
                 if not view.plain:
                     if not view.read or not view.can_read(self._exact_attr):
                         continue
@@ -1635,7 +1768,7 @@ class SearchRun:
             if e is None or e.deleted:
                 continue
             e.dn, e.ndn, root = d.dit.dn_of(r, eid, e.parent_id, e.rdn)
-            view = d.acl.view(s, eid, e.ndn, root)
+            view = d.view_at(r, s, eid, e.ndn, root)
             if not view.read:
                 continue
             attrs = view.readable(e.attrs)

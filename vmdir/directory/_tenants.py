@@ -23,7 +23,7 @@ from pyasn1.codec.ber import encoder as ber_encoder
 from pyasn1.error import PyAsn1Error
 from pyasn1.type import namedtype, univ
 
-from vmdir.directory._acl import default_rules
+from vmdir.directory._acl import SERVICE_ROLES, default_rules
 from vmdir.directory._ppolicy import DEFAULTS as POLICY_DEFAULTS
 from vmdir.directory._ppolicy import POLICY_RDN, PasswordPolicy
 from vmdir.directory._session import Session
@@ -41,7 +41,9 @@ TENANTS_DN = f"cn=Tenants,{SYSTEM_DN}"
 NODES_DN = f"cn=Nodes,{SYSTEM_DN}"
 OID_TENANT_CREATE = "1.3.6.1.4.1.6876.40.10.3.1"
 OID_TENANT_DELETE = "1.3.6.1.4.1.6876.40.10.3.2"
-CONTAINERS = ("Users", "Groups", "Computers", "ServiceAccounts", "Policies")
+# the containers of every tenant; CertificateAuthority and TokenService hold the data of the
+# CA and the token service, which their service roles manage (see _acl.SERVICE_ROLES)
+CONTAINERS = ("Users", "Groups", "Computers", "ServiceAccounts", "Policies", "CertificateAuthority", "TokenService")
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
@@ -82,6 +84,22 @@ def system_requests() -> list[m.AddRequest]:
     ]
 
 
+def container_requests(name: str) -> list[m.AddRequest]:
+    """The tenant's containers (below its root)."""
+    base = domain_dn(name)
+    return [m.AddRequest(f"cn={c},{base}", (("objectClass", (b"top", b"lightwaveContainer")), ("cn", (c.encode(),))))
+            for c in CONTAINERS]
+
+
+def service_role_requests(system_tenant: str) -> list[m.AddRequest]:
+    """The groups of the system tenant whose members hold the built-in service roles."""
+    base = domain_dn(system_tenant)
+    return [m.AddRequest(f"cn={g},cn=Groups,{base}", (
+        ("objectClass", (b"top", b"lightwaveGroup")), ("cn", (g.encode(),)),
+        ("description", (f"Service accounts holding the '{role}' service role".encode(),)),
+    )) for role, g in SERVICE_ROLES.items()]
+
+
 def tenant_requests(name: str, admin_password: bytes, description: str = "") -> list[m.AddRequest]:
     """Every entry a new tenant starts with, parents first."""
     base = domain_dn(name)
@@ -94,11 +112,7 @@ def tenant_requests(name: str, admin_password: bytes, description: str = "") -> 
     ]
     if description:
         root_attrs.append(("description", (description.encode(),)))
-    reqs = [m.AddRequest(base, tuple(root_attrs))]
-    for c in CONTAINERS:
-        reqs.append(m.AddRequest(f"cn={c},{base}", (
-            ("objectClass", (b"top", b"lightwaveContainer")), ("cn", (c.encode(),)),
-        )))
+    reqs = [m.AddRequest(base, tuple(root_attrs)), *container_requests(name)]
     policy: list[tuple[str, tuple[bytes, ...]]] = [
         ("objectClass", (b"top", b"lightwaveContainer", b"pwdPolicy", b"lightwavePasswordPolicy")),
         ("cn", (b"Password Policy",)),

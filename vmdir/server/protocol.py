@@ -22,6 +22,7 @@ from vmdir.proto import messages as m
 from vmdir.proto.connection import LDAPServerConnection
 from vmdir.proto.events import NEED_DATA, PAUSED, Abandoned, Closed, RequestReceived
 from vmdir.proto.results import LDAPError, RemoteProtocolError, ResultCode
+from vmdir.server.ldapi import peer_credentials
 from vmdir.server.writer import WriteQueue
 
 log = Logger(namespace="vmdir")
@@ -74,8 +75,9 @@ class ServerContext:
 
 @implementer(IPushProducer)
 class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
-    def __init__(self, ctx: ServerContext, tls: bool) -> None:
+    def __init__(self, ctx: ServerContext, tls: bool, ldapi: bool = False) -> None:
         self.ctx = ctx
+        self.ldapi = ldapi  # a unix-socket connection: the peer's uid comes from the kernel
         lim = ctx.limits
         self.core = LDAPServerConnection(
             max_pdu_size=lim.max_pdu_size, max_outstanding=lim.max_outstanding,
@@ -101,8 +103,16 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
         ctx.open_connections += 1
         ctx.count("connections_total")
         ctx.count("connections_current")
-        peer = self.transport.getPeer()
-        self.session.peer = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
+        if self.ldapi:
+            cred = peer_credentials(self.transport)
+            self.session.peer = "ldapi"
+            if cred is not None:  # else no local identity: EXTERNAL is refused, as without a certificate
+                pid, uid, gid = cred
+                self.session.local_peer = (uid, gid)
+                self.session.peer = f"ldapi pid={pid} uid={uid} gid={gid}"
+        else:
+            peer = self.transport.getPeer()
+            self.session.peer = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
         self.transport.registerProducer(self, True)
         # pipelined answers must not wait for Nagle / delayed ACKs (LDAPS: the TCP transport under TLS)
         t = self.transport
@@ -427,11 +437,12 @@ def _der(cert: Any) -> bytes:
 
 
 class LDAPFactory(protocol.Factory):
-    def __init__(self, ctx: ServerContext, tls: bool = False) -> None:
+    def __init__(self, ctx: ServerContext, tls: bool = False, ldapi: bool = False) -> None:
         self.ctx = ctx
         self.tls = tls
+        self.ldapi = ldapi
 
     def buildProtocol(self, addr: Any) -> LDAPServerProtocol:
-        p = LDAPServerProtocol(self.ctx, self.tls)
+        p = LDAPServerProtocol(self.ctx, self.tls, self.ldapi)
         p.factory = self
         return p

@@ -12,6 +12,7 @@ from vmdir.store._entrycodec import (
 )
 from vmdir.store._store import (
     KIND_EQ,
+    MAX_KEY,
     KIND_PRES,
     KIND_SUB,
     KIND_SUBFINAL,
@@ -22,12 +23,13 @@ from vmdir.store._store import (
     Store,
     StoreError,
     WriteTxn,
+    cap_key,
     pack_u64,
     unpack_u64,
 )
 
 __all__ = [
     "FLAG_DELETED", "AttrMeta", "StoredEntry", "ValueMeta", "decode_wire", "decode_entry",
-    "encode_entry", "KIND_EQ", "KIND_PRES", "KIND_SUB", "KIND_SUBFINAL", "KIND_SUBINIT", "SUB_N",
-    "IndexKeys", "ReadTxn", "Store", "StoreError", "WriteTxn", "pack_u64", "unpack_u64",
+    "encode_entry", "KIND_EQ", "MAX_KEY", "KIND_PRES", "KIND_SUB", "KIND_SUBFINAL", "KIND_SUBINIT", "SUB_N",
+    "IndexKeys", "ReadTxn", "Store", "StoreError", "WriteTxn", "cap_key", "pack_u64", "unpack_u64",
 ]

@@ -48,7 +48,8 @@ SUB_N = 3
 IndexKeys = Callable[[str, list[bytes]], set[bytes]]
 
 
-def _cap_key(key: bytes) -> bytes:
+def cap_key(key: bytes) -> bytes:
+    """An index key as stored: over-long keys are replaced by a hash."""
     if len(key) > MAX_KEY:
         return key[:1] + b"#" + hashlib.sha256(key).digest()
     return key
@@ -229,7 +230,7 @@ class ReadTxn:
         if db is None:
             return None
         cur = self.txn.cursor(db=db)
-        if not cur.set_key(_cap_key(key)):
+        if not cur.set_key(cap_key(key)):
             return []
         return [unpack_u64(v) for v in cur.iternext_dup()]
 
@@ -238,7 +239,7 @@ class ReadTxn:
         if db is None:
             return -1
         cur = self.txn.cursor(db=db)
-        if not cur.set_key(_cap_key(key)):
+        if not cur.set_key(cap_key(key)):
             return 0
         return cur.count()
 
@@ -279,6 +280,17 @@ class WriteTxn(ReadTxn):
 
     def alloc_id(self) -> int:
         return self.next_counter("next_id")
+
+    def reserve_ids(self, n: int) -> int:
+        """Reserve ``n`` entry ids for later adds; returns the first (they are consecutive)."""
+        first = self.meta_int("next_id", 0) + 1
+        self.set_meta_int("next_id", first + n - 1)
+        return first
+
+    def add_index_rows(self, attr: str, rows: list[tuple[bytes, bytes]]) -> None:
+        """Add (stored index key, u64 id) rows to index ``attr``, sorted by key then id (the
+        bulk path: much faster than one put per row)."""
+        self.txn.cursor(db=self.store.db_idx[attr]).putmulti(rows, dupdata=True)
 
     def nested(self) -> Any:
         """A child transaction (``with w.nested() as child:``): commits into this one."""
@@ -327,9 +339,9 @@ class WriteTxn(ReadTxn):
             if before == after:
                 continue
             for k in before - after:
-                t.delete(_cap_key(k), key, db=idb)
+                t.delete(cap_key(k), key, db=idb)
             for k in after - before:
-                t.put(_cap_key(k), key, db=idb, dupdata=True)
+                t.put(cap_key(k), key, db=idb, dupdata=True)
         # usn log
         if old_usn is not None:
             t.delete(pack_u64(old_usn), db=s.db_usn)
@@ -350,7 +362,7 @@ class WriteTxn(ReadTxn):
             vals = _values(e.attrs, attr, any(";" in k for k in e.attrs))
             if vals:
                 for ik in index_keys(attr, vals):
-                    self.txn.put(_cap_key(ik), bytes(k), db=idb, dupdata=True)
+                    self.txn.put(cap_key(ik), bytes(k), db=idb, dupdata=True)
                 n += 1
         return n
 

@@ -91,3 +91,36 @@ def test_lockout_window_and_expiry() -> None:
     assert pp.expired(policy, {"pwdchangedtime": [locked_at]}, now + 101) == (True, None)
     assert pp.expired(policy, {"pwdchangedtime": [locked_at]}, now + 90) == (False, 10)
     assert pp.expired(policy, {"pwdchangedtime": [locked_at]}, now + 10) == (False, None)
+
+
+def test_service_roles_add_to_rules_in_their_scope_only() -> None:
+    from vmdir.directory._acl import SERVICE_ROLES
+
+    member_of = {"cn=ca,cn=serviceaccounts,dc=sys": frozenset({"cn=caservices,cn=groups,dc=sys"}),
+                 "cn=r,cn=serviceaccounts,dc=sys": frozenset({"cn=replicationagents,cn=groups,dc=sys"}),
+                 "cn=ca,cn=serviceaccounts,dc=a": frozenset({"cn=caservices,cn=groups,dc=sys"})}
+    p = _policy([(1, "dc=a", ["allow read by users"])])
+    p._groups_of = lambda r, ndn: member_of.get(ndn, frozenset())
+    p.service_roles = {role: f"cn={g.lower()},cn=groups,dc=sys" for role, g in SERVICE_ROLES.items()}
+    ca = _session("cn=ca,cn=serviceaccounts,dc=sys", root=3)
+    p.refresh_session(None, ca, 1)
+    assert ca.roles == {"ca"} and not ca.is_admin
+    user = p.view(ca, 2, "cn=u,cn=users,dc=a", 1, "dc=a")
+    assert user.read and user.can_read("cn") and not user.can_read("userpassword") and not user.can_write("cn")
+    mine = p.view(ca, 4, "cn=k,cn=certificateauthority,dc=a", 1, "dc=a")
+    assert mine.can_read("userpassword") and mine.can_write("lightwaveaci") and mine.add and mine.delete
+    other = p.view(ca, 5, "cn=k,cn=tokenservice,dc=a", 1, "dc=a")
+    assert not other.add and not other.can_write("description")
+    assert not p.view(ca, 6, "cn=nodes,cn=system", 9, "cn=system").read
+    repl = _session("cn=r,cn=serviceaccounts,dc=sys", root=3)
+    p.refresh_session(None, repl, 1)
+    for ndn, root_ndn in (("cn=u,cn=users,dc=a", "dc=a"), ("cn=nodes,cn=system", "cn=system")):
+        v = p.view(repl, 7, ndn, 1, root_ndn)
+        assert v.secrets and v.can_read("userpassword") and not v.can_write("description") and not v.add
+    # a deny of the tenant's rules still holds against a role
+    p2 = _policy([(1, "dc=a", ["deny read on mail by users"])])
+    p2._groups_of = p._groups_of
+    p2.service_roles = p.service_roles
+    same_tenant = _session("cn=ca,cn=serviceaccounts,dc=a", root=1)
+    p2.refresh_session(None, same_tenant, 1)
+    assert not p2.view(same_tenant, 2, "cn=u,cn=users,dc=a", 1, "dc=a").can_read("mail")

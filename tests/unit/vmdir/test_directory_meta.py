@@ -209,3 +209,29 @@ def test_an_index_dropped_then_configured_again_is_rebuilt(tmp_path) -> None:
     found = [e.dn for e in dr.search(admin(dr), m.SearchRequest(BASE, 2, 0, 0, 0, False, m.Equality("uid", b"late"), ("1.1",)))]
     assert found == [f"uid=late,cn=Users,{BASE}"]
     dr.store.close()
+
+
+def test_an_older_layout_gets_role_groups_and_every_tenant_its_new_containers(tmp_path) -> None:
+    from vmdir.directory import admin_dn, admins_group_dn, domain_dn, encode_create, initialise, tenant_create
+    from vmdir.directory._bootstrap import exists
+
+    cfg = DirectoryConfig()
+    store = Store(str(tmp_path / "old"), map_size=1 << 30, indexes={k: set(v) for k, v in cfg.indexes.items()})
+    inv, sid, _ = node_identity(store)
+    d = Directory(store, Schema.default(), cfg, invocation=inv, server_id=sid, admin_dns=[admin_dn("lightwave.local")],
+                  system_admins=admins_group_dn("lightwave.local"), system_tenant=domain_dn("lightwave.local"),
+                  clock=Clock())
+    initialise(d, "lightwave.local", "Admin-pw-123")
+    s = d.internal_session(admin_dn("lightwave.local"))
+    [res] = d.run_writes([tenant_create(d, s, encode_create("acme.example", b"Acme-pw-123"))])
+    assert not isinstance(res, BaseException), res
+    # what a version-2 database looked like: no role groups, no CA / token service containers
+    gone = ["cn=CAServices,cn=Groups,dc=lightwave,dc=local", "cn=TokenService,dc=acme,dc=example",
+            "cn=CertificateAuthority,dc=lightwave,dc=local"]
+    results = d.run_writes([d.delete(s, m.DelRequest(dn)) for dn in gone])
+    assert not any(isinstance(r, BaseException) for r in results), results
+    with store.write() as w:
+        w.set_meta_int("layout", 2)
+    assert not any(exists(d, dn) for dn in gone)
+    initialise(d, "lightwave.local", "unused")
+    assert all(exists(d, dn) for dn in gone)

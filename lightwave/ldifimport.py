@@ -1,0 +1,287 @@
+"""Offline LDIF import into a data directory, with the per-entry work spread over processes.
+
+The file is cut into blocks of whole records (at blank lines). Helper processes parse a
+block and run everything about its entries that needs no write access: schema and syntax
+checks, normalisation, password hashing, index keys and the encoded attribute lists
+(``Directory.prepare_add(..., precompute=True)``). This process applies the prepared
+entries in file order (parents before children), a batch of them per LMDB transaction,
+through the same ``Directory.apply_add`` a server's add uses. Blocks are handed out in a
+bounded window, so memory stays flat whatever the file size.
+"""
+from __future__ import annotations
+
+import collections
+import io
+import multiprocessing
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from lightwave.config import NodeConfig
+from lightwave.nodes import build_directory, open_store
+from vmdir.directory import RELAX_OID, Directory, PreparedAdd, admin_dn
+from vmdir.model import ldif
+from vmdir.proto import messages as m
+from vmdir.proto.results import LDAPError
+
+BLOCK_BYTES = 128 << 10  # LDIF text per unit of work for a helper process and per write transaction
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    text: str
+    first_line: int  # 1-based line number of the block's first line in the file
+    size: int  # bytes of the file the block covers, for the progress bar
+    first_id: int = 0  # ids reserved for the block's entries: first_id .. first_id + records - 1
+    records: int = 0  # at least the number of records in the block
+
+
+@dataclass(slots=True)
+class PreparedBlock:
+    block: Block
+    entries: list["Prepared"]
+    rows: dict[str, list[tuple[bytes, bytes]]]  # deferred index rows (Directory.defer_index_keys)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    line: int
+    dn: str
+    add: PreparedAdd | None
+    error: str = ""  # why the record was refused (add is None)
+    fatal: bool = False  # the import cannot go on from here (malformed LDIF, a change record)
+
+
+def import_ldif(cfg: NodeConfig, path: str, *, keep_going: bool = False, quiet: bool = False,
+                jobs: int | None = None) -> int:
+    """Import content (or ``changetype: add``) records. Returns an exit status (1: some failed).
+
+    ``jobs`` helper processes prepare entries (default: one per CPU; 0 prepares them in
+    this process). Raises CLIError for a missing file, malformed LDIF or a change record.
+    """
+    from tqdm import tqdm
+
+    from lightwave.cli import CLIError
+
+    if path != "-" and not os.path.exists(path):
+        raise CLIError(f"{path}: no such file")
+    if jobs is None:
+        jobs = len(os.sched_getaffinity(0))
+    os.makedirs(cfg.data_dir, exist_ok=True)
+    store = open_store(cfg, sync=False)
+    fh: TextIO = sys.stdin if path == "-" else open(path, encoding="utf-8", newline=None)
+    total = os.path.getsize(path) if path != "-" else None
+    bar = tqdm(total=total, unit="B", unit_scale=True, desc="import", disable=quiet or total is None,
+               file=sys.stderr, mininterval=0.5)
+    added = failed = 0
+    t0 = time.monotonic()
+    try:
+        d = build_directory(cfg, store)  # identity, indexes: before the helpers open the store
+        s = d.internal_session(admin_dn(cfg.domain))
+
+        def apply(batch: list[Prepared], rows: dict[str, list[tuple[bytes, bytes]]]) -> bool:
+            """Add ``batch`` and its deferred index rows in one transaction; False: stop."""
+            nonlocal added, failed
+            if not batch:
+                return True
+            ops = [_apply(d, s, p.add) for p in batch if p.add is not None]
+            ops.append(lambda w: d.apply_index_rows(w, rows))  # only rows of entries added
+            results = d.run_writes(ops)
+            ok = True
+            for p, res in zip(batch, results):
+                if isinstance(res, BaseException):
+                    failed += 1
+                    ok = False
+                    _report(p.line, p.dn, res)
+                else:
+                    added += 1
+            if isinstance(results[-1], BaseException):
+                raise results[-1]
+            return ok or keep_going
+
+        def reserve(n: int) -> int:
+            with store.write() as w:
+                return w.reserve_ids(n)
+
+        with _preparer(cfg, jobs, d, reserve) as prepare:
+            try:
+                for pb in prepare(_blocks(fh)):
+                    batch: list[Prepared] = []
+                    stop = fatal = None
+                    for p in pb.entries:
+                        if p.fatal:
+                            stop = fatal = p
+                            break
+                        if p.add is None:
+                            failed += 1
+                            print(f"lightwave: line {p.line}: dn: {p.dn}: {p.error}", file=sys.stderr)
+                            if not keep_going:
+                                stop = p
+                                break
+                            continue
+                        batch.append(p)
+                    if not apply(batch, pb.rows):
+                        break
+                    bar.update(pb.block.size)
+                    if fatal is not None:
+                        raise CLIError(f"{path}: line {fatal.line}: {fatal.error}")
+                    if stop is not None:
+                        break
+            except UnicodeDecodeError:
+                raise CLIError(f"{path}: not UTF-8 text (LDIF carries other bytes base64-encoded, 'attr:: ...')") from None
+        store.env.sync(True)
+    finally:
+        bar.close()
+        if fh is not sys.stdin:
+            fh.close()
+        store.close()
+    dt = time.monotonic() - t0
+    rate = added / dt if dt > 0 else 0.0
+    print(f"imported {added} entries in {dt:.1f} s ({rate:,.0f} entries/s); {failed} failed", file=sys.stderr)
+    return 0 if failed == 0 else 1
+
+
+def _apply(d: Directory, s: Any, p: PreparedAdd) -> Callable[[Any], Any]:
+    return lambda w: d.apply_add(w, s, p)
+
+
+def _report(line: int, dn: str, exc: BaseException) -> None:
+    print(f"lightwave: line {line}: dn: {dn}: {_why(exc)}", file=sys.stderr)
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, LDAPError):
+        why = f"{exc.code.name} ({int(exc.code)})" + (f": {exc.message}" if exc.message else "")
+        if exc.matched_dn:
+            why += f" (matched DN: {exc.matched_dn})"
+        return why
+    return f"internal error: {exc!r}"
+
+
+# ------------------------------------------------------------------ blocks of records
+
+def _blocks(fh: TextIO, size: int = BLOCK_BYTES) -> Iterator[Block]:
+    """Cut a text stream into blocks of whole records (cut after an empty line)."""
+    line_no = 1
+    rest = ""
+    while True:
+        chunk = fh.read(size)
+        buf = rest + chunk
+        if not chunk:
+            if buf:
+                yield Block(buf, line_no, len(buf.encode("utf-8")))
+            return
+        cut = buf.rfind("\n\n")
+        if cut < 0:
+            rest = buf  # one record longer than a block: keep reading
+            continue
+        text, rest = buf[:cut + 2], buf[cut + 2:]
+        yield Block(text, line_no, len(text.encode("utf-8")))
+        line_no += text.count("\n")
+
+
+# ------------------------------------------------------------------ preparing (in helpers)
+
+class _Worker:
+    """What a helper process holds: its own store handle and Directory."""
+
+    def __init__(self, cfg: NodeConfig, d: Directory | None = None) -> None:
+        self.d = d if d is not None else build_directory(cfg, open_store(cfg, sync=False))
+        self.s = self.d.internal_session(admin_dn(cfg.domain))
+        self.relax = (m.Control(RELAX_OID, True),)
+
+    def prepare(self, block: Block) -> PreparedBlock:
+        """The block's records, prepared; one with ``fatal`` stops the import there."""
+        out: list[Prepared] = []
+        base = block.first_line - 1
+        next_id, end_id = block.first_id, block.first_id + block.records
+        try:
+            for rec in ldif.parse(io.StringIO(block.text), open_url=_read_file):
+                line = base + rec.line
+                if rec.changetype != "add":
+                    out.append(Prepared(line, rec.dn, None, f"changetype {rec.changetype} is not supported by "
+                                        "import (use ldapmodify against a running server)", fatal=True))
+                    break
+                req = m.AddRequest(rec.dn, tuple((t, tuple(v)) for t, v in rec.grouped()))
+                try:
+                    p = self.d.prepare_add(self.s, req, self.relax, precompute=True)
+                except LDAPError as exc:
+                    out.append(Prepared(line, rec.dn, None, _why(exc)))
+                    continue
+                if next_id < end_id:  # else (never expected): apply_add allocates one
+                    p.id, next_id = next_id, next_id + 1
+                out.append(Prepared(line, rec.dn, p))
+        except ldif.LDIFError as exc:
+            out.append(Prepared(base + exc.line, "", None, str(exc).split(": ", 1)[-1], fatal=True))
+        return PreparedBlock(block, out, self.d.defer_index_keys([p.add for p in out if p.add is not None]))
+
+
+_worker: _Worker | None = None  # per helper process (multiprocessing's initializer pattern)
+
+
+def _init_worker(cfg: NodeConfig) -> None:
+    global _worker
+    _worker = _Worker(cfg)
+
+
+def _prepare_in_worker(block: Block) -> PreparedBlock:
+    assert _worker is not None
+    return _worker.prepare(block)
+
+
+class _preparer:
+    """``with _preparer(cfg, jobs) as prepare: for block, prepared in prepare(blocks)``,
+    in order; at most a few blocks ahead of the consumer. ``jobs=0``: in this process, with
+    ``d``."""
+
+    def __init__(self, cfg: NodeConfig, jobs: int, d: Directory, reserve: Callable[[int], int]) -> None:
+        self.cfg = cfg
+        self.jobs = jobs
+        self.d = d
+        self.reserve = reserve
+        self.pool: Any = None
+
+    def _with_ids(self, blocks: Iterator[Block]) -> Iterator[Block]:
+        for b in blocks:
+            n = _count_records(b.text)
+            yield Block(b.text, b.first_line, b.size, self.reserve(n) if n else 0, n)
+
+    def __enter__(self) -> Callable[[Iterator[Block]], Iterator[PreparedBlock]]:
+        if self.jobs > 0:
+            ctx = multiprocessing.get_context("spawn")  # never fork an open LMDB environment
+            self.pool = ctx.Pool(self.jobs, initializer=_init_worker, initargs=(self.cfg,))
+            return self._pooled
+        local = _Worker(self.cfg, self.d)
+        return lambda blocks: (local.prepare(b) for b in self._with_ids(blocks))
+
+    def _pooled(self, blocks: Iterator[Block]) -> Iterator[PreparedBlock]:
+        window: collections.deque[Any] = collections.deque()
+        limit = 2 * self.jobs + 1
+        for b in self._with_ids(blocks):
+            window.append(self.pool.apply_async(_prepare_in_worker, (b,)))
+            if len(window) >= limit:
+                yield window.popleft().get()
+        while window:
+            yield window.popleft().get()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+
+
+_RECORD_START = re.compile(r"^dn:", re.MULTILINE | re.IGNORECASE)
+
+
+def _count_records(text: str) -> int:
+    """An upper bound of the records in ``text`` (lines starting with 'dn:')."""
+    return len(_RECORD_START.findall(text))
+
+
+def _read_file(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()

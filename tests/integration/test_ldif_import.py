@@ -1,0 +1,101 @@
+"""Offline bulk import (`lightwave ldif import`): helper processes prepare blocks of records,
+index rows are written in sorted runs. What an operator sees, and that the indexes written
+that way are exactly the ones the server would have written entry by entry."""
+from __future__ import annotations
+
+import pytest
+
+from lightwave.ldifimport import BLOCK_BYTES
+from tests.conftest import ADMIN, ADMIN_PW, BASE, make_server, run_tool
+from tests.integration.test_cli_offline import lw, people_ldif
+
+
+def _index_rows(data_dir: str) -> tuple[dict[str, set[tuple[bytes, bytes]]], dict[str, set[tuple[bytes, bytes]]]]:
+    """(index rows as stored, index rows rebuilt from the entries) for every index."""
+    from lightwave.cli import build_parser, node_config
+    from lightwave.nodes import build_directory, open_store
+
+    cfg = node_config(build_parser().parse_args(["ldif", "export", "--data-dir", data_dir]))
+    store = open_store(cfg)
+    try:
+        d = build_directory(cfg, store)
+
+        def dump() -> dict[str, set[tuple[bytes, bytes]]]:
+            out = {}
+            with store.env.begin() as txn:
+                for attr, db in store.db_idx.items():
+                    out[attr] = {(bytes(k), bytes(v)) for k, v in txn.cursor(db=db).iternext(keys=True, values=True)}
+            return out
+
+        stored = dump()
+
+        class Rollback(Exception):
+            pass
+
+        rebuilt: dict[str, set[tuple[bytes, bytes]]] = {}
+        try:
+            with store.write() as w:
+                for attr, db in store.db_idx.items():
+                    w.rebuild_index(attr, d.dit.index_keys)
+                    rebuilt[attr] = {(bytes(k), bytes(v)) for k, v in w.txn.cursor(db=db).iternext(keys=True, values=True)}
+                raise Rollback()
+        except Rollback:
+            pass
+        return stored, rebuilt
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("jobs", ["0", "2"])
+def test_bulk_import_many_blocks(tmp_path_factory: pytest.TempPathFactory, tmp_path, jobs: str) -> None:
+    text = people_ldif(1500)
+    assert len(text.encode()) > 2 * BLOCK_BYTES  # several blocks, so several transactions and helpers
+    # a record that fails in the writer (its parent does not exist), in the middle of a block
+    cut = text.index(f"dn: uid=p700,")
+    bad = f"dn: uid=orphan,ou=nowhere,{BASE}\nobjectClass: inetOrgPerson\nuid: orphan\ncn: Orphan\nsn: O\n\n"
+    text = text[:cut] + bad + text[cut:]
+    bad_line = text[:text.index("dn: uid=orphan")].count("\n") + 1
+    f = tmp_path / "people.ldif"
+    f.write_text(text)
+    srv = make_server(tmp_path_factory, f"bulk{jobs}")
+    srv.start()  # initialise the data directory (the tenant), then import offline
+    srv.stop()
+    r = lw("ldif", "import", str(f), "--data-dir", srv.data_dir, "--quiet", "--keep-going", "--jobs", jobs)
+    assert r.returncode == 1, r.stderr  # one record failed
+    assert "imported 1501 entries" in r.stderr and "1 failed" in r.stderr
+    assert f"line {bad_line}: dn: uid=orphan,ou=nowhere,{BASE}: noSuchObject (32)" in r.stderr
+    stored, rebuilt = _index_rows(srv.data_dir)
+    assert stored.keys() == rebuilt.keys()
+    for attr in stored:
+        assert stored[attr] == rebuilt[attr], attr  # no row missing, none left by the failed entry
+    srv.start()
+    try:
+        for flt, want in (("(uid=p1499)", 1), ("(cn=*son 149*)", 11), ("(mail=p7*)", 111), ("(uid=orphan)", 0),
+                          ("(&(objectClass=person)(sn=P0))", 1)):
+            s = run_tool("ldapsearch", "-H", srv.url, "-x", "-D", ADMIN, "-w", ADMIN_PW, "-LLL", "-z", "0",
+                         "-b", BASE, flt, "1.1")
+            assert s.returncode == 0, s.stderr
+            assert s.stdout.count("dn: ") == want, (flt, s.stdout[:200])
+    finally:
+        srv.stop()
+
+
+def test_bulk_import_stops_at_malformed_ldif_with_its_line(tmp_path_factory: pytest.TempPathFactory, tmp_path) -> None:
+    text = people_ldif(1200)
+    cut = text.index("dn: uid=p1100,")
+    text = text[:cut] + "dn: uid=broken,ou=people," + BASE + "\nthis line has no colon\n\n" + text[cut:]
+    line = text[:text.index("this line has no colon")].count("\n") + 1
+    f = tmp_path / "broken.ldif"
+    f.write_text(text)
+    srv = make_server(tmp_path_factory, "broken")
+    srv.start()
+    srv.stop()
+    r = lw("ldif", "import", str(f), "--data-dir", srv.data_dir, "--quiet", "--jobs", "2")
+    assert r.returncode != 0
+    assert f"line {line}: missing ':'" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    # records before the bad one are in, records after it are not
+    stored, rebuilt = _index_rows(srv.data_dir)
+    assert stored == rebuilt
+    uid_keys = {k for k, _ in stored["uid"]}
+    assert b"=p1099" in uid_keys and b"=p1100" not in uid_keys
