@@ -11,6 +11,7 @@ bounded window, so memory stays flat whatever the file size.
 from __future__ import annotations
 
 import collections
+import functools
 import io
 import multiprocessing
 import os
@@ -88,8 +89,8 @@ def import_ldif(cfg: NodeConfig, path: str, *, keep_going: bool = False, quiet: 
             nonlocal added, failed
             if not batch:
                 return True
-            ops = [_apply(d, s, p.add) for p in batch if p.add is not None]
-            ops.append(lambda w: d.apply_index_rows(w, rows))  # only rows of entries added
+            ops: list[Callable[[Any], Any]] = [functools.partial(d.apply_add, s=s, p=p.add) for p in batch]
+            ops.append(functools.partial(d.apply_index_rows, rows=rows))  # only rows of entries added
             results = d.run_writes(ops)
             ok = True
             for p, res in zip(batch, results):
@@ -99,15 +100,15 @@ def import_ldif(cfg: NodeConfig, path: str, *, keep_going: bool = False, quiet: 
                     _report(p.line, p.dn, res)
                 else:
                     added += 1
-            if isinstance(results[-1], BaseException):
-                raise results[-1]
+            if isinstance(results[-1], BaseException):  # the store failed (full disk...): nothing of it is in
+                raise CLIError(f"{path}: writing entries failed near line {batch[0].line}: {results[-1]!r}")
             return ok or keep_going
 
         def reserve(n: int) -> int:
             with store.write() as w:
                 return w.reserve_ids(n)
 
-        with _preparer(cfg, jobs, d, reserve) as prepare:
+        with _Preparer(cfg, jobs, d, reserve) as prepare:
             try:
                 for pb in prepare(_blocks(fh)):
                     batch: list[Prepared] = []
@@ -143,10 +144,6 @@ def import_ldif(cfg: NodeConfig, path: str, *, keep_going: bool = False, quiet: 
     rate = added / dt if dt > 0 else 0.0
     print(f"imported {added} entries in {dt:.1f} s ({rate:,.0f} entries/s); {failed} failed", file=sys.stderr)
     return 0 if failed == 0 else 1
-
-
-def _apply(d: Directory, s: Any, p: PreparedAdd) -> Callable[[Any], Any]:
-    return lambda w: d.apply_add(w, s, p)
 
 
 def _report(line: int, dn: str, exc: BaseException) -> None:
@@ -233,8 +230,8 @@ def _prepare_in_worker(block: Block) -> PreparedBlock:
     return _worker.prepare(block)
 
 
-class _preparer:
-    """``with _preparer(cfg, jobs) as prepare: for block, prepared in prepare(blocks)``,
+class _Preparer:
+    """``with _Preparer(cfg, jobs, d, reserve) as prepare: for block, prepared in prepare(blocks)``,
     in order; at most a few blocks ahead of the consumer. ``jobs=0``: in this process, with
     ``d``."""
 
