@@ -473,6 +473,15 @@ def emit_json(obj: Any) -> None:
     sys.stdout.write("\n")
 
 
+def report(args: argparse.Namespace, obj: Any, text: str) -> int:
+    """A command's result: ``obj`` as JSON with ``--json``, else the line ``text``. Returns 0."""
+    if args.json:
+        emit_json(obj)
+    else:
+        print(text)
+    return 0
+
+
 def print_entry(dn: str, attrs: Attrs, hide: Sequence[str] = ("userPassword",), indent: str = "") -> None:
     """``dn: ...`` then ``attribute: value`` lines (objectClass first, then by name)."""
     print(f"{indent}dn: {dn}")

@@ -14,7 +14,7 @@ from typing import Any
 
 from lightwave.admin._client import (
     Attrs, Client, SecretOut, Target, emit_json, epilog, escape, first, json_attrs, object_name, print_entry,
-    print_table, prompt_new_password, rdn_value, read_secret, same_dn, tenant_name, tenant_of, values,
+    print_table, prompt_new_password, rdn_value, read_secret, report, same_dn, tenant_name, tenant_of, values,
 )
 from lightwave.cli import CLIError
 
@@ -205,11 +205,7 @@ def cmd_delete(args: argparse.Namespace, kind: Kind) -> int:
     x = _ctx(args, kind, args.name)
     with Client.open(args) as c:
         c.delete(x.dn, x.target, f"cannot delete {kind.label} {x.name}")
-    if args.json:
-        emit_json({"dn": x.dn, "deleted": True})
-    else:
-        print(f"deleted {kind.label} {x.name} from {x.tenant}")
-    return 0
+    return report(args, {"dn": x.dn, "deleted": True}, f"deleted {kind.label} {x.name} from {x.tenant}")
 
 
 # ---------------------------------------------------------------------- users
@@ -276,11 +272,7 @@ def cmd_user_enable(args: argparse.Namespace, disable: bool) -> int:
         if not c.modify(x.dn, {"accountDisabled": [("MODIFY_REPLACE", ["TRUE" if disable else "FALSE"])]}):
             c.fail(f"cannot {'disable' if disable else 'enable'} user {x.name}", x.target)
     word = "disabled" if disable else "enabled"
-    if args.json:
-        emit_json({"dn": x.dn, "disabled": disable})
-    else:
-        print(f"user {x.name} {word}")
-    return 0
+    return report(args, {"dn": x.dn, "disabled": disable}, f"user {x.name} {word}")
 
 
 def cmd_user_unlock(args: argparse.Namespace) -> int:
@@ -307,11 +299,7 @@ def cmd_group_add(args: argparse.Namespace) -> int:
         attrs["description"] = args.description
     with Client.open(args) as c:
         c.add(x.dn, attrs, x.target, f"cannot add group {x.name}")
-    if args.json:
-        emit_json({"dn": x.dn, "password": None})
-    else:
-        print(f"created group {x.name} in {x.tenant}: {x.dn}")
-    return 0
+    return report(args, {"dn": x.dn, "password": None}, f"created group {x.name} in {x.tenant}: {x.dn}")
 
 
 def resolve_member(c: Client, x: Ctx, name: str) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 from lightwave.admin._client import (
     Client, Target, confirm, emit_json, epilog, first, json_attrs, print_entry, print_table,
-    prompt_new_password, read_secret, tenant_name, usage, when,
+    prompt_new_password, read_secret, report, tenant_name, usage, when,
 )
 from lightwave.cli import CLIError
 from vmdir.directory import OID_TENANT_CREATE, OID_TENANT_DELETE, domain_dn, encode_create, encode_delete
@@ -68,11 +68,7 @@ def cmd_create(args: argparse.Namespace) -> int:
             c.fail(f"cannot create tenant {name}", target)
         value = c.result.get("responseValue") or b""
     dn = value.decode("utf-8", "replace") if value else domain_dn(name)
-    if args.json:
-        emit_json({"name": name, "dn": dn})
-    else:
-        print(f"created tenant {name}: {dn}")
-    return 0
+    return report(args, {"name": name, "dn": dn}, f"created tenant {name}: {dn}")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -150,11 +146,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
             if code == 32:
                 raise CLIError(f"no such tenant {name}")
             c.fail(f"cannot delete tenant {name}", target)
-    if args.json:
-        emit_json({"name": name, "dn": dn, "deleted": True})
-    else:
-        print(f"deleted tenant {name} ({dn})")
-    return 0
+    return report(args, {"name": name, "dn": dn, "deleted": True}, f"deleted tenant {name} ({dn})")
 
 
 def _extra_entries(c: Client, dn: str) -> str:
