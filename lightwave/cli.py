@@ -33,7 +33,8 @@ def node_config(args: argparse.Namespace) -> NodeConfig:
         path = DEFAULT_CONFIG
     cfg = load(path)
     over: dict[str, Any] = {"data_dir": getattr(args, "data_dir", None)}
-    for name in ("domain", "listen", "ldap_port", "ldaps_port", "https_port", "ldapi_path", "workers", "log_level"):
+    for name in ("domain", "listen", "ldap_port", "ldaps_port", "https_port", "ldapi_path", "workers", "log_level",
+                 "node_name", "advertise_url", "join", "join_user"):
         over[name] = getattr(args, name, None)
     if getattr(args, "no_sync", False):
         over["sync"] = False
@@ -71,7 +72,15 @@ def _serve(cfg: NodeConfig, generated: str | None, ldapi_fd: int | None) -> int:
     if n == 1:
         _banner(cfg, generated, pending=True)
         from lightwave.nodes import run_worker
-        return run_worker(cfg, 0, 1, ldapi_fd)
+        repl = _spawn_replicator(cfg)
+        try:
+            return run_worker(cfg, 0, 1, ldapi_fd)
+        finally:
+            repl.terminate()
+            try:
+                repl.wait(10)
+            except subprocess.TimeoutExpired:
+                repl.kill()
     sup = Supervisor(cfg, n, ldapi_fd)
     sup.start()
     if not _wait_port(cfg.listen, cfg.ldap_port or cfg.ldaps_port, 30, sup):
@@ -137,18 +146,29 @@ def _wait_port(host: str, port: int, timeout: float, sup: "Supervisor | None" = 
     return False
 
 
+def _spawn_replicator(cfg: NodeConfig) -> "subprocess.Popen[bytes]":
+    """The node's replication process (pulls from its partners; see replication.agent)."""
+    payload = json.dumps({"config": _cfg_json(cfg)})
+    env = dict(os.environ, LIGHTWAVE_SUPERVISOR_PID=str(os.getpid()))
+    return subprocess.Popen([sys.executable, "-m", "lightwave.replicator", payload], env=env)
+
+
 class Supervisor:
-    """Runs N worker processes, restarts crashed ones, stops them all on SIGTERM/SIGINT."""
+    """Runs N worker processes and the replication process, restarts crashed ones, stops
+    them all on SIGTERM/SIGINT."""
 
     def __init__(self, cfg: NodeConfig, n: int, ldapi_fd: int | None = None) -> None:
         self.cfg = cfg
         self.n = n
         self.ldapi_fd = ldapi_fd  # the listening ldapi socket, inherited by every worker
-        self.procs: list[subprocess.Popen[bytes] | None] = [None] * n
+        self.procs: list[subprocess.Popen[bytes] | None] = [None] * (n + 1)  # the last: replication
         self.stopping = False
         self.restarts = 0
 
     def _spawn(self, slot: int) -> None:
+        if slot == self.n:
+            self.procs[slot] = _spawn_replicator(self.cfg)
+            return
         payload = json.dumps({"config": _cfg_json(self.cfg), "slot": slot, "slots": self.n, "ldapi_fd": self.ldapi_fd})
         env = dict(os.environ, LIGHTWAVE_SUPERVISOR_PID=str(os.getpid()))
         fds = () if self.ldapi_fd is None else (self.ldapi_fd,)
@@ -158,11 +178,11 @@ class Supervisor:
         # handlers first: a SIGTERM during start-up must still stop the workers
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
         signal.signal(signal.SIGINT, lambda *_: setattr(self, "stopping", True))
-        for i in range(self.n):
+        for i in range(self.n + 1):
             self._spawn(i)
 
     def all_dead(self) -> bool:
-        return all(p is None or p.poll() is not None for p in self.procs)
+        return all(p is None or p.poll() is not None for p in self.procs[:self.n])
 
     def stop(self) -> None:
         self.stopping = True
@@ -184,7 +204,8 @@ class Supervisor:
             time.sleep(0.2)
             for i, p in enumerate(self.procs):
                 if p is not None and p.poll() is not None and not self.stopping:
-                    print(f"lightwave: worker {i} exited with status {p.returncode}; restarting", file=sys.stderr, flush=True)
+                    what = "replication" if i == self.n else f"worker {i}"
+                    print(f"lightwave: {what} exited with status {p.returncode}; restarting", file=sys.stderr, flush=True)
                     self.restarts += 1
                     time.sleep(min(5, 0.2 * self.restarts))
                     self._spawn(i)
@@ -268,6 +289,17 @@ def build_parser() -> argparse.ArgumentParser:
                          "directory; '' = off)")
     up.add_argument("--workers", type=int, metavar="N", help="LDAP worker processes (default: one per core)")
     up.add_argument("--log-level", choices=("debug", "info", "warn", "error"))
+    up.add_argument("--node-name", metavar="NAME",
+                    help="this node's name in the forest's topology (default <host>:<ldap port>)")
+    up.add_argument("--advertise-url", metavar="URL",
+                    help="URL other nodes reach this one at (default ldap://<listen>:<ldap port>)")
+    up.add_argument("--join", metavar="URL",
+                    help="first start only: join the forest of the node at URL (get a server id, copy "
+                         "its data over replication, then replicate both ways). The forest "
+                         "administrator's password comes from LIGHTWAVE_ADMIN_PASSWORD or a prompt")
+    up.add_argument("--join-user", metavar="DN",
+                    help="who registers this node at --join (default the forest administrator, "
+                         "cn=Administrator,cn=Users,<domain DN>)")
     up.add_argument("--quiet-ops", action="store_true", help="do not log one line per operation")
     up.add_argument("--no-sync", action="store_true",
                     help="do not fsync each commit (faster; a crash may lose the last writes)")

@@ -28,6 +28,12 @@ class NodeConfig:
     ldapi_path: str = "ldapi"  # unix socket for ldapi://, relative to data_dir; "" = off
     workers: int = 0  # 0 = one per core
     server_id: int = 1
+    # replication: this node's name in cn=Nodes,cn=System ("" = <host>:<ldap port>), the URL
+    # other nodes reach it at ("" = ldap://<listen>:<ldap port>), and a partner to join
+    node_name: str = ""
+    advertise_url: str = ""
+    join: str = ""
+    join_user: str = ""
     # LDAP limits
     max_pdu_size: int = 1 << 20
     max_connections: int = 4096
@@ -53,6 +59,8 @@ class NodeConfig:
                 raise ConfigError(f"{name} must be a port number (0-65535), not {v}")
         if "\0" in self.ldapi_path:
             raise ConfigError("ldapi_path must not contain NUL")
+        if self.join and not self.join.lower().startswith(("ldap://", "ldaps://")):
+            raise ConfigError(f"join must be an ldap:// or ldaps:// URL, not {self.join!r}")
         if self.workers < 0:
             raise ConfigError("workers must be >= 0 (0 = one per core)")
         if self.max_pdu_size < 1024:
@@ -63,6 +71,19 @@ class NodeConfig:
     @property
     def effective_workers(self) -> int:
         return self.workers or (os.cpu_count() or 1)
+
+    @property
+    def effective_node_name(self) -> str:
+        import socket
+        return self.node_name or f"{socket.gethostname()}:{self.ldap_port or self.ldaps_port}"
+
+    @property
+    def effective_url(self) -> str:
+        if self.advertise_url:
+            return self.advertise_url
+        if self.ldap_port:
+            return f"ldap://{self.listen}:{self.ldap_port}"
+        return f"ldaps://{self.listen}:{self.ldaps_port}"
 
     @property
     def store_dir(self) -> str:

@@ -8,6 +8,7 @@ import socket
 import sys
 from typing import Any
 
+from lightwave.cli import CLIError
 from lightwave.config import NodeConfig
 from vmdir.directory import (
     Directory, admin_dn, admins_group_dn, domain_dn, exists, initialise, is_initialised, node_identity, write_secret,
@@ -47,10 +48,15 @@ def ensure_indexes(d: Directory) -> None:
     with d.store.read() as r:
         have = {k.removeprefix("indexed/") for k, _ in r.meta_prefix("indexed/")}
         empty = r.meta_int("next_id") == 0
+        uuids = r.meta("uuids") is not None
     want = set(d.config.indexes)
-    if have == want:
+    if have == want and uuids:
         return
     with d.store.write() as w:
+        if not uuids:  # a database made before the UUID table
+            if not empty:
+                w.rebuild_uuids()
+            w.set_meta("uuids", b"1")
         for attr in sorted(want - have):
             if not empty:
                 w.rebuild_index(attr, d.dit.index_keys)
@@ -72,7 +78,9 @@ def prepare(cfg: NodeConfig) -> str | None:
     generated = None
     try:
         d = build_directory(cfg, store)
-        if not is_initialised(store):
+        if not is_initialised(store) and (cfg.join or _joining(store)):
+            _join(cfg, d)
+        elif not is_initialised(store):
             password = os.environ.get("LIGHTWAVE_ADMIN_PASSWORD")
             if not password and exists(d, admin_dn(cfg.domain)):
                 password = "unused: the administrator was imported"
@@ -80,11 +88,112 @@ def prepare(cfg: NodeConfig) -> str | None:
                 password = generated = generate_password()
                 write_secret(os.path.join(cfg.data_dir, ADMIN_PASSWORD_FILE), password)
             initialise(d, cfg.domain, password)
+        elif cfg.join:
+            print(f"lightwave: this node is already initialised; --join {cfg.join} ignored", file=sys.stderr)
+        _ensure_node_account(cfg, d)
     finally:
         store.close()
     if not cfg.tls_cert:
         ensure_self_signed(cfg.cert_file, cfg.key_file, ["localhost", "127.0.0.1", socket.gethostname()])
     return generated
+
+
+NODE_PASSWORD_FILE = "node-password"
+
+
+def node_password(cfg: NodeConfig) -> str | None:
+    """The password of this node's own account (its replication identity), if it has one."""
+    try:
+        with open(os.path.join(cfg.data_dir, NODE_PASSWORD_FILE)) as f:
+            return f.read().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def _ensure_node_account(cfg: NodeConfig, d: Directory) -> None:
+    """A forest's first node (or one made before replication existed) gets its node entry."""
+    from replication.topology import node_dn, register_local_node
+
+    password = node_password(cfg)
+    if password is not None and exists(d, node_dn(cfg.effective_node_name)):
+        return
+    if password is None:
+        password = generate_password()
+        write_secret(os.path.join(cfg.data_dir, NODE_PASSWORD_FILE), password)
+    if exists(d, node_dn(cfg.effective_node_name)):
+        raise CLIError(f"this node's entry {node_dn(cfg.effective_node_name)} exists but "
+                       f"{os.path.join(cfg.data_dir, NODE_PASSWORD_FILE)} does not: restore that file")
+    register_local_node(d, cfg.domain, cfg.effective_node_name, cfg.effective_url, password)
+
+
+def _joining(store: Store) -> bool:
+    with store.read() as r:
+        return r.meta("join/partner") is not None
+
+
+def _join(cfg: NodeConfig, d: Directory) -> None:
+    """First start with --join (or an interrupted join): register at the partner, copy its data."""
+    import getpass
+
+    from replication.join import JoinError, Registration, full_copy, register
+
+    with d.store.read() as r:
+        partner = r.meta("join/partner")
+        reg = Registration(partner.decode(), (r.meta("join/url") or b"").decode(), r.meta_int("server_id")) \
+            if partner is not None else None
+    name = cfg.effective_node_name
+    if reg is None:
+        password = node_password(cfg) or generate_password()
+        write_secret(os.path.join(cfg.data_dir, NODE_PASSWORD_FILE), password)
+        admin_pw = os.environ.get("LIGHTWAVE_ADMIN_PASSWORD")
+        if not admin_pw:
+            if not sys.stdin.isatty():
+                raise CLIError("joining needs the forest administrator's password: set LIGHTWAVE_ADMIN_PASSWORD")
+            admin_pw = getpass.getpass(f"Password of {cfg.join_user or admin_dn(cfg.domain)} at {cfg.join}: ")
+        print(f"lightwave: joining the forest of {cfg.join} as node {name!r}", file=sys.stderr, flush=True)
+        try:
+            reg = register(cfg.join, cfg.join_user or admin_dn(cfg.domain), admin_pw, name=name,
+                           my_url=cfg.effective_url, invocation=d.invocation, node_password=password,
+                           domain=cfg.domain)
+        except JoinError as exc:
+            raise CLIError(str(exc)) from None
+        with d.store.write() as w:
+            w.set_meta("join/partner", reg.partner.encode())
+            w.set_meta("join/url", reg.partner_url.encode())
+            w.set_meta_int("server_id", reg.server_id)
+    d.server_id = reg.server_id
+    password = node_password(cfg)
+    if password is None:
+        raise CLIError(f"{os.path.join(cfg.data_dir, NODE_PASSWORD_FILE)} is missing: this interrupted join "
+                       "cannot resume; remove the data directory and join again")
+    bar = _progress_bar(f"copying from {reg.partner}")
+    try:
+        n = full_copy(d, reg, name, password, progress=bar.update_to)
+    except JoinError as exc:
+        raise CLIError(str(exc)) from None
+    finally:
+        bar.close()
+    if not exists(d, domain_dn(cfg.domain)):
+        raise CLIError(f"the forest of {cfg.join} has no tenant {cfg.domain}: start again with its "
+                       "--domain (the data copied so far is kept)")
+    from vmdir.directory._bootstrap import LAYOUT
+    with d.store.write() as w:
+        w.set_meta("initialised", cfg.domain.encode())
+        w.set_meta_int("layout", LAYOUT)
+        w.del_meta("join/partner")
+    print(f"lightwave: joined; {n} entries copied from {reg.partner} (server id {reg.server_id})",
+          file=sys.stderr, flush=True)
+
+
+def _progress_bar(desc: str) -> Any:
+    from tqdm import tqdm
+
+    class Bar(tqdm):  # type: ignore[misc]
+        def update_to(self, done: int, total: int) -> None:
+            self.total = max(total, 1)
+            self.update(max(0, done - self.n))
+
+    return Bar(desc=desc, unit="usn", disable=None, file=sys.stderr)
 
 
 def open_ldapi(cfg: NodeConfig) -> Any:
@@ -117,6 +226,30 @@ def listen_reuseport(reactor: Any, host: str, port: int, factory: Any) -> Any:
         sock.close()
 
 
+def run_replicator(cfg: NodeConfig) -> int:
+    """Pull from this node's replication partners until SIGTERM/SIGINT (its own process)."""
+    import threading
+
+    from replication.agent import run_agent
+
+    store = open_store(cfg)
+    d = build_directory(cfg, store)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    password = node_password(cfg)
+    if password is None:
+        print("lightwave: replication off: no node password file", file=sys.stderr, flush=True)
+        stop.wait()
+        return 0
+    try:
+        run_agent(d, cfg.effective_node_name, password, stop,
+                  log=lambda msg: print(f"lightwave replication: {msg}", file=sys.stderr, flush=True))
+    finally:
+        store.close()
+    return 0
+
+
 def run_worker(cfg: NodeConfig, slot: int, slots: int, ldapi_fd: int | None = None) -> int:
     """Serve LDAP and LDAPS in this process until SIGTERM/SIGINT. Returns an exit code.
 
@@ -143,8 +276,11 @@ def run_worker(cfg: NodeConfig, slot: int, slots: int, ldapi_fd: int | None = No
     tls = server_options(cfg.cert_file, cfg.key_file, cfg.tls_client_ca or None)
     limits = Limits(cfg.max_pdu_size, cfg.max_outstanding, cfg.max_filter_depth, cfg.max_filter_terms,
                     cfg.idle_timeout, cfg.max_connections)
+    from replication.service import SupplierService
+    supplier = SupplierService(reactor, d, reactor.getThreadPool(), node_name=cfg.effective_node_name)
     ctx = ServerContext(reactor, d, writer, limits, tls_options=tls, counters=counters,
-                        threadpool=reactor.getThreadPool(), log_ops=cfg.log_ops)
+                        threadpool=reactor.getThreadPool(), log_ops=cfg.log_ops,
+                        search_handlers=supplier.search_handlers(), extended_handlers=supplier.extended_handlers())
     ports = []
     if cfg.ldap_port:
         ports.append(listen_reuseport(reactor, cfg.listen, cfg.ldap_port, LDAPFactory(ctx, tls=False)))

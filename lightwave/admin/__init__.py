@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lightwave.admin import directory, tenant
+from lightwave.admin import directory, repl, tenant
 from lightwave.admin._client import common_options
 
 
@@ -16,6 +16,7 @@ def register(subparsers: Any) -> None:
     common = common_options()
     tenant.register(subparsers, common)
     directory.register(subparsers, common)
+    repl.register(subparsers, common)
 
 
 __all__ = ["register"]

@@ -39,7 +39,7 @@ from vmdir.ber._filter import decode_filter, encode_filter
 from vmdir.ber._frame import peek_frame
 from vmdir.ber._prim import (
     MAX_INT, T_BOOLEAN, T_ENUM, T_INTEGER, T_OCTETS, T_SEQUENCE, T_SET, boolean, encode_length, end_of,
-    expect, fast_constructor, header, integer, octets, read_bool, read_octets, read_string, read_string_seq,
+    expect, fast_constructor, header, integer, integer_content, octets, read_bool, read_octets, read_string, read_string_seq,
     read_uint, string, tlv,
 )
 from vmdir.proto.messages import Filter
@@ -76,7 +76,7 @@ __all__ = [
     "DEFAULT_MAX_FILTER_TERMS",
     # primitives
     "MAX_INT", "T_BOOLEAN", "T_ENUM", "T_INTEGER", "T_OCTETS", "T_SEQUENCE", "T_SET", "boolean",
-    "encode_length", "end_of", "expect", "header", "integer", "octets", "read_bool", "read_octets",
+    "encode_length", "end_of", "expect", "header", "integer", "integer_content", "octets", "read_bool", "read_octets",
     "read_string", "read_string_seq", "read_uint", "string", "tlv",
     # helpers
     "fast_constructor",

@@ -15,7 +15,8 @@ from vmdir.store import Store
 
 # 2: system context, tenant registry, stored access rules and password policy
 # 3: service role groups; every tenant's CertificateAuthority and TokenService containers
-LAYOUT = 3
+# 4: cn=LostAndFound,cn=System (replication)
+LAYOUT = 4
 
 
 def node_identity(store: Store, server_id: int = 1) -> tuple[bytes, int, bool]:

@@ -58,6 +58,13 @@ STAMPED = frozenset({"entryuuid", "createtimestamp", "modifytimestamp", "creator
                      "usncreated", "usnchanged", "structuralobjectclass"})
 
 
+NAME_META = "_name"
+"""The metadata key of an entry's name (parent and RDN): set on add and rename, so that
+replication resolves concurrent renames by the conflict rule like any attribute."""
+LOCAL_ATTRS = frozenset({"usncreated", "usnchanged"})
+"""Attributes that belong to one node (its own USNs): never replicated."""
+
+
 def gentime(ts: float, frac: bool = False) -> bytes:
     return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime(
         "%Y%m%d%H%M%S.%fZ" if frac else "%Y%m%d%H%M%SZ").encode()
@@ -648,6 +655,36 @@ class Directory:
                 old.value, old.local_usn, old.version = val, usn, old.version + 1
                 old.invocation, old.time_ms, old.orig_usn, old.deleted = self.invocation, now_ms, usn, deleted
 
+    def value_key(self, attr: str, v: bytes) -> bytes:
+        """The key that tells values of ``attr`` apart (the equality-normalised value)."""
+        return self._vkey(attr, v)
+
+    def stamp(self, e: StoredEntry, attrs: set[str], usn: int) -> None:
+        """Give the ``attrs`` of ``e`` new originating metadata: a change made here at local
+        ``usn`` (a rename replication decided, for instance)."""
+        self._stamp(e, attrs, usn, int(self.clock() * 1000))
+
+    def store_replica(self, w: WriteTxn, new: StoredEntry, old: StoredEntry | None, usn: int) -> None:
+        """Write ``new`` (the result of merging a replicated change into ``old``) at local
+        ``usn``: its local USN attributes, name, index and USN rows. The metadata is the
+        caller's; nothing is checked against the schema or the access rules (the change was
+        checked where it was made)."""
+        old_usn = None
+        if old is not None:
+            old_usn = int(old.attrs.get("usnchanged", [b"0"])[0]) or None
+        if old is None or "usncreated" not in new.attrs:
+            new.attrs["usncreated"] = [str(usn).encode()]
+        new.attrs["usnchanged"] = [str(usn).encode()]
+        old_nrdn = _nrdn_of(self, old) if old is not None else None
+        self._write_entry(w, new, old, usn, old_usn, _nrdn_of(self, new), old_nrdn)
+        if old is None or old.parent_id != new.parent_id or old.rdn != new.rdn or old.flags != new.flags:
+            self._names_changed(w)
+            self.dit.forget()
+
+    def nrdn(self, e: StoredEntry) -> str:
+        """The normalised RDN of ``e`` under its parent (its normalised DN for a naming context)."""
+        return _nrdn_of(self, e)
+
     def _vkey(self, attr: str, v: bytes) -> bytes:
         try:
             return self.schema.eq_key(attr.split(";", 1)[0], v)
@@ -989,7 +1026,7 @@ class Directory:
         for k, v in ops_attrs.items():
             if not (p.relax and k in e.attrs):
                 e.attrs[k] = v
-        self._stamp(e, set(e.attrs), usn, now_ms)
+        self._stamp(e, set(e.attrs) | {NAME_META}, usn, now_ms)
         for a in PER_VALUE_ATTRS:
             if a in e.attrs:
                 self._stamp_values(e, a, e.attrs[a], [], usn, now_ms)
@@ -1322,8 +1359,8 @@ class Directory:
             self.schema.check_entry(e.attrs, validate=False)  # values validated on input
             e.parent_id = parent_id
             e.rdn = dnmod.format_dn(new_rdns)
-            # the name itself carries metadata ("_name") too, so renames resolve by the conflict rule
-            self._save_change(w, s, e, old, changed | {"_name"}, pv_add, pv_del)
+            # the name itself carries metadata too, so renames resolve by the conflict rule
+            self._save_change(w, s, e, old, changed | {NAME_META}, pv_add, pv_del)
             self._names_changed(w)
             self.dit.forget()
             new_dn, new_ndn, _ = self.dit.dn_of(w, e.id, e.parent_id, e.rdn)

@@ -81,6 +81,8 @@ def system_requests() -> list[m.AddRequest]:
         container(SYSTEM_DN, "System", "Forest configuration"),
         container(TENANTS_DN, "Tenants", "Tenant registry"),
         container(NODES_DN, "Nodes", "Server nodes"),
+        container(f"cn=LostAndFound,{SYSTEM_DN}", "LostAndFound",
+                  "Entries replication found added under a parent deleted meanwhile"),
     ]
 
 

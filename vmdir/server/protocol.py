@@ -56,7 +56,8 @@ class ServerContext:
 
     def __init__(self, reactor: Any, directory: Directory, writer: WriteQueue, limits: Limits,
                  tls_options: Any = None, counters: Any = None, threadpool: Any = None,
-                 log_ops: bool = True) -> None:
+                 log_ops: bool = True, search_handlers: dict[str, Any] | None = None,
+                 extended_handlers: dict[str, Any] | None = None) -> None:
         self.reactor = reactor
         self.directory = directory
         self.writer = writer
@@ -65,6 +66,10 @@ class ServerContext:
         self.counters = counters
         self.threadpool = threadpool
         self.log_ops = log_ops
+        # searches carrying one of these controls, and extended operations, served by
+        # another package (replication): handler(session, request, ...) -> Deferred
+        self.search_handlers = dict(search_handlers or {})
+        self.extended_handlers = dict(extended_handlers or {})
         self.conn_ids = 0
         self.open_connections = 0
 
@@ -350,6 +355,10 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
             self._prepare_write(msgid, op, t0, prep, d, self.session, op.value)
         elif op.oid == OID_STARTTLS:
             self._starttls(msgid, op, t0)
+        elif op.oid in self.ctx.extended_handlers:
+            dfr = defer.maybeDeferred(self.ctx.extended_handlers[op.oid], self.session, op.value)
+            dfr.addCallbacks(lambda out: self._finish(msgid, op, out, t0, f"oid={op.oid} "),
+                             lambda f: self._fail(msgid, op, f.value, t0))
         else:
             raise LDAPError(RC.protocolError, f"{op.oid} not supported")
 
@@ -380,6 +389,11 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
     # ------------------------------------------------------------------ search streaming
 
     def _start_search(self, msgid: int, op: m.SearchRequest, controls: tuple[m.Control, ...], t0: float) -> None:
+        for c in controls:
+            handler = self.ctx.search_handlers.get(c.oid)
+            if handler is not None:
+                self._handled_search(msgid, op, handler(self.session, op, controls), t0)
+                return
         run = self.ctx.directory.search(self.session, op, controls)
         run.t0 = t0  # type: ignore[attr-defined]
         run.it = iter(run)  # type: ignore[attr-defined]
@@ -422,6 +436,20 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
         op = run.req
         self._log(msgid, op, out.code, run.t0,  # type: ignore[attr-defined]
                   f'base="{op.base}" scope={op.scope} nentries={run.sent} ')
+
+
+    def _handled_search(self, msgid: int, op: m.SearchRequest, dfr: "defer.Deferred[Any]", t0: float) -> None:
+        """Send what a search handler answered: (entries, Outcome of SearchResultDone)."""
+        def done(result: tuple[list[Any], Outcome]) -> None:
+            entries, out = result
+            for e in entries:
+                self._send(msgid, e)
+            self.ctx.count("entries_sent", len(entries))
+            self._send(msgid, m.SearchResultDone(out.code, out.matched_dn, out.message), out.controls)
+            self._flush()
+            self._log(msgid, op, out.code, t0, f'base="{op.base}" handler nentries={len(entries)} ')
+
+        dfr.addCallbacks(done, lambda f: self._fail(msgid, op, f.value, t0))
 
 
 def _has_password(op: m.AddRequest | m.ModifyRequest) -> bool:

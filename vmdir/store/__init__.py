@@ -6,7 +6,9 @@ from vmdir.store._entrycodec import (
     AttrMeta,
     StoredEntry,
     ValueMeta,
+    decode_body,
     decode_wire,
+    encode_body,
     decode_entry,
     encode_entry,
 )
@@ -24,12 +26,13 @@ from vmdir.store._store import (
     StoreError,
     WriteTxn,
     cap_key,
+    entry_uuid,
     pack_u64,
     unpack_u64,
 )
 
 __all__ = [
-    "FLAG_DELETED", "AttrMeta", "StoredEntry", "ValueMeta", "decode_wire", "decode_entry",
+    "FLAG_DELETED", "AttrMeta", "StoredEntry", "ValueMeta", "decode_body", "decode_wire", "encode_body", "decode_entry",
     "encode_entry", "KIND_EQ", "MAX_KEY", "KIND_PRES", "KIND_SUB", "KIND_SUBFINAL", "KIND_SUBINIT", "SUB_N",
-    "IndexKeys", "ReadTxn", "Store", "StoreError", "WriteTxn", "cap_key", "pack_u64", "unpack_u64",
+    "IndexKeys", "ReadTxn", "Store", "StoreError", "WriteTxn", "cap_key", "entry_uuid", "pack_u64", "unpack_u64",
 ]

@@ -83,11 +83,13 @@ def _vm_fields(v: ValueMeta) -> tuple[Any, ...]:
     return (v.value, v.local_usn, v.version, v.invocation, v.time_ms, v.orig_usn, v.deleted)
 
 
-def encode_entry(e: StoredEntry) -> bytes:
-    """Return the record bytes for ``e``."""
+def encode_body(e: StoredEntry, skip: frozenset[str] = frozenset()) -> bytes:
+    """The attributes of ``e`` with their metadata (``[[attr, values, meta, vmeta], ...]``,
+    msgpack), leaving out the attributes in ``skip``. Replication sends this too."""
     attrs = []
-    names = set(e.attrs) | set(e.meta)
-    for name in sorted(names):
+    for name in sorted(set(e.attrs) | set(e.meta)):
+        if name in skip:
+            continue
         vm = e.vmeta.get(name)
         attrs.append([
             name,
@@ -95,8 +97,28 @@ def encode_entry(e: StoredEntry) -> bytes:
             list(e.meta[name]) if name in e.meta else None,
             [list(_vm_fields(v)) for v in vm] if vm else None,
         ])
-    body = msgpack.packb(attrs, use_bin_type=True)
-    return msgpack.packb([FORMAT, e.parent_id, e.rdn, e.flags, body, e.wire_user, e.wire_secret],
+    return msgpack.packb(attrs, use_bin_type=True)
+
+
+def decode_body(body: bytes) -> tuple[dict[str, list[bytes]], dict[str, AttrMeta], dict[str, list[ValueMeta]]]:
+    """(attrs, meta, vmeta) of an ``encode_body`` value. Raises ValueError (or a msgpack
+    error, a subclass) if it is malformed."""
+    attrs: dict[str, list[bytes]] = {}
+    meta: dict[str, AttrMeta] = {}
+    vmeta: dict[str, list[ValueMeta]] = {}
+    for name, values, m, vm in msgpack.unpackb(body, raw=False, use_list=True):
+        if values:
+            attrs[name] = values
+        if m is not None:
+            meta[name] = tuple(m)  # type: ignore[assignment]
+        if vm:
+            vmeta[name] = [ValueMeta(*x) for x in vm]
+    return attrs, meta, vmeta
+
+
+def encode_entry(e: StoredEntry) -> bytes:
+    """Return the record bytes for ``e``."""
+    return msgpack.packb([FORMAT, e.parent_id, e.rdn, e.flags, encode_body(e), e.wire_user, e.wire_secret],
                          use_bin_type=True)
 
 
@@ -111,17 +133,7 @@ def _record(data: bytes) -> list[Any]:
 def decode_entry(entry_id: int, data: bytes) -> StoredEntry:
     """Return the entry encoded in ``data``. Raises ValueError on an unknown format."""
     rec = _record(data)
-    body = msgpack.unpackb(rec[4], raw=False, use_list=True)
-    attrs: dict[str, list[bytes]] = {}
-    meta: dict[str, AttrMeta] = {}
-    vmeta: dict[str, list[ValueMeta]] = {}
-    for name, values, m, vm in body:
-        if values:
-            attrs[name] = values
-        if m is not None:
-            meta[name] = tuple(m)  # type: ignore[assignment]
-        if vm:
-            vmeta[name] = [ValueMeta(*x) for x in vm]
+    attrs, meta, vmeta = decode_body(rec[4])
     return StoredEntry(entry_id, rec[1], rec[2], attrs, meta, vmeta, rec[3], "", "", rec[5], rec[6])
 
 

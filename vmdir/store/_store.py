@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -107,6 +108,8 @@ class Store:
         self.db_children = self._db(b"children", dupsort=True, dupfixed=True)
         self.db_usn = self._db(b"usn")
         self.db_meta = self._db(b"meta")
+        # entryUUID (16 bytes) -> id, tombstones included: replication names entries by UUID
+        self.db_uuid = self._db(b"uuid")
         self.db_idx: dict[str, Any] = {}
         for attr in self.indexes:
             self.db_idx[attr] = self._db(b"idx." + attr.encode(), dupsort=True, dupfixed=True)
@@ -192,6 +195,11 @@ class ReadTxn:
         if data is None:
             return None
         return decode_entry(entry_id, data)
+
+    def uuid_id(self, entry_uuid: bytes) -> int | None:
+        """The id of the entry (live or tombstone) whose entryUUID is ``entry_uuid`` (16 bytes)."""
+        v = self.txn.get(entry_uuid, db=self.store.db_uuid)
+        return unpack_u64(v) if v is not None else None
 
     def raw(self, entry_id: int) -> bytes | None:
         return self.txn.get(pack_u64(entry_id), db=self.store.db_entries)
@@ -342,11 +350,32 @@ class WriteTxn(ReadTxn):
                 t.delete(cap_key(k), key, db=idb)
             for k in after - before:
                 t.put(cap_key(k), key, db=idb, dupdata=True)
+        if old is None:
+            t.put(entry_uuid(new), key, db=s.db_uuid)
         # usn log
         if old_usn is not None:
             t.delete(pack_u64(old_usn), db=s.db_usn)
         t.put(pack_u64(usn), key, db=s.db_usn)
         t.put(key, encode_entry(new), db=s.db_entries)
+
+    def remove(self, e: StoredEntry, *, usn: int) -> None:
+        """Forget the tombstone ``e`` entirely (purge): its record, usn row and UUID row."""
+        if not e.deleted:
+            raise StoreError("only a tombstone can be purged")
+        t, s = self.txn, self.store
+        t.delete(pack_u64(usn), db=s.db_usn)
+        t.delete(entry_uuid(e), db=s.db_uuid)
+        t.delete(pack_u64(e.id), db=s.db_entries)
+
+    def rebuild_uuids(self) -> int:
+        """(Re)build the UUID table from the entries (databases made before it existed)."""
+        s = self.store
+        self.txn.drop(s.db_uuid, delete=False)
+        n = 0
+        for k, v in self.txn.cursor(db=s.db_entries):
+            self.txn.put(entry_uuid(decode_entry(unpack_u64(k), v)), bytes(k), db=s.db_uuid)
+            n += 1
+        return n
 
     def rebuild_index(self, attr: str, index_keys: IndexKeys) -> int:
         """(Re)build index ``attr`` from the entries; returns the number of entries indexed."""
@@ -365,6 +394,14 @@ class WriteTxn(ReadTxn):
                     self.txn.put(cap_key(ik), bytes(k), db=idb, dupdata=True)
                 n += 1
         return n
+
+
+def entry_uuid(e: StoredEntry) -> bytes:
+    """The 16 bytes of ``e``'s entryUUID. Raises StoreError if it has none."""
+    try:
+        return uuid.UUID(e.attrs["entryuuid"][0].decode("ascii")).bytes
+    except (KeyError, IndexError, ValueError, UnicodeDecodeError):
+        raise StoreError(f"entry {e.id} has no valid entryUUID") from None
 
 
 def _values(attrs: dict[str, list[bytes]], attr: str, with_options: bool) -> list[bytes]:

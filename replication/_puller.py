@@ -1,0 +1,143 @@
+"""Pulling from one supplier, for one replication agreement (layer 3, synchronous).
+
+``Puller.sync()`` pulls pages until this node has everything the supplier had when the
+pass began; ``Puller.run()`` does that forever, waiting on the supplier's notification in
+between and backing off after errors. The supplier transport is injected (``Partner`` in
+production), so tests can drive it in process too.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from vmdir.directory import Directory
+from vmdir.store import StoreError
+
+from replication._consumer import PageResult, apply_page
+from replication._state import full_utdv, read_status, watermark, write_status
+from replication._wire import PullRequest, PullResponse, Record
+
+PAGE_ENTRIES = 500
+MAX_BACKOFF = 5.0  # seconds between attempts at most, once a partner keeps failing
+
+
+class Supplier(Protocol):
+    url: str
+
+    def connect(self) -> None: ...
+    def close(self) -> None: ...
+    def pull(self, req: PullRequest) -> tuple[list[Record], PullResponse]: ...
+    def wait(self, seen: PullResponse) -> int: ...
+
+
+class Stuck(Exception):
+    """A change could not be applied; the watermark stays before it."""
+
+
+class Puller:
+    def __init__(self, d: Directory, partner: str, supplier: Supplier, *, stop: threading.Event | None = None,
+                 log: Callable[[str], None] = lambda msg: None, page_entries: int = PAGE_ENTRIES,
+                 progress: Callable[[int, int], None] | None = None, clock: Callable[[], float] = time.time,
+                 write_lock: Any = None) -> None:
+        self.d = d
+        self.partner = partner
+        self.supplier = supplier
+        self.stop = stop or threading.Event()
+        self.log = log
+        self.page_entries = page_entries
+        self.progress = progress  # (watermark, supplier's highest USN) after each page
+        self.clock = clock
+        self.write_lock = write_lock or threading.Lock()  # pullers of one process share theirs
+        self.status: dict[str, Any] = {"partner": partner, "url": supplier.url, "last_success": None,
+                                       "last_error": None, "last_error_time": None, "changes_behind": None,
+                                       "seconds_behind": None, "applied": 0}
+        self._behind_since: float | None = None
+        with d.store.read() as r:  # what the last run knew (the supplier's invocation above all)
+            self.status.update(read_status(r).get(partner, {}))
+
+    # ------------------------------------------------------------------ one pass
+
+    def sync(self) -> PullResponse:
+        """Pull until caught up with the supplier as of the start of this pass. Returns the
+        last page's response. Raises Stuck, PartnerError or StoreError."""
+        start: PullResponse | None = None
+        sup = bytes.fromhex(self.status["supplier"]) if self.status.get("supplier") else None
+        while True:
+            with self.d.store.read() as r:
+                wm = watermark(r, sup) if sup is not None else 0
+                utdv = full_utdv(r, self.d.invocation)
+            records, resp = self.supplier.pull(PullRequest(self.d.invocation, wm, self.page_entries, utdv))
+            if resp.supplier != sup:
+                # first contact, or the partner was restored (a new invocation): watermarks
+                # are per supplier invocation, so ask again from the right one
+                sup = resp.supplier
+                self.status["supplier"] = sup.hex()
+                with self.d.store.read() as r:
+                    if watermark(r, sup) != wm:
+                        start = None
+                        continue
+            if start is None:
+                start = resp
+            with self.write_lock:
+                res = apply_page(self.d, records, resp, start)
+            self._record(res, resp)
+            if self.progress is not None:
+                self.progress(res.watermark, max(resp.highest_usn, start.highest_usn))
+            if res.error is not None:
+                raise Stuck(res.error)
+            if res.caught_up or not resp.more:
+                return resp
+
+    def _record(self, res: PageResult, resp: PullResponse) -> None:
+        now = self.clock()
+        st = self.status
+        st["supplier"] = resp.supplier.hex()
+        st["watermark"] = res.watermark
+        st["partner_highest_usn"] = resp.highest_usn
+        st["applied"] += res.applied
+        behind = max(0, resp.highest_usn - res.watermark)
+        st["changes_behind"] = behind
+        if behind and self._behind_since is None:
+            self._behind_since = now
+        elif not behind:
+            self._behind_since = None
+        st["seconds_behind"] = round(now - self._behind_since, 3) if self._behind_since else 0
+        if res.error is None:
+            st["last_success"] = _iso(now)
+        else:
+            st["last_error"], st["last_error_time"] = res.error, _iso(now)
+        self._save()
+
+    def _save(self) -> None:
+        try:
+            with self.write_lock, self.d.store.write() as w:
+                write_status(w, self.partner, self.status)
+        except StoreError:
+            pass  # status is advisory; the next page writes it again
+
+    # ------------------------------------------------------------------ forever
+
+    def run(self) -> None:
+        """Replicate until ``stop`` is set: sync, wait for the next change, sync again."""
+        backoff = 0.5
+        while not self.stop.is_set():
+            try:
+                self.supplier.connect()
+                while not self.stop.is_set():
+                    resp = self.sync()
+                    backoff = 0.5
+                    self.supplier.wait(resp)
+            except Exception as exc:  # noqa: BLE001 - any failure: record it, back off, retry
+                self.status["last_error"], self.status["last_error_time"] = str(exc), _iso(self.clock())
+                self._save()
+                self.log(f"replication from {self.partner} ({self.supplier.url}): {exc}; retrying in {backoff:.1f}s")
+                self.stop.wait(backoff)
+                backoff = min(MAX_BACKOFF, backoff * 2)
+            finally:
+                self.supplier.close()
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))

@@ -1,0 +1,94 @@
+"""The supplier side of the pull: one page of changes for a consumer (layer 3, synchronous).
+
+Reads the change log (the ``usn`` database: the latest change of each entry, in USN
+order) above the consumer's watermark, leaves out entries the consumer's up-to-dateness
+vector says it already has, and sends each remaining entry whole, with its metadata (the
+consumer merges attribute by attribute, so sending more than the consumer lacks is safe).
+An entry whose parent changed later than it (so comes later in the log) is preceded by
+that parent, so a consumer never receives a child before its parent exists there.
+"""
+from __future__ import annotations
+
+from vmdir.directory import Directory, Session
+from vmdir.proto import messages as m
+from vmdir.proto.results import LDAPError, ResultCode
+from vmdir.store import ReadTxn, StoredEntry, encode_body, entry_uuid
+
+from replication._merge import LOCAL
+from replication._state import read_utdv
+from replication._wire import REPL_ATTR, PullRequest, PullResponse, Record, Vector, encode_record
+
+MAX_PAGE_ENTRIES = 500
+MAX_PAGE_BYTES = 4 << 20
+
+
+def may_pull(s: Session) -> bool:
+    """Whether the session may read changes: the replication role or a forest administrator."""
+    return s.is_admin or "replication" in s.roles
+
+
+def pull_page(d: Directory, s: Session, req: PullRequest) -> tuple[list[m.SearchResultEntry], PullResponse]:
+    """The entries of one page and the response control value for ``req``.
+
+    Raises LDAPError(insufficientAccessRights) unless ``may_pull(s)``.
+    """
+    if not may_pull(s):
+        raise LDAPError(ResultCode.insufficientAccessRights, "replication needs the replication role")
+    limit = max(1, min(req.max_entries or MAX_PAGE_ENTRIES, MAX_PAGE_ENTRIES))
+    out: list[m.SearchResultEntry] = []
+    sent: set[int] = set()
+    size = 0
+    with d.store.read() as r:
+        d.dit.begin(r)
+        highest = r.meta_int("next_usn")
+        utdv = read_utdv(r)
+        utdv[d.invocation] = highest
+        wm = req.watermark
+        more = False
+        for usn, eid in r.changes_since(req.watermark):
+            if len(out) >= limit or size >= MAX_PAGE_BYTES:
+                more = True
+                break
+            wm = usn
+            e = r.get(eid)
+            if e is None or eid in sent or not _lacks(e, req.utdv):
+                continue
+            for x in _unsent_ancestors(r, e, usn, req, sent) + [e]:
+                entry = _entry(d, r, x, usn)
+                size += len(entry.attributes[0][1][0])
+                out.append(entry)
+                sent.add(x.id)
+        if not more:
+            wm = max(wm, highest)
+    return out, PullResponse(d.invocation, wm, highest, more, utdv)
+
+
+def _lacks(e: StoredEntry, utdv: Vector) -> bool:
+    """Whether some attribute or value state of ``e`` is newer than ``utdv`` covers."""
+    for a, meta in e.meta.items():
+        if a not in LOCAL and meta[4] > utdv.get(meta[2], 0):
+            return True
+    return any(v.orig_usn > utdv.get(v.invocation, 0) for vals in e.vmeta.values() for v in vals)
+
+
+def _unsent_ancestors(r: ReadTxn, e: StoredEntry, usn: int, req: PullRequest, sent: set[int]) -> list[StoredEntry]:
+    """Ancestors of ``e`` that come later in the change log and are not sent yet, top first."""
+    chain: list[StoredEntry] = []
+    pid = e.parent_id
+    while pid and pid not in sent:
+        p = r.get(pid)
+        if p is None:
+            break
+        changed = int((p.attrs.get("usnchanged") or [b"0"])[0])
+        if changed > usn and _lacks(p, req.utdv):
+            chain.append(p)
+        pid = p.parent_id
+    return chain[::-1]
+
+
+def _entry(d: Directory, r: ReadTxn, e: StoredEntry, position: int) -> m.SearchResultEntry:
+    parent = r.get(e.parent_id) if e.parent_id else None
+    rec = Record(entry_uuid(e), entry_uuid(parent) if parent is not None else None, e.rdn, position,
+                 encode_body(e, LOCAL))
+    dn = d.dit.dn_of(r, e.id, e.parent_id, e.rdn)[0]
+    return m.SearchResultEntry(dn, ((REPL_ATTR, (encode_record(rec),)),))

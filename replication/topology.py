@@ -1,0 +1,97 @@
+"""Nodes and replication agreements, as entries of the system context (they replicate).
+
+- A node is ``cn=<name>,cn=Nodes,cn=System`` (objectClass lightwaveNode): its server id,
+  invocation id, the URL partners reach it at (labeledURI), and a password: the node's own
+  account, a member of the ReplicationAgents group, which other nodes' suppliers accept.
+- An agreement ``cn=<supplier>,cn=<consumer>,cn=Nodes,cn=System`` (objectClass
+  lightwaveReplicationAgreement, labeledURI = the supplier's URL) says that the consumer
+  pulls from the supplier. Each node's agent follows the agreements under its own entry.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from vmdir.directory import Directory, SYSTEM_DN, domain_dn
+from vmdir.model import dn as dnmod
+from vmdir.proto import messages as m
+
+NODES_DN = f"cn=Nodes,{SYSTEM_DN}"
+AGENTS_GROUP = "ReplicationAgents"
+
+
+def node_dn(name: str) -> str:
+    return f"cn={dnmod.escape_value(name)},{NODES_DN}"
+
+
+def agreement_dn(supplier: str, consumer: str) -> str:
+    return f"cn={dnmod.escape_value(supplier)},{node_dn(consumer)}"
+
+
+def agents_group_dn(domain: str) -> str:
+    return f"cn={AGENTS_GROUP},cn=Groups,{domain_dn(domain)}"
+
+
+def node_request(name: str, server_id: int, invocation: bytes, url: str, password: str) -> m.AddRequest:
+    return m.AddRequest(node_dn(name), (
+        ("objectClass", (b"top", b"lightwaveNode")),
+        ("cn", (name.encode(),)),
+        ("lightwaveServerId", (str(server_id).encode(),)),
+        ("lightwaveInvocationId", (str(uuid.UUID(bytes=invocation)).encode(),)),
+        ("labeledURI", (url.encode(),)),
+        ("userPassword", (password.encode(),)),
+    ))
+
+
+def agreement_request(supplier: str, supplier_url: str, consumer: str) -> m.AddRequest:
+    return m.AddRequest(agreement_dn(supplier, consumer), (
+        ("objectClass", (b"top", b"lightwaveReplicationAgreement")),
+        ("cn", (supplier.encode(),)),
+        ("labeledURI", (supplier_url.encode(),)),
+        ("description", (f"{consumer} pulls changes from {supplier}".encode(),)),
+    ))
+
+
+def member_change(dn: str) -> m.ModifyRequest:
+    return m.ModifyRequest("", (m.Change(m.MOD_ADD, "member", (dn.encode(),)),))
+
+
+@dataclass(frozen=True, slots=True)
+class Agreement:
+    supplier: str  # the supplier node's name
+    url: str  # where to reach it
+
+
+def agreements(d: Directory, consumer: str) -> list[Agreement]:
+    """The agreements under node ``consumer``'s entry in the local store."""
+    out = []
+    with d.store.read() as r:
+        d.dit.begin(r)
+        nid = d.dit.id_of(r, node_dn(consumer))
+        for cid in r.children(nid) if nid is not None else ():
+            e = r.get(cid)
+            if e is None or e.deleted:
+                continue
+            if b"lightwavereplicationagreement" not in {v.lower() for v in e.attrs.get("objectclass", [])}:
+                continue
+            url = (e.attrs.get("labeleduri") or [b""])[0].decode("utf-8", "replace").split(" ", 1)[0]
+            name = (e.attrs.get("cn") or [b""])[0].decode("utf-8", "replace")
+            if url and name:
+                out.append(Agreement(name, url))
+    return sorted(out, key=lambda a: a.supplier)
+
+
+def register_local_node(d: Directory, domain: str, name: str, url: str, password: str) -> None:
+    """Give a forest's first node its entry and its place in ReplicationAgents (idempotent).
+    Raises the LDAPError of a write that failed."""
+    from vmdir.directory import admin_dn, exists
+
+    s = d.internal_session(admin_dn(domain))
+    ops = []
+    if not exists(d, node_dn(name)):
+        ops.append(d.add(s, node_request(name, d.server_id, d.invocation, url, password)))
+        group = agents_group_dn(domain)
+        ops.append(d.modify(s, m.ModifyRequest(group, member_change(node_dn(name)).changes)))
+    for res in d.run_writes(ops):
+        if isinstance(res, BaseException):
+            raise res
