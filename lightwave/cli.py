@@ -105,6 +105,8 @@ def _banner(cfg: NodeConfig, generated: str | None, pending: bool = False) -> No
     if cfg.ldapi_socket:
         lines.append(f"  LDAPI     {ldapi_url(cfg.ldapi_socket)}  (SASL EXTERNAL: root and this user bind as the administrator)")
     lines.append(f"  Admin     {adm}  (also administrator@{cfg.domain})")
+    lines.append(f"  Node      {cfg.effective_node_name} at {cfg.effective_url}  (another node joins with "
+                 f"--join {cfg.effective_url}; lightwave repl status --server {cfg.effective_url})")
     if generated:
         lines.append(f"  Password  {generated}   <- generated now, shown once; also saved in {pwfile} (mode 0600)")
     elif os.path.exists(pwfile):

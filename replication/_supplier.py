@@ -30,10 +30,13 @@ def may_pull(s: Session) -> bool:
 def pull_page(d: Directory, s: Session, req: PullRequest) -> tuple[list[m.SearchResultEntry], PullResponse]:
     """The entries of one page and the response control value for ``req``.
 
-    Raises LDAPError(insufficientAccessRights) unless ``may_pull(s)``.
+    Raises LDAPError: insufficientAccessRights unless ``may_pull(s)``; confidentialityRequired
+    on a connection that is not encrypted (pages hold password hashes).
     """
     if not may_pull(s):
         raise LDAPError(ResultCode.insufficientAccessRights, "replication needs the replication role")
+    if not s.secure:
+        raise LDAPError(ResultCode.confidentialityRequired, "replication needs TLS (StartTLS or LDAPS)")
     limit = max(1, min(req.max_entries or MAX_PAGE_ENTRIES, MAX_PAGE_ENTRIES))
     out: list[m.SearchResultEntry] = []
     sent: set[int] = set()

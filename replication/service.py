@@ -73,8 +73,6 @@ class SupplierService:
         """Deferred (entries, Outcome with the response control). Errors: LDAPError."""
         c = next(c for c in controls if c.oid == PULL_OID)
         req = decode_pull_request(c.value)
-        if not may_pull(s):
-            raise LDAPError(ResultCode.insufficientAccessRights, "replication needs the replication role")
 
         def page() -> tuple[list[m.SearchResultEntry], Outcome]:
             entries, resp = pull_page(self.directory, s, req)

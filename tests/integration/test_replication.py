@@ -236,3 +236,25 @@ def test_ring_restart_and_identical_stores(forest: list[Server]) -> None:
     finally:
         for n in forest:
             n.start(timeout=60)
+
+
+def test_pull_needs_tls_and_the_replication_role(forest: list[Server]) -> None:
+    from replication import PULL_OID
+    from replication._wire import PullRequest, encode_pull_request
+
+    a = forest[0]
+    ctrl = [(PULL_OID, True, encode_pull_request(PullRequest(b"\x01" * 16, 0, 10, {})))]
+    plain = conn(a)
+    plain.raise_exceptions = False
+    plain.search("", "(objectClass=*)", ldap3.BASE, controls=ctrl)
+    assert plain.result["result"] == 13 and not plain.response  # hashes never cross in the clear
+    plain.add(f"cn=nobody,{USERS}", ["inetOrgPerson"], {"sn": "n", "uid": "nobody", "userPassword": "Nobody-pw-123"})
+    plain.unbind()
+    import ssl
+    user = ldap3.Connection(ldap3.Server(a.url, get_info=ldap3.NONE, tls=ldap3.Tls(validate=ssl.CERT_NONE)),
+                            f"cn=nobody,{USERS}", "Nobody-pw-123")
+    user.open()
+    assert user.start_tls() and user.bind()
+    user.search("", "(objectClass=*)", ldap3.BASE, controls=ctrl)
+    assert user.result["result"] == 50 and not user.response
+    user.unbind()
