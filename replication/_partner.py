@@ -14,7 +14,12 @@ from replication._wire import (
 
 
 class PartnerError(Exception):
-    """The partner could not be reached, refused us, or answered something unusable."""
+    """The partner could not be reached, refused us, or answered something unusable.
+    ``code`` is the LDAP result code when the partner answered one (49: wrong credentials)."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class Partner:
@@ -47,7 +52,7 @@ class Partner:
             if not conn.bind():
                 r = conn.result
                 raise PartnerError(f"bind to {self.url} as {self.user} failed: {r.get('description')} "
-                                   f"{r.get('message') or ''}".strip())
+                                   f"{r.get('message') or ''}".strip(), r.get("result"))
         except LDAPException as exc:
             raise PartnerError(f"cannot reach {self.url}: {exc}") from None
         self.conn = conn

@@ -15,14 +15,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from vmdir.store import ReadTxn, WriteTxn
+from vmdir.store import ReadTxn, WriteTxn, unpack_u64
 
 from replication._wire import Vector
 
 
 def read_utdv(r: ReadTxn) -> Vector:
     """This node's vector without its own current invocation (callers add it)."""
-    return {bytes.fromhex(k.removeprefix("utdv/")): int.from_bytes(v, "big") for k, v in r.meta_prefix("utdv/")}
+    return {bytes.fromhex(k.removeprefix("utdv/")): unpack_u64(v) for k, v in r.meta_prefix("utdv/")}
 
 
 def full_utdv(r: ReadTxn, invocation: bytes) -> Vector:

@@ -11,7 +11,6 @@ full copy over the replication protocol.
 """
 from __future__ import annotations
 
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,24 +36,16 @@ class Registration:
 
 
 def _ldap(url: str, user: str, password: str) -> Any:
-    import ldap3
-    from ldap3.core.exceptions import LDAPException
-
+    """An ldap3 connection to ``url`` over TLS, bound as ``user``. Raises JoinError."""
+    p = Partner(url, user, password)
     try:
-        server = ldap3.Server(url, tls=ldap3.Tls(validate=ssl.CERT_NONE), get_info=ldap3.NONE, connect_timeout=10)
-        conn = ldap3.Connection(server, user, password, raise_exceptions=False, receive_timeout=60,
-                                auto_referrals=False)
-        conn.open()
-        if not url.lower().startswith("ldaps://") and not conn.start_tls():
-            raise JoinError(f"StartTLS with {url} failed: {conn.result.get('description')}")
-        if not conn.bind():
-            if conn.result.get("result") == 49:
-                raise JoinError(f"bind to {url} as {user} failed: wrong user or password "
-                                "(the forest administrator's password comes from LIGHTWAVE_ADMIN_PASSWORD)")
-            raise JoinError(f"bind to {url} as {user} failed: {conn.result.get('description')}")
-    except LDAPException as exc:
-        raise JoinError(f"cannot reach {url}: {exc}") from None
-    return conn
+        p.connect()
+    except PartnerError as exc:
+        if exc.code == 49:
+            raise JoinError(f"bind to {url} as {user} failed: wrong user or password "
+                            "(the forest administrator's password comes from LIGHTWAVE_ADMIN_PASSWORD)") from None
+        raise JoinError(str(exc)) from None
+    return p.conn
 
 
 def register(url: str, admin: str, admin_password: str, *, name: str, my_url: str, invocation: bytes,

@@ -52,8 +52,8 @@ def agreement_request(supplier: str, supplier_url: str, consumer: str) -> m.AddR
     ))
 
 
-def member_change(dn: str) -> m.ModifyRequest:
-    return m.ModifyRequest("", (m.Change(m.MOD_ADD, "member", (dn.encode(),)),))
+def add_member(group: str, dn: str) -> m.ModifyRequest:
+    return m.ModifyRequest(group, (m.Change(m.MOD_ADD, "member", (dn.encode(),)),))
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +91,7 @@ def register_local_node(d: Directory, domain: str, name: str, url: str, password
     if not exists(d, node_dn(name)):
         ops.append(d.add(s, node_request(name, d.server_id, d.invocation, url, password)))
         group = agents_group_dn(domain)
-        ops.append(d.modify(s, m.ModifyRequest(group, member_change(node_dn(name)).changes)))
+        ops.append(d.modify(s, add_member(group, node_dn(name))))
     for res in d.run_writes(ops):
         if isinstance(res, BaseException):
             raise res
