@@ -34,7 +34,7 @@ def node_config(args: argparse.Namespace) -> NodeConfig:
     cfg = load(path)
     over: dict[str, Any] = {"data_dir": getattr(args, "data_dir", None)}
     for name in ("domain", "listen", "ldap_port", "ldaps_port", "https_port", "ldapi_path", "workers", "log_level",
-                 "node_name", "advertise_url", "join", "join_user"):
+                 "node_name", "advertise_url", "join", "join_user", "tombstone_lifetime"):
         over[name] = getattr(args, name, None)
     if getattr(args, "no_sync", False):
         over["sync"] = False
@@ -302,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--join-user", metavar="DN",
                     help="who registers this node at --join (default the forest administrator, "
                          "cn=Administrator,cn=Users,<domain DN>)")
+    up.add_argument("--tombstone-lifetime", type=float, metavar="SECONDS",
+                    help="how long deletes are remembered for replication before they are purged "
+                         "(default 5184000, 60 days); a node out of touch for longer must join again")
     up.add_argument("--quiet-ops", action="store_true", help="do not log one line per operation")
     up.add_argument("--no-sync", action="store_true",
                     help="do not fsync each commit (faster; a crash may lose the last writes)")

@@ -34,6 +34,9 @@ class NodeConfig:
     advertise_url: str = ""
     join: str = ""
     join_user: str = ""
+    # seconds a delete is remembered (tombstones) before it is purged; a node out of touch
+    # for longer is refused until it joins again
+    tombstone_lifetime: float = 60 * 86400
     # LDAP limits
     max_pdu_size: int = 1 << 20
     max_connections: int = 4096
@@ -61,6 +64,8 @@ class NodeConfig:
             raise ConfigError("ldapi_path must not contain NUL")
         if self.join and not self.join.lower().startswith(("ldap://", "ldaps://")):
             raise ConfigError(f"join must be an ldap:// or ldaps:// URL, not {self.join!r}")
+        if self.tombstone_lifetime <= 0:
+            raise ConfigError("tombstone_lifetime must be a positive number of seconds")
         if self.workers < 0:
             raise ConfigError("workers must be >= 0 (0 = one per core)")
         if self.max_pdu_size < 1024:
@@ -123,7 +128,7 @@ def load(path: str | None) -> NodeConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     node: dict[str, Any] = {}
-    for section in ("node", "ldap", "tls", "store", "log"):
+    for section in ("node", "ldap", "tls", "store", "log", "replication"):
         for k, v in doc.get(section, {}).items():
             if k not in _NODE_KEYS:
                 raise ConfigError(f"{path}: unknown setting [{section}] {k}")
@@ -140,7 +145,7 @@ def load(path: str | None) -> NodeConfig:
         vd["indexes"] = dict(DEFAULT_INDEXES)
     if params:
         vd["password_params"] = tuple(sorted(params.items()))
-    extra = set(doc) - {"node", "ldap", "tls", "store", "log", "vmdir"}
+    extra = set(doc) - {"node", "ldap", "tls", "store", "log", "replication", "vmdir"}
     if extra:
         raise ConfigError(f"{path}: unknown section(s) {sorted(extra)}")
     try:

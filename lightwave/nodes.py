@@ -91,6 +91,8 @@ def prepare(cfg: NodeConfig) -> str | None:
         elif cfg.join:
             print(f"lightwave: this node is already initialised; --join {cfg.join} ignored", file=sys.stderr)
         _ensure_node_account(cfg, d)
+        from replication.maintenance import tend_local_node
+        tend_local_node(d, cfg.effective_node_name, lambda msg: print(f"lightwave: {msg}", file=sys.stderr, flush=True))
     finally:
         store.close()
     if not cfg.tls_cert:
@@ -244,7 +246,8 @@ def run_replicator(cfg: NodeConfig) -> int:
         return 0
     try:
         run_agent(d, cfg.effective_node_name, password, stop,
-                  log=lambda msg: print(f"lightwave replication: {msg}", file=sys.stderr, flush=True))
+                  log=lambda msg: print(f"lightwave replication: {msg}", file=sys.stderr, flush=True),
+                  tombstone_lifetime=cfg.tombstone_lifetime)
     finally:
         store.close()
     return 0

@@ -100,9 +100,12 @@ def restore(cfg: NodeConfig, src: str, *, force: bool = False) -> int:
     shutil.copyfile(os.path.join(src, "db", "data.mdb"), os.path.join(target, "data.mdb"))
     store = open_store(cfg)
     try:
+        with store.read() as r:
+            old_inv, highest = r.meta("invocation"), r.meta_int("next_usn")
         inv = new_invocation(store)
-        with store.write() as w:
-            w.set_meta("restored", b"1")
+        if old_inv is not None:
+            from replication.maintenance import mark_restored_store
+            mark_restored_store(store, bytes(old_inv), highest)
     finally:
         store.close()
     print(f"restored from {src}; new invocation id {inv.hex()}", file=sys.stderr)

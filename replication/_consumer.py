@@ -21,11 +21,12 @@ from vmdir.model import dn as dnmod
 from vmdir.store import FLAG_DELETED, StoredEntry, StoreError, WriteTxn, decode_body, entry_uuid
 
 from replication._merge import DELETED_ATTR, NAME, State, merge, wins
-from replication._state import raise_utdv, set_watermark
+from replication._state import RESTORED, raise_utdv, resume_writes, set_watermark, writes_paused
 from replication._wire import PullResponse, Record
 
 LOST_AND_FOUND_DN = "cn=LostAndFound,cn=System"
 CONFLICT_MARK = " CNF:"
+CONFLICT_ATTR = "lightwaveconflict"
 
 
 class ApplyError(Exception):
@@ -68,6 +69,8 @@ def apply_page(d: Directory, records: list[Record], resp: PullResponse, pass_sta
         caught_up = error is None and wm >= pass_start.highest_usn
         if caught_up:
             raise_utdv(w, pass_start.utdv, d.invocation)
+            if writes_paused(w) == RESTORED:  # a restored node is up to date again: it may take writes
+                resume_writes(w)
         result.append(PageResult(applied, seen, wm, error, caught_up))
         return Outcome()
 
@@ -100,7 +103,7 @@ def apply_record(d: Directory, w: WriteTxn, rec: Record) -> bool:
     if m.name:
         _place(d, w, e, rec, usn)
     if not e.deleted:
-        _settle_name(d, w, e, rec.uuid)
+        _settle_name(d, w, e, rec.uuid, usn)
     d.store_replica(w, e, local, usn)
     if e.deleted and (local is None or not local.deleted):
         _rescue_children(d, w, e)
@@ -133,23 +136,29 @@ def _lost_and_found(d: Directory, w: WriteTxn) -> int:
     return lf
 
 
-def _settle_name(d: Directory, w: WriteTxn, e: StoredEntry, e_uuid: bytes) -> None:
+def _settle_name(d: Directory, w: WriteTxn, e: StoredEntry, e_uuid: bytes, usn: int) -> None:
     """If another live entry holds ``e``'s name, the one whose name state loses gets a
-    conflict name."""
+    conflict name and ``lightwaveConflict`` (the DN both had), so that ``lightwave repl
+    conflicts`` lists it. ``usn`` is the local USN ``e`` is being written at."""
     other_id = w.lookup(e.parent_id, d.nrdn(e))
     if other_id is None or other_id == e.id:
         return
     other = w.get(other_id)
     if other is None:
         return
+    pdn = d.dit.dn_of(w, e.parent_id)[0] if e.parent_id else ""
+    both = f"{e.rdn},{pdn}".encode() if pdn else e.rdn.encode()
     if wins(e.meta.get(NAME) or (0, 0, b"", 0, 0), other.meta.get(NAME)):
         renamed = other.copy()
         renamed.rdn = conflict_rdn(other.rdn, entry_uuid(other))
-        usn = w.alloc_usn()
-        d.stamp(renamed, {NAME}, usn)
-        d.store_replica(w, renamed, other, usn)
+        renamed.attrs[CONFLICT_ATTR] = [both]
+        other_usn = w.alloc_usn()
+        d.stamp(renamed, {NAME, CONFLICT_ATTR}, other_usn)
+        d.store_replica(w, renamed, other, other_usn)
     else:
         e.rdn = conflict_rdn(e.rdn, e_uuid)
+        e.attrs[CONFLICT_ATTR] = [both]
+        d.stamp(e, {CONFLICT_ATTR}, usn)
 
 
 def _rescue_children(d: Directory, w: WriteTxn, parent: StoredEntry) -> None:
@@ -162,7 +171,7 @@ def _rescue_children(d: Directory, w: WriteTxn, parent: StoredEntry) -> None:
         moved.parent_id = _lost_and_found(d, w)
         usn = w.alloc_usn()
         d.stamp(moved, {NAME}, usn)
-        _settle_name(d, w, moved, entry_uuid(moved))
+        _settle_name(d, w, moved, entry_uuid(moved), usn)
         d.store_replica(w, moved, child, usn)
 
 
@@ -174,5 +183,5 @@ def conflict_rdn(rdn: str, entry_uuid_bytes: bytes) -> str:
     return dnmod.format_rdn(avas)
 
 
-__all__ = ["LOST_AND_FOUND_DN", "CONFLICT_MARK", "ApplyError", "PageResult", "apply_page", "apply_record",
+__all__ = ["LOST_AND_FOUND_DN", "CONFLICT_MARK", "CONFLICT_ATTR", "ApplyError", "PageResult", "apply_page", "apply_record",
            "conflict_rdn"]

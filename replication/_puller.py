@@ -16,7 +16,9 @@ from vmdir.directory import Directory
 from vmdir.store import StoreError
 
 from replication._consumer import PageResult, apply_page
-from replication._state import full_utdv, read_status, watermark, write_status
+from replication._state import (
+    full_utdv, pause_writes, read_purged, read_status, stale_against, watermark, write_status,
+)
 from replication._wire import PullRequest, PullResponse, Record
 
 PAGE_ENTRIES = 500
@@ -36,11 +38,15 @@ class Stuck(Exception):
     """A change could not be applied; the watermark stays before it."""
 
 
+class Stale(Exception):
+    """This node or the supplier was out of touch for longer than the tombstone lifetime."""
+
+
 class Puller:
     def __init__(self, d: Directory, partner: str, supplier: Supplier, *, stop: threading.Event | None = None,
                  log: Callable[[str], None] = lambda msg: None, page_entries: int = PAGE_ENTRIES,
                  progress: Callable[[int, int], None] | None = None, clock: Callable[[], float] = time.time,
-                 write_lock: Any = None) -> None:
+                 write_lock: Any = None, initial: bool = False) -> None:
         self.d = d
         self.partner = partner
         self.supplier = supplier
@@ -50,6 +56,7 @@ class Puller:
         self.progress = progress  # (watermark, supplier's highest USN) after each page
         self.clock = clock
         self.write_lock = write_lock or threading.Lock()  # pullers of one process share theirs
+        self.initial = initial  # a join's full copy: this node holds nothing a purge could concern
         self.status: dict[str, Any] = {"partner": partner, "url": supplier.url, "last_success": None,
                                        "last_error": None, "last_error_time": None, "changes_behind": None,
                                        "seconds_behind": None, "applied": 0}
@@ -80,6 +87,7 @@ class Puller:
                         continue
             if start is None:
                 start = resp
+                self._check_stale(resp, utdv)
             with self.write_lock:
                 res = apply_page(self.d, records, resp, start)
             self._record(res, resp)
@@ -89,6 +97,29 @@ class Puller:
                 raise Stuck(res.error)
             if res.caught_up or not resp.more:
                 return resp
+
+    def _check_stale(self, resp: PullResponse, utdv: dict[bytes, int]) -> None:
+        """Raise Stale if either side has purged tombstones the other may not have seen.
+
+        This node behind the supplier's purges: it may hold entries deleted meanwhile whose
+        tombstones are gone, so it can neither learn of those deletes nor be trusted as a
+        supplier; it stops taking writes. The supplier behind this node's purges: pulling
+        from it could bring deleted entries back here."""
+        with self.d.store.read() as r:
+            mine = read_purged(r)
+        inv = None if self.initial else stale_against(resp.purged, utdv)
+        if inv is not None:
+            why = (f"out of touch with the forest for longer than the tombstone lifetime: {self.partner} has purged "
+                   f"deletes (of originator {inv.hex()}) this node never received. Remove this node "
+                   f"('lightwave node remove') and join it again with an empty data directory")
+            with self.write_lock, self.d.store.write() as w:
+                pause_writes(w, why)
+            raise Stale(why)
+        inv = stale_against(mine, resp.utdv)
+        if inv is not None:
+            raise Stale(f"{self.partner} was out of touch for longer than the tombstone lifetime (it lacks deletes of "
+                        f"originator {inv.hex()} this node has purged); not pulling from it: remove it "
+                        f"('lightwave node remove {self.partner}') and join it again")
 
     def _record(self, res: PageResult, resp: PullResponse) -> None:
         now = self.clock()
@@ -111,6 +142,8 @@ class Puller:
         self._save()
 
     def _save(self) -> None:
+        if self.stop.is_set():
+            return  # stopped (its agreement removed, say): its status is no longer kept
         try:
             with self.write_lock, self.d.store.write() as w:
                 write_status(w, self.partner, self.status)
@@ -122,17 +155,20 @@ class Puller:
     def run(self) -> None:
         """Replicate until ``stop`` is set: sync, wait for the next change, sync again."""
         backoff = 0.5
+        logged = None
         while not self.stop.is_set():
             try:
                 self.supplier.connect()
                 while not self.stop.is_set():
                     resp = self.sync()
-                    backoff = 0.5
+                    backoff, logged = 0.5, None
                     self.supplier.wait(resp)
             except Exception as exc:  # noqa: BLE001 - any failure: record it, back off, retry
+                if str(exc) != logged:  # a failure that repeats is logged once, not at every retry
+                    self.log(f"replication from {self.partner} ({self.supplier.url}): {exc}; retrying")
+                    logged = str(exc)
                 self.status["last_error"], self.status["last_error_time"] = str(exc), _iso(self.clock())
                 self._save()
-                self.log(f"replication from {self.partner} ({self.supplier.url}): {exc}; retrying in {backoff:.1f}s")
                 self.stop.wait(backoff)
                 backoff = min(MAX_BACKOFF, backoff * 2)
             finally:

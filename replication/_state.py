@@ -7,6 +7,11 @@
   supplier's change log (the watermark of that pull).
 - ``repl/status/<partner>``: JSON, the last outcome of pulling from that partner (local
   state, not replicated).
+- ``purged/<invocation hex>``: the highest originating USN of that invocation among the
+  tombstones (of entries and of values) this node has purged. A partner whose vector is
+  below it may lack a delete this node can no longer send (see ``stale_against``).
+- ``restored`` (vmdir's WRITES_PAUSED): set by a restore, cleared by the first pass that
+  catches up with a partner; local writes are refused meanwhile.
 
 Each is written in the same transaction as the changes it accounts for.
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from vmdir.directory import WRITES_PAUSED
 from vmdir.store import ReadTxn, WriteTxn, unpack_u64
 
 from replication._wire import Vector
@@ -57,3 +63,58 @@ def read_status(r: ReadTxn) -> dict[str, dict[str, Any]]:
 
 def write_status(w: WriteTxn, partner: str, status: dict[str, Any]) -> None:
     w.set_meta(f"repl/status/{partner}", json.dumps(status, sort_keys=True).encode())
+
+
+def forget_status(w: WriteTxn, partner: str) -> None:
+    w.del_meta(f"repl/status/{partner}")
+
+
+def mark_restored(w: WriteTxn, old_invocation: bytes, highest_usn: int) -> None:
+    """After a restore (the database already has its new invocation): the node holds its old
+    invocation's changes up to the backup's highest USN, and takes no writes of its own
+    until a pass from a partner has caught up (its old state would otherwise be edited
+    with fresh metadata and could win over newer changes made elsewhere)."""
+    w.set_meta_int(f"utdv/{old_invocation.hex()}", highest_usn)
+    pause_writes(w, RESTORED)
+
+
+RESTORED = "restored from a backup, and not yet caught up with a replication partner"
+
+
+def pause_writes(w: WriteTxn, why: str) -> None:
+    """Refuse local writes (vmdir's WRITES_PAUSED) until ``resume_writes``; ``why`` is said to clients."""
+    w.set_meta(WRITES_PAUSED, why.encode())
+
+
+def writes_paused(r: ReadTxn) -> str | None:
+    """Why local writes are refused, or None."""
+    v = r.meta(WRITES_PAUSED)
+    return None if v is None else bytes(v).decode("utf-8", "replace")
+
+
+def resume_writes(w: WriteTxn) -> None:
+    w.del_meta(WRITES_PAUSED)
+
+
+def read_purged(r: ReadTxn) -> Vector:
+    return {bytes.fromhex(k.removeprefix("purged/")): unpack_u64(v) for k, v in r.meta_prefix("purged/")}
+
+
+def raise_purged(w: WriteTxn, vector: Vector) -> None:
+    have = read_purged(w)
+    for inv, usn in vector.items():
+        if usn > have.get(inv, 0):
+            w.set_meta_int(f"purged/{inv.hex()}", usn)
+
+
+def stale_against(purged: Vector, utdv: Vector) -> bytes | None:
+    """An invocation whose purged tombstones ``utdv`` does not cover, or None.
+
+    A node holding such a vector may still have an entry (or value) that was deleted and
+    whose tombstone is gone: it was offline for longer than the tombstone lifetime. Pulling
+    from it could bring the deleted entry back, and it can no longer learn of the delete,
+    so it is refused until it joins again."""
+    for inv, usn in sorted(purged.items()):
+        if utdv.get(inv, 0) < usn:
+            return inv
+    return None

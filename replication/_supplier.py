@@ -15,7 +15,7 @@ from vmdir.proto.results import LDAPError, ResultCode
 from vmdir.store import ReadTxn, StoredEntry, encode_body, entry_uuid
 
 from replication._merge import LOCAL
-from replication._state import read_utdv
+from replication._state import read_purged, read_utdv
 from replication._wire import REPL_ATTR, PullRequest, PullResponse, Record, Vector, encode_record
 
 MAX_PAGE_ENTRIES = 500
@@ -46,6 +46,7 @@ def pull_page(d: Directory, s: Session, req: PullRequest) -> tuple[list[m.Search
         highest = r.meta_int("next_usn")
         utdv = read_utdv(r)
         utdv[d.invocation] = highest
+        purged = read_purged(r)
         wm = req.watermark
         more = False
         for usn, eid in r.changes_since(req.watermark):
@@ -63,7 +64,7 @@ def pull_page(d: Directory, s: Session, req: PullRequest) -> tuple[list[m.Search
                 sent.add(x.id)
         if not more:
             wm = max(wm, highest)
-    return out, PullResponse(d.invocation, wm, highest, more, utdv)
+    return out, PullResponse(d.invocation, wm, highest, more, utdv, purged)
 
 
 def _lacks(e: StoredEntry, utdv: Vector) -> bool:

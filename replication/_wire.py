@@ -31,7 +31,13 @@ SearchResultDone carries the control ``PULL_OID`` back::
         watermark   INTEGER,        -- the consumer's watermark once this page is applied
         highestUsn  INTEGER,        -- the supplier's highest USN when the page was read
         more        BOOLEAN,        -- whether changes above watermark remain
-        utdv        Vector }        -- the supplier's vector at that moment, itself included
+        utdv        Vector,         -- the supplier's vector at that moment, itself included
+        purged      Vector }        -- per originator, the highest USN among the tombstones
+                                    -- the supplier has purged (replication._state)
+
+A consumer whose vector does not cover the supplier's ``purged`` (or a supplier whose
+vector does not cover the consumer's own) was out of touch for longer than the tombstone
+lifetime: the consumer refuses that pull (see ``replication._state.stale_against``).
 
 Wait (the extended operation ``WAIT_OID``)
 ------------------------------------------
@@ -53,7 +59,7 @@ administrator and the replication role.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import msgpack
@@ -88,6 +94,7 @@ class PullResponse:
     highest_usn: int
     more: bool
     utdv: Vector
+    purged: Vector = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +185,7 @@ def decode_pull_request(value: bytes | None) -> PullRequest:
 
 def encode_pull_response(r: PullResponse) -> bytes:
     return tlv(T_SEQUENCE, octets(r.supplier) + _usn(r.watermark) + _usn(r.highest_usn)
-               + boolean(r.more) + _vector(r.utdv))
+               + boolean(r.more) + _vector(r.utdv) + _vector(r.purged))
 
 
 def _pull_response_fields(d: bytes, s: int, e: int) -> tuple[PullResponse, int]:
@@ -187,7 +194,8 @@ def _pull_response_fields(d: bytes, s: int, e: int) -> tuple[PullResponse, int]:
     high, j = _read_usn(d, j, e, "highestUsn")
     more, j = read_bool(d, j, e, "more")
     utdv, j = _read_vector(d, j, e)
-    return PullResponse(supplier, wm, high, more, utdv), j
+    purged, j = _read_vector(d, j, e)
+    return PullResponse(supplier, wm, high, more, utdv, purged), j
 
 
 def decode_pull_response(value: bytes | None) -> PullResponse:

@@ -104,7 +104,7 @@ def full_copy(d: Directory, reg: Registration, name: str, node_password: str,
     """Step 2: copy everything from the partner as this node's account. Returns the
     number of entries applied. Raises JoinError."""
     partner = Partner(reg.partner_url, node_dn(name), node_password)
-    puller = Puller(d, reg.partner, partner, progress=progress)
+    puller = Puller(d, reg.partner, partner, progress=progress, initial=True)
     try:
         partner.connect()
         while True:

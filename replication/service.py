@@ -9,6 +9,7 @@ seconds (a read of one meta key, only while someone waits).
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,9 +19,11 @@ from twisted.internet.task import LoopingCall
 from vmdir.directory import Directory, Outcome, Session
 from vmdir.proto import messages as m
 from vmdir.proto.results import LDAPError, ResultCode
+from vmdir.store import ReadTxn, StoredEntry
 
 from replication._supplier import may_pull, pull_page
 from replication._state import full_utdv, read_status
+from replication.topology import node_dn
 from replication._wire import (
     PULL_OID, STATUS_OID, WAIT_OID, decode_pull_request, decode_wait_request, encode_pull_response, encode_usn,
     vector_sum,
@@ -42,6 +45,45 @@ class SupplierService:
         self._waiters: list[tuple[tuple[int, int], defer.Deferred[Outcome], Any]] = []
         self._loop: LoopingCall | None = None
         directory.on_commit.append(lambda usn: reactor.callFromThread(self._wake))
+        if node_name:
+            self._node_ndn = directory.dit.ndn(node_dn(node_name))
+            directory.constructed.update({
+                "lightwaveuptodatevector": self._vector_values, "lightwavehighestusn": self._highest_values,
+                "lightwavereplicationstatus": self._status_values, "lightwavelastusnprocessed": self._watermark_values,
+            })
+
+    # ------------------------------------------------------------------ status as attributes
+
+    def _agreement_partner(self, e: StoredEntry) -> str | None:
+        """The supplier's name if ``e`` is one of this node's agreements."""
+        if not e.ndn.endswith("," + self._node_ndn):
+            return None
+        if b"lightwavereplicationagreement" not in {v.lower() for v in e.attrs.get("objectclass", [])}:
+            return None
+        return (e.attrs.get("cn") or [b""])[0].decode("utf-8", "replace")
+
+    def _vector_values(self, r: ReadTxn, e: StoredEntry) -> list[bytes]:
+        if e.ndn != self._node_ndn:
+            return []
+        utdv = full_utdv(r, self.directory.invocation)
+        return [f"{uuid.UUID(bytes=inv)}:{usn}".encode() for inv, usn in sorted(utdv.items())]
+
+    def _highest_values(self, r: ReadTxn, e: StoredEntry) -> list[bytes]:
+        return [str(r.meta_int("next_usn")).encode()] if e.ndn == self._node_ndn else []
+
+    def _status_values(self, r: ReadTxn, e: StoredEntry) -> list[bytes]:
+        partners = read_status(r)
+        if e.ndn == self._node_ndn:
+            chosen = sorted(partners)
+        else:
+            p = self._agreement_partner(e)
+            chosen = [p] if p in partners else []
+        return [json.dumps(dict(partners[p], partner=p), sort_keys=True).encode() for p in chosen]
+
+    def _watermark_values(self, r: ReadTxn, e: StoredEntry) -> list[bytes]:
+        p = self._agreement_partner(e)
+        st = read_status(r).get(p or "") if p else None
+        return [str(st["watermark"]).encode()] if st and st.get("watermark") is not None else []
 
     def search_handlers(self) -> dict[str, SearchHandler]:
         return {PULL_OID: self.pull}

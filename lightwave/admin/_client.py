@@ -343,6 +343,16 @@ class Client:
         self._do(self.conn.modify, dn, changes)
         return self.ok
 
+    def try_add(self, dn: str, attrs: dict[str, Any]) -> bool:
+        """Add ``dn``; True, or False on failure (see ``result``): the caller words the message."""
+        self._do(self.conn.add, dn, attributes=attrs)
+        return self.ok
+
+    def try_delete(self, dn: str) -> bool:
+        """Delete ``dn``; True, or False on failure (see ``result``)."""
+        self._do(self.conn.delete, dn)
+        return self.ok
+
     def delete(self, dn: str, target: Target, action: str) -> None:
         self._do(self.conn.delete, dn)
         if not self.ok:

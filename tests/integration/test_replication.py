@@ -199,15 +199,21 @@ def test_concurrent_changes_resolve_the_same_everywhere(forest: list[Server]) ->
         other = [x for x in names if x != f"cn=twin,{USERS}"][0]
         assert other.startswith("cn=twin CNF:") and other.endswith(USERS), other
         uuid.UUID(other.split("CNF:", 1)[1].split(",", 1)[0])
+        assert read(n, other, "lightwaveConflict")["lightwaveconflict"] == [f"cn=twin,{USERS}".encode()]
+        # what an operator sees: the conflict entry and the entry in lost and found
+        r = cli("repl", "conflicts", "--server", n.url, "--json")
+        assert r.returncode == 0, r.stderr
+        import json
+        found = sorted((x["kind"], x["dn"].lower(), x["name"].lower()) for x in json.loads(r.stdout))
+        assert found == [("lost and found", "cn=orphan,cn=lostandfound,cn=system", ""),
+                         ("naming conflict", other.lower(), f"cn=twin,{USERS}".lower())], found
 
 
 def test_ring_restart_and_identical_stores(forest: list[Server]) -> None:
     a, b, c = forest
-    # close the ring: C also pulls from A (an agreement is an entry: it replicates to C)
-    r = run_tool("ldapadd", "-x", "-H", a.url, "-D", ADMIN, "-w", ADMIN_PW, input=(
-        f"dn: cn={node_name(a)},cn={node_name(c)},cn=Nodes,cn=System\nobjectClass: lightwaveReplicationAgreement\n"
-        f"cn: {node_name(a)}\nlabeledURI: {a.url}\n"))
-    assert r.returncode == 0, r.stderr
+    # close the ring: C also pulls from A (an agreement is an entry, written through A: it replicates to C)
+    r = cli("repl", "agreement", "add", "--from", a.url, "--to", node_name(c), "--server", a.url)
+    assert r.returncode == 0 and f"{node_name(c)} now pulls changes from {node_name(a)}" in r.stdout, r.stderr
     for i, n in enumerate(forest):
         cn = conn(n)
         cn.add(f"cn=ring{i},{USERS}", ["inetOrgPerson"], {"sn": f"s{i}", "uid": f"ring{i}"})

@@ -50,6 +50,9 @@ SUPPORTED_CONTROLS = frozenset({
 })
 
 # operational attributes we compute on read
+# meta key: set while this node must not take writes of its own (restored from a backup and
+# not yet brought up to date by a replication partner, for instance); the value says why
+WRITES_PAUSED = "restored"
 COMPUTED = ("entrydn", "hassubordinates", "numsubordinates", "subschemasubentry", "structuralobjectclass", "memberof")
 # a write touching one of these changes who may do what: every process re-reads rules and groups
 POLICY_ATTRS = ("member", "uniquemember", "lightwaveaci") + pp.POLICY_ATTRS
@@ -125,6 +128,9 @@ class Directory:
         self.store = store
         self.schema = schema
         self.config = config
+        # operational attributes computed on read by higher layers (replication status on the
+        # node's entry): lower-case name -> f(read txn, entry) -> values ([] = not on this entry)
+        self.constructed: dict[str, Callable[[ReadTxn, StoredEntry], list[bytes]]] = {}
         self.invocation = invocation
         self.server_id = server_id
         self.clock = clock
@@ -210,6 +216,14 @@ class Directory:
         """Call at the start of every transaction: names, rules and the session's groups up to date."""
         self.dit.begin(r)
         self.acl.sync(r, s)
+
+    @staticmethod
+    def check_writable(w: ReadTxn) -> None:
+        """Refuse a change made here (not a replicated one) while writes are paused."""
+        why = w.meta(WRITES_PAUSED)
+        if why is not None:
+            raise LDAPError(RC.unwillingToPerform, f"this node takes no writes now: {bytes(why).decode('utf-8', 'replace')}"
+                            " (see 'lightwave repl status'); write through another node")
 
     def _load_holders(self, r: Any) -> list[Holder]:
         out = []
@@ -518,7 +532,7 @@ class Directory:
             if name:
                 out.append((name, () if types_only else tuple(vals)))
         if sel.any_operational:
-            for key in COMPUTED:
+            for key in (*COMPUTED, *self.constructed):
                 if not sel.wants(key, self) or key in e.attrs or not view.can_read(key):
                     continue
                 vals = self._computed(r, e, key, s)
@@ -548,7 +562,8 @@ class Directory:
                 return [self.schema.structural_class(e.attrs.get("objectclass", [])).encode()]
             except LDAPError:
                 return []
-        return []
+        fn = self.constructed.get(key)
+        return fn(r, e) if fn is not None else []
 
     # ================================================================== compare
 
@@ -568,7 +583,7 @@ class Directory:
             if at is None or at.equality is None:
                 raise LDAPError(RC.inappropriateMatching, f"{self.display_name(key)}: no equality matching rule")
             vals = [v for k, vv in e.attrs.items() if k == key or k.startswith(key + ";") for v in vv]
-            if not vals and base in COMPUTED:
+            if not vals and (base in COMPUTED or base in self.constructed):
                 vals = self._computed(r, e, base, s)
         if not vals:
             raise LDAPError(RC.noSuchAttribute)
@@ -680,6 +695,12 @@ class Directory:
         if old is None or old.parent_id != new.parent_id or old.rdn != new.rdn or old.flags != new.flags:
             self._names_changed(w)
             self.dit.forget()
+
+    def store_housekeeping(self, w: WriteTxn, new: StoredEntry, old: StoredEntry) -> None:
+        """Write ``new`` in place of ``old`` at the same local USN: local housekeeping that no
+        partner needs to see (purged value tombstones), so nothing is replicated for it."""
+        usn = int(old.attrs.get("usnchanged", [b"0"])[0])
+        self._write_entry(w, new, old, usn, usn, _nrdn_of(self, new), _nrdn_of(self, old), wire=False)
 
     def nrdn(self, e: StoredEntry) -> str:
         """The normalised RDN of ``e`` under its parent (its normalised DN for a naming context)."""
@@ -977,6 +998,7 @@ class Directory:
     def apply_add(self, w: WriteTxn, s: Session, p: PreparedAdd) -> Outcome:
         """The store part of an add prepared by ``prepare_add``, in the write transaction."""
         ctrls, attrs, nrdns, dn = p.controls, p.attrs, p.nrdns, p.dn
+        self.check_writable(w)
         eid, anc, n = self.dit.resolve(w, nrdns)
         if eid is not None:
             if not self._may_see(w, s, eid):
@@ -1067,6 +1089,7 @@ class Directory:
         self.dit.norm_rdns(req.dn)
 
         def op(w: WriteTxn) -> Outcome:
+            self.check_writable(w)
             e = self._find(w, req.dn, s)
             self.acl.check_write(s, self._view(w, s, e.id), None, "entry")
             self._assert(w, ctrls, e, s)
@@ -1182,6 +1205,7 @@ class Directory:
         touched = {k.split(";", 1)[0] for _, k, _ in changes}
 
         def op(w: WriteTxn) -> Outcome:
+            self.check_writable(w)
             e = self._find(w, req.dn, s)
             self.acl.check_write(s, self._view(w, s, e.id), touched, "entry")
             self._assert(w, ctrls, e, s)
@@ -1298,6 +1322,7 @@ class Directory:
             self.dit.norm_rdns(req.new_superior)
 
         def op(w: WriteTxn) -> Outcome:
+            self.check_writable(w)
             e = self._find(w, req.dn, s)
             self.acl.check_write(s, self._view(w, s, e.id), None, "entry")
             self._assert(w, ctrls, e, s)
@@ -1402,6 +1427,7 @@ class Directory:
         hashed = self._new_password(s, new_pw, policy)
 
         def op(w: WriteTxn) -> Outcome:
+            self.check_writable(w)
             e = self._principal(w, target_name)
             if e is None or not self._may_see(w, s, e.id):
                 raise LDAPError(RC.noSuchObject, "user not found")

@@ -105,7 +105,7 @@ def test_concurrent_member_adds_both_survive_and_a_remove_applies() -> None:
 def test_wire_round_trips_and_refuses_garbage() -> None:
     req = PullRequest(INV[0], 2**40, 500, {INV[1]: 7, INV[2]: 2**62})
     assert decode_pull_request(encode_pull_request(req)) == req
-    resp = PullResponse(INV[1], 12, 13, True, {INV[0]: 1})
+    resp = PullResponse(INV[1], 12, 13, True, {INV[0]: 1}, {INV[2]: 7})
     assert decode_pull_response(encode_pull_response(resp)) == resp
     rec = Record(INV[0], None, "cn=x", 4, b"\x90")
     assert decode_record(encode_record(rec)) == rec

@@ -1,0 +1,151 @@
+"""A node's replication housekeeping (layer 3, synchronous): purging tombstones past their
+lifetime, marking a restored database, and keeping the node's own entry current.
+
+Tombstones: a deleted entry stays as a tombstone, and a value removed from a per-value
+attribute (``member``) as a value tombstone, so that the delete reaches every node and
+beats concurrent changes. Once the delete is older than the tombstone lifetime (by its
+originating time, so every node purges the same tombstones at about the same moment) the
+tombstone is forgotten. The highest originating USN purged per originator is kept
+(``replication._state``): a node whose vector is below it was out of touch for longer than
+the lifetime and is refused (``Puller._check_stale``), because it may still hold entries
+whose deletes can no longer reach it.
+"""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from vmdir.directory import Directory, Outcome
+from vmdir.proto import messages as m
+from vmdir.store import Store, StoredEntry, StoreError, WriteTxn
+
+from replication._merge import DELETED_ATTR, LOCAL
+from replication._state import RESTORED, mark_restored, raise_purged, resume_writes, writes_paused
+from replication._wire import Vector
+from replication.topology import agreements, node_dn
+
+DEFAULT_TOMBSTONE_LIFETIME = 60 * 86400  # seconds (60 days); configurable per node
+PURGE_BATCH = 200  # tombstones per write transaction
+
+
+@dataclass(slots=True)
+class Purged:
+    entries: int = 0
+    values: int = 0
+
+
+def _delete_time_ms(e: StoredEntry) -> int:
+    """When ``e`` (a tombstone) was deleted, by the originating time of its deletion."""
+    meta = e.meta.get(DELETED_ATTR)
+    return meta[3] if meta is not None else max((x[3] for x in e.meta.values()), default=0)
+
+
+def _expired_values(e: StoredEntry, cutoff_ms: int) -> bool:
+    return any(v.deleted and v.time_ms < cutoff_ms for vs in e.vmeta.values() for v in vs)
+
+
+def _origins(e: StoredEntry, into: Vector) -> None:
+    """Raise ``into`` to the originating USNs of every state of ``e``."""
+    for a, meta in e.meta.items():
+        if a not in LOCAL and meta[4] > into.get(meta[2], 0):
+            into[meta[2]] = meta[4]
+    for vs in e.vmeta.values():
+        for v in vs:
+            if v.orig_usn > into.get(v.invocation, 0):
+                into[v.invocation] = v.orig_usn
+
+
+def purge_tombstones(d: Directory, lifetime: float, *, now: float | None = None, lock: Any = None) -> Purged:
+    """Forget entry and value tombstones whose delete is older than ``lifetime`` seconds.
+
+    Reads the change log once, then purges in write transactions of PURGE_BATCH entries
+    (each re-checked there, since it may have changed in between). ``lock`` is held around
+    each write (the replication process's pullers share one). Raises StoreError.
+    """
+    cutoff_ms = int(((d.clock() if now is None else now) - lifetime) * 1000)
+    candidates = []
+    with d.store.read() as r:
+        for _, eid in r.changes_since(0):
+            e = r.get(eid)
+            if e is not None and ((e.deleted and _delete_time_ms(e) < cutoff_ms) or _expired_values(e, cutoff_ms)):
+                candidates.append(eid)
+    done = Purged()
+    for i in range(0, len(candidates), PURGE_BATCH):
+        chunk = candidates[i:i + PURGE_BATCH]
+
+        def op(w: WriteTxn, chunk: list[int] = chunk) -> Outcome:
+            origins: Vector = {}
+            for eid in chunk:
+                e = w.get(eid)
+                if e is None:
+                    continue
+                if e.deleted and _delete_time_ms(e) < cutoff_ms:
+                    _origins(e, origins)
+                    w.remove(e, usn=int(e.attrs.get("usnchanged", [b"0"])[0]))
+                    done.entries += 1
+                elif _expired_values(e, cutoff_ms):
+                    kept = e.copy()
+                    for a, vs in e.vmeta.items():
+                        gone = [v for v in vs if v.deleted and v.time_ms < cutoff_ms]
+                        if gone:
+                            _origins(StoredEntry(0, 0, "", {}, {}, {a: gone}), origins)
+                            done.values += len(gone)
+                            kept.vmeta[a] = [v for v in kept.vmeta[a] if not (v.deleted and v.time_ms < cutoff_ms)]
+                            if not kept.vmeta[a]:
+                                del kept.vmeta[a]
+                    d.store_housekeeping(w, kept, e)
+            raise_purged(w, origins)
+            return Outcome()
+
+        if lock is not None:
+            with lock:
+                out = d.run_writes([op])[0]
+        else:
+            out = d.run_writes([op])[0]
+        if isinstance(out, BaseException):
+            raise StoreError(f"purging tombstones failed: {out}") from out
+    return done
+
+
+def mark_restored_store(store: Store, old_invocation: bytes, highest_usn: int) -> None:
+    """After ``lightwave restore`` gave the database a new invocation id: see
+    ``replication._state.mark_restored``."""
+    with store.write() as w:
+        mark_restored(w, old_invocation, highest_usn)
+
+
+def tend_local_node(d: Directory, name: str, log: Callable[[str], None] = lambda msg: None) -> None:
+    """What the replication process keeps true of this node at every look:
+
+    - a restored node with no agreement to pull from takes writes again at once (there is
+      no partner to catch up with);
+    - once it may write, the node's entry says its current invocation id (a restore
+      changes it).
+    Raises StoreError or the LDAPError of a write that failed."""
+    with d.store.read() as r:
+        paused = writes_paused(r)
+    if paused == RESTORED and not agreements(d, name):
+        paused = None
+        with d.store.write() as w:
+            resume_writes(w)
+        log("restored node has no replication partner to catch up with: taking writes again")
+    if paused is not None:
+        return
+    with d.store.read() as r:
+        d.dit.begin(r)
+        nid = d.dit.id_of(r, node_dn(name))
+        e = r.get(nid) if nid is not None else None
+    inv = str(uuid.UUID(bytes=d.invocation)).encode()
+    if e is None or (e.attrs.get("lightwaveinvocationid") or [b""])[0].lower() == inv:
+        return
+    s = d.internal_session(node_dn(name))  # the node's own work, as itself
+    req = m.ModifyRequest(node_dn(name), (m.Change(m.MOD_REPLACE, "lightwaveInvocationId", (inv,)),))
+    out = d.run_writes([d.modify(s, req)])[0]
+    if isinstance(out, BaseException):
+        raise out
+    log(f"this node's entry now gives its invocation id {inv.decode()}")
+
+
+__all__ = ["DEFAULT_TOMBSTONE_LIFETIME", "Purged", "purge_tombstones", "mark_restored_store", "tend_local_node"]

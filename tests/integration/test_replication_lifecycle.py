@@ -1,0 +1,230 @@
+"""A node's life in a forest, with real nodes on localhost: restored from a backup (no local
+writes until it has caught up, no USN reused), out of touch for longer than the tombstone
+lifetime (refused both ways, deleted entries not brought back, joins again), and removed
+(`lightwave node remove`), with the topology commands an operator uses.
+
+The nodes run with a tombstone lifetime of a few seconds so that purges happen during
+the test; waits are on conditions (`lightwave repl wait`, log lines, results), with deadlines.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator
+
+import ldap3
+import pytest
+
+from tests.conftest import ADMIN, ADMIN_PW, BASE, Server, make_server, run_tool
+from tests.integration.test_replication import USERS, cli, conn, converge, dump, node_name, read
+
+LIFETIME = "4"  # seconds: tombstones are purged during the test
+
+
+def until(what: str, check: Callable[[], object], timeout: float = 30) -> object:
+    """Poll ``check`` until it returns something true; fail with ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def log_mark(s: Server) -> int:
+    return os.path.getsize(s.log_path)
+
+
+def logged_since(s: Server, mark: int, pattern: str) -> bool:
+    """Whether the node's log has a line matching ``pattern`` after byte ``mark``."""
+    with open(s.log_path, "rb") as f:
+        f.seek(mark)
+        return re.search(pattern, f.read().decode(errors="replace")) is not None
+
+
+def add_person(s: Server, cn: str) -> int:
+    c = conn(s)
+    c.raise_exceptions = False
+    c.add(f"cn={cn},{USERS}", ["inetOrgPerson"], {"sn": cn, "uid": cn})
+    c.unbind()
+    return c.result["result"]
+
+
+def write_result(s: Server, cn: str) -> dict:
+    c = conn(s)
+    c.raise_exceptions = False
+    c.add(f"cn={cn},{USERS}", ["inetOrgPerson"], {"sn": cn, "uid": cn})
+    c.unbind()
+    return c.result
+
+
+def status(s: Server) -> dict:
+    r = cli("repl", "status", "--server", s.url, "--json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Server]]:
+    a = make_server(tmp_path_factory, "life-a", extra=["--quiet-ops", "--tombstone-lifetime", LIFETIME])
+    a.start()
+    b = make_server(tmp_path_factory, "life-b",
+                    extra=["--quiet-ops", "--tombstone-lifetime", LIFETIME, "--join", a.url])
+    b.start(timeout=90)
+    nodes = [a, b]
+    yield nodes
+    for n in nodes:
+        n.stop()
+
+
+def test_status_is_on_the_node_entry_and_agreements_are_managed_by_cli(pair: list[Server]) -> None:
+    a, b = pair
+    assert add_person(a, "st1") == 0
+    converge(a)
+    # the node's own entry, read over LDAP on that node, carries its replication state
+    e = read(b, f"cn={node_name(b)},cn=Nodes,cn=System", "+")
+    assert int(e["lightwavehighestusn"][0]) > 0
+    vector = dict(v.decode().rsplit(":", 1) for v in e["lightwaveuptodatevector"])
+    assert len(vector) == 2 and all(int(u) > 0 for u in vector.values())
+    (st,) = [json.loads(v) for v in e["lightwavereplicationstatus"]]
+    assert st["partner"] == node_name(a) and st["last_success"] and st["changes_behind"] == 0
+    agreement = read(b, f"cn={node_name(a)},cn={node_name(b)},cn=Nodes,cn=System", "lightwaveLastUsnProcessed")
+    assert int(agreement["lightwavelastusnprocessed"][0]) == st["watermark"]
+    # not stored attributes: nobody can write them
+    r = run_tool("ldapmodify", "-x", "-H", b.url, "-D", ADMIN, "-w", ADMIN_PW, input=(
+        f"dn: cn={node_name(b)},cn=Nodes,cn=System\nchangetype: modify\nreplace: lightwaveHighestUsn\n"
+        "lightwaveHighestUsn: 1\n"))
+    assert r.returncode == 19, r.stderr  # constraintViolation: no user modification
+    # agreements by the CLI: listed, duplicate refused with a sentence, removed and added back
+    r = cli("repl", "agreement", "list", "--server", a.url, "--json")
+    assert r.returncode == 0, r.stderr
+    assert sorted((x["from"], x["to"]) for x in json.loads(r.stdout)) == sorted(
+        [(node_name(a), node_name(b)), (node_name(b), node_name(a))])
+    r = cli("repl", "agreement", "add", "--from", a.url, "--to", node_name(b), "--server", a.url)
+    assert r.returncode == 1 and "already pulls changes" in r.stderr, r.stderr
+    r = cli("repl", "agreement", "add", "--from", "nonesuch", "--to", node_name(b), "--server", a.url)
+    assert r.returncode == 1 and "no node matches 'nonesuch'" in r.stderr, r.stderr
+    r = cli("repl", "agreement", "remove", "--from", node_name(a), "--to", node_name(b), "--server", a.url)
+    assert r.returncode == 0, r.stderr
+    # B stops pulling from A (its status for A is dropped); a write on A stays on A
+    until("B to drop its status for A", lambda: not status(b)["partners"])
+    assert add_person(a, "unseen") == 0
+    time.sleep(1.5)  # a negative check: replication (well under a second here) would have brought it
+    assert read(b, f"cn=unseen,{USERS}") is None
+    r = cli("repl", "agreement", "add", "--from", node_name(a), "--to", node_name(b), "--server", b.url)
+    assert r.returncode == 0, r.stderr
+    converge(a)
+    assert read(b, f"cn=unseen,{USERS}", "sn")["sn"] == [b"unseen"]
+
+
+def test_restored_node_takes_no_writes_until_it_caught_up(pair: list[Server], tmp_path) -> None:
+    a, b = pair
+    assert add_person(b, "before-backup") == 0
+    converge(b)
+    bdir = tmp_path / "backup-b"
+    r = cli("backup", str(bdir), "--data-dir", b.data_dir)
+    assert r.returncode == 0, r.stderr
+    # changes after the backup, through both nodes (B's own reach A before B is restored)
+    assert add_person(b, "after-backup-on-b") == 0
+    assert add_person(a, "after-backup-on-a") == 0
+    converge(a)
+    old_inv = read(b, f"cn={node_name(b)},cn=Nodes,cn=System", "lightwaveInvocationId")["lightwaveinvocationid"]
+    b.stop()
+    a.stop()  # B must not catch up before the test has seen it refuse writes
+    r = cli("restore", str(bdir), "--data-dir", b.data_dir, "--force")
+    assert r.returncode == 0, r.stderr
+    b.start(timeout=60)
+    res = write_result(b, "while-restored")
+    assert res["result"] == 53 and "restored from a backup" in res["message"], res
+    assert read(b, f"cn=after-backup-on-b,{USERS}") is None  # the backup's state
+    a.start(timeout=60)
+    until("B to take writes again", lambda: write_result(b, "after-restore")["result"] == 0)
+    converge(a)
+    for n in pair:
+        for cn in ("before-backup", "after-backup-on-b", "after-backup-on-a", "after-restore"):
+            assert read(n, f"cn={cn},{USERS}", "sn")["sn"] == [cn.encode()], (n.url, cn)
+    # the restored database is a new invocation (its USNs start again from the backup's)
+    new_inv = until("B's entry to give its new invocation id", lambda: (
+        read(a, f"cn={node_name(b)},cn=Nodes,cn=System", "lightwaveInvocationId")["lightwaveinvocationid"]
+        != old_inv))
+    assert new_inv
+    converge(a)
+    for n in pair:
+        n.stop()
+    try:
+        assert dump(a) == dump(b)
+    finally:
+        for n in pair:
+            n.start(timeout=60)
+
+
+def test_node_out_of_touch_past_tombstone_lifetime_is_refused_then_joins_again(
+        pair: list[Server], tmp_path_factory: pytest.TempPathFactory) -> None:
+    a, b = pair
+    assert add_person(a, "doomed") == 0
+    assert add_person(a, "keeper") == 0
+    converge(a)
+    b.stop()
+    mark = log_mark(a)
+    c = conn(a)
+    c.delete(f"cn=doomed,{USERS}")
+    c.unbind()
+    # A forgets the delete once its tombstone is older than the lifetime
+    until("A to purge the tombstone", lambda: logged_since(a, mark, r"purged [1-9]\d* tombstones"), timeout=30)
+    b.start(timeout=60)
+    # B learns it is out of touch: it takes no writes, and says why
+    res = until("B to refuse writes", lambda: (lambda r: r if r["result"] == 53 else None)(write_result(b, "late")))
+    assert "tombstone lifetime" in res["message"] and "join it again" in res["message"], res
+    def last_error(s: Server, partner: Server) -> str:
+        return (status(s)["partners"].get(node_name(partner)) or {}).get("last_error") or ""
+
+    until("B's status to give the reason", lambda: "tombstone lifetime" in last_error(b, a))
+    # A refuses to pull from B, so the deleted entry B still holds does not come back
+    until("A to refuse B", lambda: "out of touch" in last_error(a, b))
+    assert "lightwave node remove" in last_error(a, b)
+    assert read(b, f"cn=doomed,{USERS}", "sn") is not None  # still on B ...
+    assert read(a, f"cn=doomed,{USERS}") is None  # ... and not back on A
+    # the remedy the messages give: remove it, join it again with an empty data directory
+    r = cli("node", "remove", node_name(b), "--server", a.url)
+    assert r.returncode == 1 and "still answers" in r.stderr, r.stderr
+    b.stop()
+    r = cli("node", "remove", node_name(b), "--server", a.url, "--json")
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)["agreements"]) == 2
+    r = cli("node", "list", "--server", a.url, "--json")
+    assert list(json.loads(r.stdout)) == [node_name(a)]
+    until("A to drop its status for B", lambda: not status(a)["partners"])
+    shutil.rmtree(b.data_dir)
+    os.makedirs(b.data_dir)
+    b.extra = ["--quiet-ops", "--tombstone-lifetime", LIFETIME, "--join", a.url]
+    b.start(timeout=90)
+    converge(a)
+    assert read(b, f"cn=doomed,{USERS}") is None
+    assert read(b, f"cn=keeper,{USERS}", "sn")["sn"] == [b"keeper"]
+    assert add_person(b, "rejoined") == 0
+    converge(b)
+    assert read(a, f"cn=rejoined,{USERS}", "sn")["sn"] == [b"rejoined"]
+
+
+def test_removed_value_states_are_purged_and_members_still_converge(pair: list[Server]) -> None:
+    a, b = pair
+    group = f"cn=purgers,cn=Groups,{BASE}"
+    m1, m2 = f"cn=keeper,{USERS}", f"cn=rejoined,{USERS}"
+    mark = log_mark(a)
+    c = conn(a)
+    c.add(group, ["groupOfNames"], {"member": [m1, m2]})
+    c.modify(group, {"member": [(ldap3.MODIFY_DELETE, [m2])]})
+    c.unbind()
+    until("A to purge the removed member's value state",
+          lambda: logged_since(a, mark, r"and [1-9]\d* value tombstones"), timeout=30)
+    cb = conn(b)
+    cb.modify(group, {"member": [(ldap3.MODIFY_ADD, [m2])]})
+    cb.unbind()
+    converge(b)
+    for n in pair:
+        assert read(n, group, "member")["member"] == sorted([m1.encode(), m2.encode()])
