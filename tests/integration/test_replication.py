@@ -119,7 +119,7 @@ def forest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Server]]:
     a.start()
     b = make_server(tmp_path_factory, "repl-b", workers=1, extra=["--quiet-ops", "--join", a.url])
     b.start(timeout=90)
-    c = make_server(tmp_path_factory, "repl-c", workers=1, extra=["--quiet-ops", "--join", b.url])
+    c = make_server(tmp_path_factory, "repl-c", workers=2, extra=["--quiet-ops", "--join", b.url])
     c.start(timeout=90)
     nodes = [a, b, c]
     yield nodes
@@ -153,6 +153,17 @@ def test_join_copies_everything_and_changes_flow_both_ways(forest: list[Server])
     assert read(a, dn, "sn")["sn"] == [b"Two"]
     # the same entry (same entryUUID) everywhere
     assert len({tuple(read(n, dn, "entryUUID")["entryuuid"]) for n in forest}) == 1
+    # a tenant is data too: created through C, its administrator binds on A
+    pw = os.path.join(os.path.dirname(c.data_dir), "tenant-pw")
+    with open(pw, "w") as f:
+        f.write("Tenant-admin-pw1\n")
+    r = cli("tenant", "create", "acme.example", "--admin-password-file", pw, "--server", c.url)
+    assert r.returncode == 0, r.stderr
+    converge(c)
+    r = run_tool("ldapwhoami", "-x", "-H", a.url, "-D", "administrator@acme.example", "-w", "Tenant-admin-pw1")
+    assert r.returncode == 0 and r.stdout.strip() == "dn:cn=Administrator,cn=Users,dc=acme,dc=example", r.stderr
+    r = cli("tenant", "list", "--server", a.url, "--json")
+    assert "acme.example" in r.stdout, r.stdout + r.stderr
     st = cli("repl", "status", "--server", b.url, "--json")
     assert st.returncode == 0, st.stderr
     import json
@@ -166,7 +177,7 @@ def test_concurrent_changes_resolve_the_same_everywhere(forest: list[Server]) ->
     group = f"cn=crew,cn=Groups,{BASE}"
     m0, m1, m2 = (f"cn={x},{USERS}" for x in ("m0", "m1", "m2"))
     ca = conn(a)
-    for x in ("m0", "m1", "m2", "victim"):
+    for x in ("m0", "m1", "m2", "victim", "mover", "r1", "r2"):
         ca.add(f"cn={x},{USERS}", ["inetOrgPerson"], {"sn": x, "uid": x})
     ca.add(group, ["groupOfNames"], {"member": [m0]})
     ca.add(f"ou=doomed,{BASE}", ["organizationalUnit"], {})
@@ -183,6 +194,10 @@ def test_concurrent_changes_resolve_the_same_everywhere(forest: list[Server]) ->
         cb.modify(f"cn=victim,{USERS}", {"description": [(ldap3.MODIFY_REPLACE, ["edited"])]})
         ca.delete(f"ou=doomed,{BASE}")
         cb.add(f"cn=orphan,ou=doomed,{BASE}", ["inetOrgPerson"], {"sn": "orphan", "uid": "orphan"})
+        ca.modify_dn(f"cn=mover,{USERS}", "cn=moved-a")  # concurrent renames of one entry: B's, later, wins
+        cb.modify_dn(f"cn=mover,{USERS}", "cn=moved-b")
+        ca.modify_dn(f"cn=r1,{USERS}", "cn=taken")  # two entries renamed to one name: both kept
+        cb.modify_dn(f"cn=r2,{USERS}", "cn=taken")
         cb.unbind()
     ca.unbind()
     converge(a)
@@ -191,10 +206,16 @@ def test_concurrent_changes_resolve_the_same_everywhere(forest: list[Server]) ->
         assert read(n, group, "member")["member"] == sorted([m1.encode(), m2.encode()])
         assert read(n, f"cn=victim,{USERS}") is None  # a delete racing a modify: deleted everywhere
         assert read(n, "cn=orphan,cn=LostAndFound,cn=System", "sn")["sn"] == [b"orphan"]
+        assert read(n, f"cn=moved-b,{USERS}", "sn")["sn"] == [b"mover"]
+        assert read(n, f"cn=moved-a,{USERS}") is None and read(n, f"cn=mover,{USERS}") is None
+        assert read(n, f"cn=taken,{USERS}", "sn")["sn"] == [b"r2"]  # the later rename keeps the name
         c_ = conn(n)
         c_.search(USERS, "(cn=twin*)", ldap3.LEVEL, attributes=["sn"])
         names = sorted(e["dn"] for e in c_.response)
+        c_.search(USERS, "(sn=r1)", ldap3.LEVEL, attributes=["lightwaveConflict"])
+        (r1,) = c_.response
         c_.unbind()
+        assert r1["dn"].lower().startswith("cn=taken cnf:"), r1["dn"]
         assert len(names) == 2 and f"cn=twin,{USERS}" in names, names
         other = [x for x in names if x != f"cn=twin,{USERS}"][0]
         assert other.startswith("cn=twin CNF:") and other.endswith(USERS), other
@@ -205,8 +226,9 @@ def test_concurrent_changes_resolve_the_same_everywhere(forest: list[Server]) ->
         assert r.returncode == 0, r.stderr
         import json
         found = sorted((x["kind"], x["dn"].lower(), x["name"].lower()) for x in json.loads(r.stdout))
-        assert found == [("lost and found", "cn=orphan,cn=lostandfound,cn=system", ""),
-                         ("naming conflict", other.lower(), f"cn=twin,{USERS}".lower())], found
+        assert found == sorted([("lost and found", "cn=orphan,cn=lostandfound,cn=system", ""),
+                                ("naming conflict", other.lower(), f"cn=twin,{USERS}".lower()),
+                                ("naming conflict", r1["dn"].lower(), f"cn=taken,{USERS}".lower())]), found
 
 
 def test_ring_restart_and_identical_stores(forest: list[Server]) -> None:
@@ -219,7 +241,9 @@ def test_ring_restart_and_identical_stores(forest: list[Server]) -> None:
         cn.add(f"cn=ring{i},{USERS}", ["inetOrgPerson"], {"sn": f"s{i}", "uid": f"ring{i}"})
         cn.modify(f"cn=hop,{USERS}", {"description": [(ldap3.MODIFY_ADD, [f"from {i}"])]})
         cn.unbind()
-    converge(b)
+        # in turn: description is replicated as a whole attribute, so an add made before the
+        # previous node's add arrived would replace it (last writer wins; see the conflict test)
+        converge(n)
     for n in forest:
         n.stop()
     for n in forest:
