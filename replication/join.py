@@ -11,6 +11,8 @@ full copy over the replication protocol.
 """
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -48,49 +50,72 @@ def _ldap(url: str, user: str, password: str) -> Any:
     return p.conn
 
 
+def _nodes(conn: Any, url: str) -> dict[str, tuple[int, list[str]]]:
+    """Node name -> (server id, URLs), as the partner at ``url`` knows them. Raises JoinError."""
+    conn.search(NODES_DN, "(objectClass=lightwaveNode)", search_scope="LEVEL",
+                attributes=["cn", "lightwaveServerId", "labeledURI"])
+    if conn.result.get("result") != 0:
+        raise JoinError(f"{url} has no readable {NODES_DN} ({conn.result.get('description')}): "
+                        "is it a Lightwave node, and is the join user a forest administrator?")
+    nodes = {}
+    for e in conn.response:
+        if e.get("type") != "searchResEntry":
+            continue
+        a = e["raw_attributes"]
+        nodes[a["cn"][0].decode()] = (int((a.get("lightwaveServerId") or [b"0"])[0]),
+                                      [u.decode().split(" ", 1)[0] for u in a.get("labeledURI") or []])
+    return nodes
+
+
+def _failed(conn: Any, what: str) -> JoinError:
+    return JoinError(f"{what} failed: {conn.result.get('description')} {conn.result.get('message') or ''}".strip())
+
+
+SERVER_ID_TRIES = 5
+
+
 def register(url: str, admin: str, admin_password: str, *, name: str, my_url: str, invocation: bytes,
              node_password: str, domain: str) -> Registration:
-    """Step 1, on the partner at ``url``. Raises JoinError."""
+    """Step 1, on the partner at ``url``. Raises JoinError.
+
+    The server id is the highest known plus one. Two nodes joining through the same partner
+    at once could pick the same one: after adding its entry, a node that sees another with
+    its id withdraws and tries again (the one that added first sees no twin and keeps it)."""
     conn = _ldap(url, admin, admin_password)
     try:
-        conn.search(NODES_DN, "(objectClass=lightwaveNode)", search_scope="LEVEL",
-                    attributes=["cn", "lightwaveServerId", "labeledURI"])
-        if conn.result.get("result") != 0:
-            raise JoinError(f"{url} has no readable {NODES_DN} ({conn.result.get('description')}): "
-                            "is it a Lightwave node, and is the join user a forest administrator?")
-        nodes = {}
-        for e in conn.response:
-            if e.get("type") != "searchResEntry":
-                continue
-            a = e["raw_attributes"]
-            cn = a["cn"][0].decode()
-            sid = int((a.get("lightwaveServerId") or [b"0"])[0])
-            nodes[cn] = (sid, [u.decode().split(" ", 1)[0] for u in a.get("labeledURI") or []])
-        if name in nodes:
-            raise JoinError(f"a node named {name!r} is already registered at {url}; remove it first "
-                            "(lightwave node remove) or give this one another --node-name")
-        partner = [n for n, (_, urls) in nodes.items() if _same_url(url, urls)]
-        if len(partner) != 1:
-            partner = list(nodes) if len(nodes) == 1 else []
-        if not partner:
-            raise JoinError(f"none of the nodes registered at {url} says it is reached at {url}; "
-                            "join with the URL the partner advertises (its labeledURI)")
-        pname = partner[0]
-        purl = nodes[pname][1][0]
-        sid = max([s for s, _ in nodes.values()] + [0]) + 1
-        adds = [node_request(name, sid, invocation, my_url, node_password),
-                agreement_request(pname, purl, name), agreement_request(name, my_url, pname)]
-        for req in adds:
+        for attempt in range(SERVER_ID_TRIES):
+            nodes = _nodes(conn, url)
+            if name in nodes:
+                raise JoinError(f"a node named {name!r} is already registered at {url}; remove it first "
+                                "(lightwave node remove) or give this one another --node-name")
+            partner = [n for n, (_, urls) in nodes.items() if _same_url(url, urls)]
+            if len(partner) != 1:
+                partner = list(nodes) if len(nodes) == 1 else []
+            if not partner:
+                raise JoinError(f"none of the nodes registered at {url} says it is reached at {url}; "
+                                "join with the URL the partner advertises (its labeledURI)")
+            pname = partner[0]
+            purl = nodes[pname][1][0]
+            sid = max([s for s, _ in nodes.values()] + [0]) + 1
+            req = node_request(name, sid, invocation, my_url, node_password)
             conn.add(req.dn, attributes={k: list(v) for k, v in req.attributes})
             if conn.result.get("result") != 0:
-                raise JoinError(f"adding {req.dn} at {url} failed: {conn.result.get('description')} "
-                                f"{conn.result.get('message') or ''}".strip())
-        import ldap3
-        conn.modify(agents_group_dn(domain), {"member": [(ldap3.MODIFY_ADD, [node_dn(name)])]})
-        if conn.result.get("result") != 0:
-            raise JoinError(f"adding {name} to the replication agents at {url} failed: "
-                            f"{conn.result.get('description')} {conn.result.get('message') or ''}".strip())
-        return Registration(pname, purl, sid)
+                raise _failed(conn, f"adding {req.dn} at {url}")
+            if any(s == sid for n, (s, _) in _nodes(conn, url).items() if n != name):
+                conn.delete(req.dn)  # another node took this id meanwhile: withdraw, try the next
+                time.sleep(random.uniform(0.05, 0.3) * (attempt + 1))
+                continue
+            for req in (agreement_request(pname, purl, name), agreement_request(name, my_url, pname)):
+                conn.add(req.dn, attributes={k: list(v) for k, v in req.attributes})
+                if conn.result.get("result") != 0:
+                    raise _failed(conn, f"adding {req.dn} at {url}")
+            import ldap3
+            conn.modify(agents_group_dn(domain), {"member": [(ldap3.MODIFY_ADD, [node_dn(name)])]})
+            if conn.result.get("result") != 0:
+                raise _failed(conn, f"adding {name} to the replication agents at {url}")
+            return Registration(pname, purl, sid)
+        raise JoinError(f"could not get a server id no other joining node took after {SERVER_ID_TRIES} tries; "
+                        "start again")
     finally:
         conn.unbind()
 

@@ -228,3 +228,35 @@ def test_removed_value_states_are_purged_and_members_still_converge(pair: list[S
     converge(b)
     for n in pair:
         assert read(n, group, "member")["member"] == sorted([m1.encode(), m2.encode()])
+
+
+def test_two_nodes_joining_through_one_partner_at_once_get_distinct_server_ids(
+        pair: list[Server], tmp_path_factory: pytest.TempPathFactory) -> None:
+    import threading
+
+    a, b = pair
+    joiners = [make_server(tmp_path_factory, f"life-{x}", extra=["--quiet-ops", "--join", a.url]) for x in "cd"]
+    errors: list[BaseException] = []
+
+    def start(s: Server) -> None:
+        try:
+            s.start(timeout=90)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(s,)) for s in joiners]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        converge(a)
+        r = cli("node", "list", "--server", b.url, "--json")
+        assert r.returncode == 0, r.stderr
+        ids = [int(x["server_id"]) for x in json.loads(r.stdout).values()]
+        assert len(ids) == 4 and len(set(ids)) == 4, ids
+    finally:
+        for s in joiners:
+            if s.proc is not None:
+                s.stop()
