@@ -72,15 +72,11 @@ def _serve(cfg: NodeConfig, generated: str | None, ldapi_fd: int | None) -> int:
     if n == 1:
         _banner(cfg, generated, pending=True)
         from lightwave.nodes import run_worker
-        repl = _spawn_replicator(cfg)
+        keeper = _ReplicatorKeeper(cfg)
         try:
             return run_worker(cfg, 0, 1, ldapi_fd)
         finally:
-            repl.terminate()
-            try:
-                repl.wait(10)
-            except subprocess.TimeoutExpired:
-                repl.kill()
+            keeper.stop()
     sup = Supervisor(cfg, n, ldapi_fd)
     sup.start()
     if not _wait_port(cfg.listen, cfg.ldap_port or cfg.ldaps_port, 30, sup):
@@ -153,6 +149,43 @@ def _spawn_replicator(cfg: NodeConfig) -> "subprocess.Popen[bytes]":
     payload = json.dumps({"config": _cfg_json(cfg)})
     env = dict(os.environ, LIGHTWAVE_SUPERVISOR_PID=str(os.getpid()))
     return subprocess.Popen([sys.executable, "-m", "lightwave.replicator", payload], env=env)
+
+
+class _ReplicatorKeeper:
+    """With one worker (run in this process): the replication process beside it, restarted
+    by a watching thread if it dies, as the Supervisor does with more workers."""
+
+    def __init__(self, cfg: NodeConfig) -> None:
+        import threading
+
+        self.cfg = cfg
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.proc = _spawn_replicator(cfg)
+        threading.Thread(target=self._watch, name="replicator-keeper", daemon=True).start()
+
+    def _watch(self) -> None:
+        restarts = 0
+        while not self.stopping.wait(0.5):
+            if self.proc.poll() is None:
+                continue
+            print(f"lightwave: replication exited with status {self.proc.returncode}; restarting",
+                  file=sys.stderr, flush=True)
+            restarts += 1
+            self.stopping.wait(min(5, 0.2 * restarts))
+            with self.lock:
+                if not self.stopping.is_set():
+                    self.proc = _spawn_replicator(self.cfg)
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopping.set()
+            p = self.proc
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
 
 
 class Supervisor:

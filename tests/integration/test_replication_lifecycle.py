@@ -19,7 +19,7 @@ import ldap3
 import pytest
 
 from tests.conftest import ADMIN, ADMIN_PW, BASE, Server, make_server, run_tool
-from tests.integration.test_replication import USERS, cli, conn, converge, dump, node_name, read
+from tests.integration.test_replication import USERS, cli, conn, converge, dump, node_name, read, replicators
 
 LIFETIME = "4"  # seconds: tombstones are purged during the test
 
@@ -260,3 +260,22 @@ def test_two_nodes_joining_through_one_partner_at_once_get_distinct_server_ids(
         for s in joiners:
             if s.proc is not None:
                 s.stop()
+
+
+def test_replication_process_of_a_one_worker_node_is_restarted(pair: list[Server]) -> None:
+    import signal
+
+    a, b = pair
+    (old,) = replicators(b)
+    os.kill(old, signal.SIGKILL)
+    until("a new replication process on B", lambda: [p for p in replicators_or_none(b) if p != old])
+    assert add_person(a, "after-replicator-restart") == 0
+    converge(a)
+    assert read(b, f"cn=after-replicator-restart,{USERS}", "sn") is not None
+
+
+def replicators_or_none(s: Server) -> list[int]:
+    try:
+        return replicators(s)
+    except AssertionError:  # none at this moment (between the old one's death and the new one)
+        return []
