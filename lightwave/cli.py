@@ -50,7 +50,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from vmdir.server.ldapi import ListenerError
 
     cfg = node_config(args)
-    generated = prepare(cfg)
+    cfg, generated = prepare(cfg)
     pidfile = os.path.join(cfg.data_dir, "lightwave.pid")
     with open(pidfile, "w") as f:
         f.write(f"{os.getpid()}\n")

@@ -65,10 +65,11 @@ def ensure_indexes(d: Directory) -> None:
             w.del_meta(f"indexed/{attr}")
 
 
-def prepare(cfg: NodeConfig) -> str | None:
+def prepare(cfg: NodeConfig) -> tuple[NodeConfig, str | None]:
     """First-start work: data directory, identity, default tenant, TLS files.
 
-    Returns the administrator's password if it was generated now (to be shown once).
+    Returns the configuration with the node's settled name (``settle_node_name``) and the
+    administrator's password if it was generated now (to be shown once).
     """
     from vmdir.server.tls import ensure_self_signed
 
@@ -77,6 +78,7 @@ def prepare(cfg: NodeConfig) -> str | None:
     store = open_store(cfg)
     generated = None
     try:
+        cfg = settle_node_name(cfg, store)
         d = build_directory(cfg, store)
         if not is_initialised(store) and (cfg.join or _joining(store)):
             _join(cfg, d)
@@ -92,12 +94,30 @@ def prepare(cfg: NodeConfig) -> str | None:
             print(f"lightwave: this node is already initialised; --join {cfg.join} ignored", file=sys.stderr)
         _ensure_node_account(cfg, d)
         from replication.maintenance import tend_local_node
-        tend_local_node(d, cfg.effective_node_name, lambda msg: print(f"lightwave: {msg}", file=sys.stderr, flush=True))
+        tend_local_node(d, cfg.effective_node_name, cfg.effective_url, lambda msg: print(f"lightwave: {msg}", file=sys.stderr, flush=True))
     finally:
         store.close()
     if not cfg.tls_cert:
         ensure_self_signed(cfg.cert_file, cfg.key_file, ["localhost", "127.0.0.1", socket.gethostname()])
-    return generated
+    return cfg, generated
+
+
+def settle_node_name(cfg: NodeConfig, store: Store) -> NodeConfig:
+    """The node's name is chosen once (``--node-name``, default ``<host>:<ldap port>``) and
+    kept in the store: a later start on other ports is the same node, not a new one.
+    Raises CLIError if ``--node-name`` asks for another name than the one it has."""
+    with store.read() as r:
+        kept = r.meta("node_name")
+    if kept is None:
+        name = cfg.effective_node_name
+        with store.write() as w:
+            w.set_meta("node_name", name.encode())
+        return cfg.with_overrides(node_name=name)
+    name = bytes(kept).decode()
+    if cfg.node_name and cfg.node_name != name:
+        raise CLIError(f"this data directory is node {name!r}; it cannot become {cfg.node_name!r} "
+                       f"(leave out --node-name, or join a new data directory under the new name)")
+    return cfg.with_overrides(node_name=name)
 
 
 NODE_PASSWORD_FILE = "node-password"
@@ -245,7 +265,7 @@ def run_replicator(cfg: NodeConfig) -> int:
         stop.wait()
         return 0
     try:
-        run_agent(d, cfg.effective_node_name, password, stop,
+        run_agent(d, cfg.effective_node_name, cfg.effective_url, password, stop,
                   log=lambda msg: print(f"lightwave replication: {msg}", file=sys.stderr, flush=True),
                   tombstone_lifetime=cfg.tombstone_lifetime)
     finally:

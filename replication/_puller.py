@@ -22,7 +22,7 @@ from replication._state import (
 from replication._wire import PullRequest, PullResponse, Record
 
 PAGE_ENTRIES = 500
-MAX_BACKOFF = 5.0  # seconds between attempts at most, once a partner keeps failing
+MAX_BACKOFF = 2.0  # seconds between attempts at most, once a partner keeps failing (or is down)
 
 
 class Supplier(Protocol):

@@ -24,7 +24,7 @@ def purge_interval(lifetime: float) -> float:
     return min(3600.0, max(0.5, lifetime / 10))
 
 
-def run_agent(d: Directory, name: str, password: str, stop: threading.Event,
+def run_agent(d: Directory, name: str, url: str, password: str, stop: threading.Event,
               log: Callable[[str], None] = lambda msg: None,
               tombstone_lifetime: float = DEFAULT_TOMBSTONE_LIFETIME) -> None:
     """Replicate until ``stop`` is set."""
@@ -35,7 +35,7 @@ def run_agent(d: Directory, name: str, password: str, stop: threading.Event,
         while not stop.is_set():
             try:
                 with lock:
-                    tend_local_node(d, name, log)
+                    tend_local_node(d, name, url, log)
                 if time.monotonic() >= next_purge:
                     next_purge = time.monotonic() + purge_interval(tombstone_lifetime)
                     n = purge_tombstones(d, tombstone_lifetime, lock=lock)

@@ -24,7 +24,7 @@ from vmdir.store import Store, StoredEntry, StoreError, WriteTxn
 from replication._merge import DELETED_ATTR, LOCAL
 from replication._state import RESTORED, mark_restored, raise_purged, resume_writes, writes_paused
 from replication._wire import Vector
-from replication.topology import agreements, node_dn
+from replication.topology import agreement_dn, agreements, node_dn
 
 DEFAULT_TOMBSTONE_LIFETIME = 60 * 86400  # seconds (60 days); configurable per node
 PURGE_BATCH = 200  # tombstones per write transaction
@@ -116,13 +116,16 @@ def mark_restored_store(store: Store, old_invocation: bytes, highest_usn: int) -
         mark_restored(w, old_invocation, highest_usn)
 
 
-def tend_local_node(d: Directory, name: str, log: Callable[[str], None] = lambda msg: None) -> None:
+def tend_local_node(d: Directory, name: str, url: str, log: Callable[[str], None] = lambda msg: None) -> None:
     """What the replication process keeps true of this node at every look:
 
     - a restored node with no agreement to pull from takes writes again at once (there is
       no partner to catch up with);
-    - once it may write, the node's entry says its current invocation id (a restore
-      changes it).
+    - once it may write, the node's entry gives its current invocation id (a restore
+      changes it) and URL, and so do the agreements that pull from it (a start on other
+      ports or with another --advertise-url changes it). Partners learn a new URL by
+      replication, from this node or a third one: a partner that reaches this node only
+      at its old URL needs ``lightwave repl agreement remove`` / ``add``.
     Raises StoreError or the LDAPError of a write that failed."""
     with d.store.read() as r:
         paused = writes_paused(r)
@@ -133,19 +136,34 @@ def tend_local_node(d: Directory, name: str, log: Callable[[str], None] = lambda
         log("restored node has no replication partner to catch up with: taking writes again")
     if paused is not None:
         return
+    inv = str(uuid.UUID(bytes=d.invocation)).encode()
+    want: list[tuple[str, str, bytes]] = []  # (dn, attribute, value) to set
     with d.store.read() as r:
         d.dit.begin(r)
         nid = d.dit.id_of(r, node_dn(name))
         e = r.get(nid) if nid is not None else None
-    inv = str(uuid.UUID(bytes=d.invocation)).encode()
-    if e is None or (e.attrs.get("lightwaveinvocationid") or [b""])[0].lower() == inv:
+        if e is None:
+            return
+        if (e.attrs.get("lightwaveinvocationid") or [b""])[0].lower() != inv:
+            want.append((node_dn(name), "lightwaveInvocationId", inv))
+        if (e.attrs.get("labeleduri") or [b""])[0] != url.encode():
+            want.append((node_dn(name), "labeledURI", url.encode()))
+            for cid in r.children(e.parent_id):  # every node: its agreement pulling from this one
+                consumer = r.get(cid)
+                if consumer is None or consumer.deleted or consumer.id == e.id:
+                    continue
+                cname = (consumer.attrs.get("cn") or [b""])[0].decode("utf-8", "replace")
+                if d.dit.id_of(r, agreement_dn(name, cname)) is not None:
+                    want.append((agreement_dn(name, cname), "labeledURI", url.encode()))
+    if not want:
         return
     s = d.internal_session(node_dn(name))  # the node's own work, as itself
-    req = m.ModifyRequest(node_dn(name), (m.Change(m.MOD_REPLACE, "lightwaveInvocationId", (inv,)),))
-    out = d.run_writes([d.modify(s, req)])[0]
-    if isinstance(out, BaseException):
-        raise out
-    log(f"this node's entry now gives its invocation id {inv.decode()}")
+    ops = [d.modify(s, m.ModifyRequest(dn, (m.Change(m.MOD_REPLACE, attr, (value,)),))) for dn, attr, value in want]
+    for out in d.run_writes(ops):
+        if isinstance(out, BaseException):
+            raise out
+    for dn, attr, value in want:
+        log(f"{dn} now gives {attr} {value.decode()}")
 
 
 __all__ = ["DEFAULT_TOMBSTONE_LIFETIME", "Purged", "purge_tombstones", "mark_restored_store", "tend_local_node"]

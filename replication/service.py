@@ -35,7 +35,7 @@ ExtendedHandler = Callable[[Session, bytes | None], "defer.Deferred[Outcome]"]
 
 class SupplierService:
     def __init__(self, reactor: Any, directory: Directory, threadpool: Any, *, node_name: str = "",
-                 poll: float = 0.05, max_wait: float = 20.0) -> None:
+                 poll: float = 0.005, max_wait: float = 20.0) -> None:
         self.node_name = node_name
         self.reactor = reactor
         self.directory = directory

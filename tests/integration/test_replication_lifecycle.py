@@ -260,6 +260,8 @@ def test_two_nodes_joining_through_one_partner_at_once_get_distinct_server_ids(
         for s in joiners:
             if s.proc is not None:
                 s.stop()
+                cli("node", "remove", node_name(s), "--server", a.url)  # the others no longer wait for it
+    assert list(json.loads(cli("node", "list", "--server", a.url, "--json").stdout)) == sorted([node_name(a), node_name(b)])
 
 
 def test_replication_process_of_a_one_worker_node_is_restarted(pair: list[Server]) -> None:
@@ -279,3 +281,24 @@ def replicators_or_none(s: Server) -> list[int]:
         return replicators(s)
     except AssertionError:  # none at this moment (between the old one's death and the new one)
         return []
+
+
+def test_a_node_restarted_on_other_ports_stays_the_same_node(tmp_path_factory: pytest.TempPathFactory) -> None:
+    from tests.conftest import free_port
+
+    s = make_server(tmp_path_factory, "life-ports")
+    s.start()
+    name = node_name(s)
+    s.stop()
+    s.ldap_port, s.ldaps_port, s.https_port = free_port(), free_port(), free_port()
+    s.start()
+    try:
+        r = cli("node", "list", "--server", s.url, "--json")
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout) == {name: {"url": s.url, "server_id": "1"}}  # its URL follows the ports
+        converge(s, timeout=10)
+    finally:
+        s.stop()
+    s.extra = ["--quiet-ops", "--node-name", "renamed"]
+    with pytest.raises(RuntimeError, match="cannot become 'renamed'"):
+        s.start()
