@@ -137,11 +137,16 @@ class Slapd:
         cmd = [self.slapadd_bin, "-f", self.conf, "-l", ldif]
         if quick:
             cmd.append("-q")
+        return self._run_tool(cmd, "slapadd")
+
+    @staticmethod
+    def _run_tool(cmd: list[str], what: str) -> float:
+        """Run an OpenLDAP tool; return elapsed seconds. Raises RuntimeError with its output."""
         t0 = time.perf_counter()
         r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         dt = time.perf_counter() - t0
         if r.returncode != 0:
-            raise RuntimeError(f"slapadd failed ({r.returncode}): {r.stdout.decode(errors='replace')[-2000:]}")
+            raise RuntimeError(f"{what} failed ({r.returncode}): {r.stdout.decode(errors='replace')[-2000:]}")
         return dt
 
     # ------------------------------------------------------------ run

@@ -14,6 +14,7 @@ at once): the one whose name state wins keeps it, the other is renamed ``<rdn> C
 from __future__ import annotations
 
 import uuid as uuidmod
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from vmdir.directory import Directory, Outcome
@@ -42,12 +43,14 @@ class PageResult:
     caught_up: bool  # this page completed the pass: the vector advanced
 
 
-def apply_page(d: Directory, records: list[Record], resp: PullResponse, pass_start: PullResponse) -> PageResult:
+def apply_page(d: Directory, records: list[Record], resp: PullResponse, pass_start: PullResponse,
+               then: Callable[[PageResult, WriteTxn], None] | None = None) -> PageResult:
     """Apply ``records`` (one page, answered with ``resp``) in one transaction.
 
     ``pass_start`` is the response to the first page of this pass (its highest USN and
-    vector are the ones the pass may advance the vector to). Raises StoreError if the
-    transaction itself fails (nothing of the page is then applied).
+    vector are the ones the pass may advance the vector to). ``then`` is called with the
+    outcome in the same transaction (to record it). Raises StoreError if the transaction
+    itself fails (nothing of the page is then applied).
     """
     result: list[PageResult] = []
 
@@ -72,6 +75,8 @@ def apply_page(d: Directory, records: list[Record], resp: PullResponse, pass_sta
             if writes_paused(w) == RESTORED:  # a restored node is up to date again: it may take writes
                 resume_writes(w)
         result.append(PageResult(applied, seen, wm, error, caught_up))
+        if then is not None:
+            then(result[-1], w)
         return Outcome()
 
     out = d.run_writes([op])[0]

@@ -88,9 +88,9 @@ class Puller:
             if start is None:
                 start = resp
                 self._check_stale(resp, utdv)
-            with self.write_lock:
-                res = apply_page(self.d, records, resp, start)
-            self._record(res, resp)
+            with self.write_lock:  # the status is written in the page's own transaction (one sync)
+                res = apply_page(self.d, records, resp, start,
+                                 then=lambda res, w: write_status(w, self.partner, self._record(res, resp)))
             if self.progress is not None:
                 self.progress(res.watermark, max(resp.highest_usn, start.highest_usn))
             if res.error is not None:
@@ -121,7 +121,8 @@ class Puller:
                         f"originator {inv.hex()} this node has purged); not pulling from it: remove it "
                         f"('lightwave node remove {self.partner}') and join it again")
 
-    def _record(self, res: PageResult, resp: PullResponse) -> None:
+    def _record(self, res: PageResult, resp: PullResponse) -> dict[str, Any]:
+        """Update the status with a page's outcome; returns it (to be stored)."""
         now = self.clock()
         st = self.status
         st["supplier"] = resp.supplier.hex()
@@ -139,7 +140,7 @@ class Puller:
             st["last_success"] = _iso(now)
         else:
             st["last_error"], st["last_error_time"] = res.error, _iso(now)
-        self._save()
+        return st
 
     def _save(self) -> None:
         if self.stop.is_set():
