@@ -53,8 +53,9 @@ Status (the extended operation ``STATUS_OID``)
 No request value. The response value is UTF-8 JSON: ``{"node", "server_id",
 "invocation" (hex), "highest_usn", "utdv": {invocation hex: usn}, "partners": {name:
 {"url", "last_success", "last_error", "last_error_time", "changes_behind",
-"seconds_behind", "watermark", "partner_highest_usn", "applied"}}}``. For the forest
-administrator and the replication role.
+"seconds_behind", "watermark", "partner_highest_usn", "applied"}}, "writes_paused": why
+the node refuses local writes, or null}``. For the forest administrator and the
+replication role.
 """
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from vmdir.proto.results import LDAPError, ResultCode
 from vmdir.store import ReadTxn, StoredEntry
 
 from replication._supplier import may_pull, pull_page
-from replication._state import full_utdv, read_status
+from replication._state import full_utdv, read_status, writes_paused
 from replication.topology import node_dn
 from replication._wire import (
     PULL_OID, STATUS_OID, WAIT_OID, decode_pull_request, decode_wait_request, encode_pull_response, encode_usn,
@@ -106,6 +106,7 @@ class SupplierService:
                 "highest_usn": r.meta_int("next_usn"),
                 "utdv": {inv.hex(): usn for inv, usn in full_utdv(r, d.invocation).items()},
                 "partners": read_status(r),
+                "writes_paused": writes_paused(r),
             }
         return defer.succeed(Outcome(extra=(STATUS_OID, json.dumps(doc, sort_keys=True).encode())))
 

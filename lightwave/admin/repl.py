@@ -71,6 +71,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     print(f"node {doc['node']} (server id {doc['server_id']}, invocation {doc['invocation']}), "
           f"highest USN {doc['highest_usn']}")
+    if doc.get("writes_paused"):
+        print(f"TAKES NO WRITES: {doc['writes_paused']}")
     rows = []
     for name, p in sorted(doc["partners"].items()):
         rows.append([name, p.get("url", ""), p.get("last_success") or "never",

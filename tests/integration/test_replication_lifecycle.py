@@ -141,6 +141,9 @@ def test_restored_node_takes_no_writes_until_it_caught_up(pair: list[Server], tm
     b.start(timeout=60)
     res = write_result(b, "while-restored")
     assert res["result"] == 53 and "restored from a backup" in res["message"], res
+    assert "restored from a backup" in status(b)["writes_paused"]
+    r = cli("repl", "status", "--server", b.url)
+    assert "TAKES NO WRITES: restored from a backup" in r.stdout, r.stdout + r.stderr
     assert read(b, f"cn=after-backup-on-b,{USERS}") is None  # the backup's state
     a.start(timeout=60)
     until("B to take writes again", lambda: write_result(b, "after-restore")["result"] == 0)
