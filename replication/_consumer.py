@@ -128,7 +128,7 @@ def _place(d: Directory, w: WriteTxn, e: StoredEntry, rec: Record, usn: int) -> 
     if parent.deleted and not e.deleted:
         # added or moved under an entry deleted meanwhile: keep it, in lost and found
         e.parent_id = _lost_and_found(d, w)
-        d.stamp(e, {NAME}, usn)
+        d.stamp(e, name_keys(d, e), usn)
         return
     e.parent_id = parent.id
 
@@ -158,12 +158,12 @@ def _settle_name(d: Directory, w: WriteTxn, e: StoredEntry, e_uuid: bytes, usn: 
         renamed.rdn = conflict_rdn(other.rdn, entry_uuid(other))
         renamed.attrs[CONFLICT_ATTR] = [both]
         other_usn = w.alloc_usn()
-        d.stamp(renamed, {NAME, CONFLICT_ATTR}, other_usn)
+        d.stamp(renamed, name_keys(d, renamed) | {CONFLICT_ATTR}, other_usn)
         d.store_replica(w, renamed, other, other_usn)
     else:
         e.rdn = conflict_rdn(e.rdn, e_uuid)
         e.attrs[CONFLICT_ATTR] = [both]
-        d.stamp(e, {CONFLICT_ATTR}, usn)
+        d.stamp(e, name_keys(d, e) | {CONFLICT_ATTR}, usn)  # a rename made here: stamped, so it replicates
 
 
 def _rescue_children(d: Directory, w: WriteTxn, parent: StoredEntry) -> None:
@@ -175,9 +175,16 @@ def _rescue_children(d: Directory, w: WriteTxn, parent: StoredEntry) -> None:
         moved = child.copy()
         moved.parent_id = _lost_and_found(d, w)
         usn = w.alloc_usn()
-        d.stamp(moved, {NAME}, usn)
+        d.stamp(moved, name_keys(d, moved), usn)
         _settle_name(d, w, moved, entry_uuid(moved), usn)
         d.store_replica(w, moved, child, usn)
+
+
+def name_keys(d: Directory, e: StoredEntry) -> set[str]:
+    """The metadata keys a change of ``e``'s name stamps: the name and its naming
+    attributes, as one unit (stamped apart, the name could come from one write and the
+    values it names from another)."""
+    return {NAME} | {t for t, _ in d.dit.rdn_avas(e.rdn)}
 
 
 def conflict_rdn(rdn: str, entry_uuid_bytes: bytes) -> str:

@@ -30,7 +30,7 @@ class Partner:
     password is never sent in the clear.
     """
 
-    def __init__(self, url: str, user: str, password: str, *, timeout: float = 60.0) -> None:
+    def __init__(self, url: str, user: str, password: str, *, timeout: float = 30.0) -> None:
         self.url = url
         self.user = user
         self.password = password

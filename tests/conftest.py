@@ -8,8 +8,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import pytest
 
@@ -167,3 +168,18 @@ def run_tool(tool: str, *args: str, env: dict[str, str] | None = None, input: st
         pytest.fail(f"{tool} not installed (Debian ldap-utils); `make test` installs it")
     e = dict(os.environ, LDAPTLS_REQCERT="never") if env is None else env
     return subprocess.run([tool, *args], capture_output=True, text=True, env=e, input=input, timeout=timeout)
+
+
+T = TypeVar("T")
+
+
+def wait_for(what: str, cond: Callable[[], T], timeout: float = 30, interval: float = 0.05) -> T:
+    """Poll ``cond`` until it returns something true (returned); fail naming ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting until {what}")
+        time.sleep(interval)

@@ -40,6 +40,14 @@ def converge(s: Server, timeout: float = 60) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def status(s: Server) -> dict:
+    """`lightwave repl status --json` of node ``s``."""
+    import json
+    r = cli("repl", "status", "--server", s.url, "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    return json.loads(r.stdout)
+
+
 def read(s: Server, dn: str, *attrs: str) -> dict[str, list[bytes]] | None:
     c = conn(s)
     try:

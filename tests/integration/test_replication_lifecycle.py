@@ -13,27 +13,17 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import ldap3
 import pytest
 
-from tests.conftest import ADMIN, ADMIN_PW, BASE, Server, make_server, run_tool
-from tests.integration.test_replication import USERS, cli, conn, converge, dump, node_name, read, replicators
+from tests.conftest import ADMIN, ADMIN_PW, BASE, Server, make_server, run_tool, wait_for
+from tests.integration.test_replication import (
+    USERS, cli, conn, converge, dump, node_name, read, replicators, status,
+)
 
 LIFETIME = "4"  # seconds: tombstones are purged during the test
-
-
-def until(what: str, check: Callable[[], object], timeout: float = 30) -> object:
-    """Poll ``check`` until it returns something true; fail with ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def log_mark(s: Server) -> int:
@@ -61,12 +51,6 @@ def write_result(s: Server, cn: str) -> dict:
     c.add(f"cn={cn},{USERS}", ["inetOrgPerson"], {"sn": cn, "uid": cn})
     c.unbind()
     return c.result
-
-
-def status(s: Server) -> dict:
-    r = cli("repl", "status", "--server", s.url, "--json")
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +96,7 @@ def test_status_is_on_the_node_entry_and_agreements_are_managed_by_cli(pair: lis
     r = cli("repl", "agreement", "remove", "--from", node_name(a), "--to", node_name(b), "--server", a.url)
     assert r.returncode == 0, r.stderr
     # B stops pulling from A (its status for A is dropped); a write on A stays on A
-    until("B to drop its status for A", lambda: not status(b)["partners"])
+    wait_for("B to drop its status for A", lambda: not status(b)["partners"])
     assert add_person(a, "unseen") == 0
     time.sleep(1.5)  # a negative check: replication (well under a second here) would have brought it
     assert read(b, f"cn=unseen,{USERS}") is None
@@ -146,13 +130,13 @@ def test_restored_node_takes_no_writes_until_it_caught_up(pair: list[Server], tm
     assert "TAKES NO WRITES: restored from a backup" in r.stdout, r.stdout + r.stderr
     assert read(b, f"cn=after-backup-on-b,{USERS}") is None  # the backup's state
     a.start(timeout=60)
-    until("B to take writes again", lambda: write_result(b, "after-restore")["result"] == 0)
+    wait_for("B to take writes again", lambda: write_result(b, "after-restore")["result"] == 0)
     converge(a)
     for n in pair:
         for cn in ("before-backup", "after-backup-on-b", "after-backup-on-a", "after-restore"):
             assert read(n, f"cn={cn},{USERS}", "sn")["sn"] == [cn.encode()], (n.url, cn)
     # the restored database is a new invocation (its USNs start again from the backup's)
-    new_inv = until("B's entry to give its new invocation id", lambda: (
+    new_inv = wait_for("B's entry to give its new invocation id", lambda: (
         read(a, f"cn={node_name(b)},cn=Nodes,cn=System", "lightwaveInvocationId")["lightwaveinvocationid"]
         != old_inv))
     assert new_inv
@@ -178,17 +162,17 @@ def test_node_out_of_touch_past_tombstone_lifetime_is_refused_then_joins_again(
     c.delete(f"cn=doomed,{USERS}")
     c.unbind()
     # A forgets the delete once its tombstone is older than the lifetime
-    until("A to purge the tombstone", lambda: logged_since(a, mark, r"purged [1-9]\d* tombstones"), timeout=30)
+    wait_for("A to purge the tombstone", lambda: logged_since(a, mark, r"purged [1-9]\d* tombstones"), timeout=30)
     b.start(timeout=60)
     # B learns it is out of touch: it takes no writes, and says why
-    res = until("B to refuse writes", lambda: (lambda r: r if r["result"] == 53 else None)(write_result(b, "late")))
+    res = wait_for("B to refuse writes", lambda: (lambda r: r if r["result"] == 53 else None)(write_result(b, "late")))
     assert "tombstone lifetime" in res["message"] and "join it again" in res["message"], res
     def last_error(s: Server, partner: Server) -> str:
         return (status(s)["partners"].get(node_name(partner)) or {}).get("last_error") or ""
 
-    until("B's status to give the reason", lambda: "tombstone lifetime" in last_error(b, a))
+    wait_for("B's status to give the reason", lambda: "tombstone lifetime" in last_error(b, a))
     # A refuses to pull from B, so the deleted entry B still holds does not come back
-    until("A to refuse B", lambda: "out of touch" in last_error(a, b))
+    wait_for("A to refuse B", lambda: "out of touch" in last_error(a, b))
     assert "lightwave node remove" in last_error(a, b)
     assert read(b, f"cn=doomed,{USERS}", "sn") is not None  # still on B ...
     assert read(a, f"cn=doomed,{USERS}") is None  # ... and not back on A
@@ -201,7 +185,7 @@ def test_node_out_of_touch_past_tombstone_lifetime_is_refused_then_joins_again(
     assert len(json.loads(r.stdout)["agreements"]) == 2
     r = cli("node", "list", "--server", a.url, "--json")
     assert list(json.loads(r.stdout)) == [node_name(a)]
-    until("A to drop its status for B", lambda: not status(a)["partners"])
+    wait_for("A to drop its status for B", lambda: not status(a)["partners"])
     shutil.rmtree(b.data_dir)
     os.makedirs(b.data_dir)
     b.extra = ["--quiet-ops", "--tombstone-lifetime", LIFETIME, "--join", a.url]
@@ -223,7 +207,7 @@ def test_removed_value_states_are_purged_and_members_still_converge(pair: list[S
     c.add(group, ["groupOfNames"], {"member": [m1, m2]})
     c.modify(group, {"member": [(ldap3.MODIFY_DELETE, [m2])]})
     c.unbind()
-    until("A to purge the removed member's value state",
+    wait_for("A to purge the removed member's value state",
           lambda: logged_since(a, mark, r"and [1-9]\d* value tombstones"), timeout=30)
     cb = conn(b)
     cb.modify(group, {"member": [(ldap3.MODIFY_ADD, [m2])]})
@@ -264,7 +248,7 @@ def test_two_nodes_joining_through_one_partner_at_once_get_distinct_server_ids(
             if s.proc is not None:
                 s.stop()
                 cli("node", "remove", node_name(s), "--server", a.url)  # the others no longer wait for it
-    assert list(json.loads(cli("node", "list", "--server", a.url, "--json").stdout)) == sorted([node_name(a), node_name(b)])
+    assert sorted(json.loads(cli("node", "list", "--server", a.url, "--json").stdout)) == sorted([node_name(a), node_name(b)])
 
 
 def test_replication_process_of_a_one_worker_node_is_restarted(pair: list[Server]) -> None:
@@ -273,7 +257,7 @@ def test_replication_process_of_a_one_worker_node_is_restarted(pair: list[Server
     a, b = pair
     (old,) = replicators(b)
     os.kill(old, signal.SIGKILL)
-    until("a new replication process on B", lambda: [p for p in replicators_or_none(b) if p != old])
+    wait_for("a new replication process on B", lambda: [p for p in replicators_or_none(b) if p != old])
     assert add_person(a, "after-replicator-restart") == 0
     converge(a)
     assert read(b, f"cn=after-replicator-restart,{USERS}", "sn") is not None

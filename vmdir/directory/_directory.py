@@ -1274,6 +1274,8 @@ class Directory:
             for t, k in rdn_avas:
                 if not any(self._vkey(t, v) == k for v in e.attrs.get(t, [])):
                     raise LDAPError(RC.namingViolation, f"naming attribute '{self.display_name(t)}' is not present in entry")
+            if changed & {t for t, _ in rdn_avas}:
+                changed.add(NAME_META)  # a naming attribute and the name are stamped as one unit
             if "objectclass" in changed:
                 try:
                     before = self.schema.structural_class(old.attrs.get("objectclass", []))
@@ -1384,8 +1386,11 @@ class Directory:
             self.schema.check_entry(e.attrs, validate=False)  # values validated on input
             e.parent_id = parent_id
             e.rdn = dnmod.format_dn(new_rdns)
-            # the name itself carries metadata too, so renames resolve by the conflict rule
-            self._save_change(w, s, e, old, changed | {NAME_META}, pv_add, pv_del)
+            # the name itself carries metadata too, so renames resolve by the conflict rule; the
+            # naming attributes (old and new) with it, so a name never comes from one write and
+            # the values it names from another
+            naming = {t for t, _ in new_avas} | {t for t, _ in self.dit.rdn_avas(old.dn)}
+            self._save_change(w, s, e, old, changed | naming | {NAME_META}, pv_add, pv_del)
             self._names_changed(w)
             self.dit.forget()
             new_dn, new_ndn, _ = self.dit.dn_of(w, e.id, e.parent_id, e.rdn)
