@@ -30,7 +30,8 @@ def run_agent(d: Directory, name: str, url: str, password: str, stop: threading.
     """Replicate until ``stop`` is set."""
     running: dict[Agreement, tuple[threading.Thread, threading.Event]] = {}
     lock = threading.Lock()  # one writer at a time in this process (the Directory's caches)
-    next_purge = 0.0
+    # the first purge a while after start (it reads every entry; nothing is urgent then)
+    next_purge = time.monotonic() + min(60.0, purge_interval(tombstone_lifetime))
     try:
         while not stop.is_set():
             try:

@@ -13,7 +13,7 @@ whose deletes can no longer reach it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,15 +46,17 @@ def _expired_values(e: StoredEntry, cutoff_ms: int) -> bool:
     return any(v.deleted and v.time_ms < cutoff_ms for vs in e.vmeta.values() for v in vs)
 
 
-def _origins(e: StoredEntry, into: Vector) -> None:
-    """Raise ``into`` to the originating USNs of every state of ``e``."""
-    for a, meta in e.meta.items():
-        if a not in LOCAL and meta[4] > into.get(meta[2], 0):
-            into[meta[2]] = meta[4]
-    for vs in e.vmeta.values():
-        for v in vs:
-            if v.orig_usn > into.get(v.invocation, 0):
-                into[v.invocation] = v.orig_usn
+def _raise(into: Vector, states: Iterable[tuple[bytes, int]]) -> None:
+    """Raise ``into`` to the (originating invocation, originating USN) of ``states``."""
+    for inv, usn in states:
+        if usn > into.get(inv, 0):
+            into[inv] = usn
+
+
+def _states(e: StoredEntry) -> Iterator[tuple[bytes, int]]:
+    """(originating invocation, originating USN) of every attribute and value state of ``e``."""
+    yield from ((meta[2], meta[4]) for a, meta in e.meta.items() if a not in LOCAL)
+    yield from ((v.invocation, v.orig_usn) for vs in e.vmeta.values() for v in vs)
 
 
 def purge_tombstones(d: Directory, lifetime: float, *, now: float | None = None, lock: Any = None) -> Purged:
@@ -82,7 +84,7 @@ def purge_tombstones(d: Directory, lifetime: float, *, now: float | None = None,
                 if e is None:
                     continue
                 if e.deleted and _delete_time_ms(e) < cutoff_ms:
-                    _origins(e, origins)
+                    _raise(origins, _states(e))
                     w.remove(e, usn=int(e.attrs.get("usnchanged", [b"0"])[0]))
                     done.entries += 1
                 elif _expired_values(e, cutoff_ms):
@@ -90,7 +92,7 @@ def purge_tombstones(d: Directory, lifetime: float, *, now: float | None = None,
                     for a, vs in e.vmeta.items():
                         gone = [v for v in vs if v.deleted and v.time_ms < cutoff_ms]
                         if gone:
-                            _origins(StoredEntry(0, 0, "", {}, {}, {a: gone}), origins)
+                            _raise(origins, ((v.invocation, v.orig_usn) for v in gone))
                             done.values += len(gone)
                             kept.vmeta[a] = [v for v in kept.vmeta[a] if not (v.deleted and v.time_ms < cutoff_ms)]
                             if not kept.vmeta[a]:

@@ -52,7 +52,7 @@ SUPPORTED_CONTROLS = frozenset({
 # operational attributes we compute on read
 # meta key: set while this node must not take writes of its own (restored from a backup and
 # not yet brought up to date by a replication partner, for instance); the value says why
-WRITES_PAUSED = "restored"
+WRITES_PAUSED = "writes_paused"
 COMPUTED = ("entrydn", "hassubordinates", "numsubordinates", "subschemasubentry", "structuralobjectclass", "memberof")
 # a write touching one of these changes who may do what: every process re-reads rules and groups
 POLICY_ATTRS = ("member", "uniquemember", "lightwaveaci") + pp.POLICY_ATTRS
