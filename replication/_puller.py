@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from vmdir.directory import Directory
-from vmdir.store import StoreError
+from vmdir.store import StoreError, WriteTxn
 
 from replication._consumer import PageResult, apply_page
 from replication._state import (
@@ -90,7 +90,7 @@ class Puller:
                 self._check_stale(resp, utdv)
             with self.write_lock:  # the status is written in the page's own transaction (one sync)
                 res = apply_page(self.d, records, resp, start,
-                                 then=lambda res, w: write_status(w, self.partner, self._record(res, resp)))
+                                 then=lambda res, w: self._keep(w, self._record(res, resp)))
             if self.progress is not None:
                 self.progress(res.watermark, max(resp.highest_usn, start.highest_usn))
             if res.error is not None:
@@ -142,12 +142,18 @@ class Puller:
             st["last_error"], st["last_error_time"] = res.error, _iso(now)
         return st
 
+    def _keep(self, w: WriteTxn, status: dict[str, Any]) -> None:
+        """Store ``status`` in ``w``, unless stopped (its agreement removed, say: its status
+        is no longer kept)."""
+        if not self.stop.is_set():
+            write_status(w, self.partner, status)
+
     def _save(self) -> None:
         if self.stop.is_set():
-            return  # stopped (its agreement removed, say): its status is no longer kept
+            return  # no transaction for nothing
         try:
             with self.write_lock, self.d.store.write() as w:
-                write_status(w, self.partner, self.status)
+                self._keep(w, self.status)
         except StoreError:
             pass  # status is advisory; the next page writes it again
 

@@ -72,13 +72,13 @@ class SupplierService:
         return [str(r.meta_int("next_usn")).encode()] if e.ndn == self._node_ndn else []
 
     def _status_values(self, r: ReadTxn, e: StoredEntry) -> list[bytes]:
+        # which entry first: a search asking for "+" calls this for every entry it returns
+        p = None if e.ndn == self._node_ndn else self._agreement_partner(e)
+        if e.ndn != self._node_ndn and p is None:
+            return []
         partners = read_status(r)
-        if e.ndn == self._node_ndn:
-            chosen = sorted(partners)
-        else:
-            p = self._agreement_partner(e)
-            chosen = [p] if p in partners else []
-        return [json.dumps(dict(partners[p], partner=p), sort_keys=True).encode() for p in chosen]
+        chosen = sorted(partners) if p is None else [p] if p in partners else []
+        return [json.dumps(dict(partners[x], partner=x), sort_keys=True).encode() for x in chosen]
 
     def _watermark_values(self, r: ReadTxn, e: StoredEntry) -> list[bytes]:
         p = self._agreement_partner(e)

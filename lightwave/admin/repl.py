@@ -41,14 +41,7 @@ def node_status(args: argparse.Namespace, url: str | None = None) -> dict[str, A
 def node_urls(args: argparse.Namespace) -> dict[str, str]:
     """Node name -> URL, from the topology of the node at ``--server``."""
     with Client.open(args) as c:
-        found = c.search(NODES_DN, "(objectClass=lightwaveNode)", ["cn", "labeledURI"],
-                         action="cannot list the nodes")
-    out = {}
-    for _, attrs in found:
-        url = (first(attrs, "labeledURI") or "").split(" ", 1)[0]
-        if url:
-            out[first(attrs, "cn") or url] = url
-    return out
+        return {n: x["url"] for n, x in nodes(c).items() if x["url"]}
 
 
 def behind(docs: list[dict[str, Any]]) -> list[str]:
