@@ -34,7 +34,7 @@ def node_config(args: argparse.Namespace) -> NodeConfig:
     cfg = load(path)
     over: dict[str, Any] = {"data_dir": getattr(args, "data_dir", None)}
     for name in ("domain", "listen", "ldap_port", "ldaps_port", "https_port", "ldapi_path", "workers", "log_level",
-                 "node_name", "advertise_url", "join", "join_user", "tombstone_lifetime"):
+                 "node_name", "advertise_url", "join", "join_user", "join_fingerprint", "tombstone_lifetime"):
         over[name] = getattr(args, name, None)
     if getattr(args, "no_sync", False):
         over["sync"] = False
@@ -335,6 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--join-user", metavar="DN",
                     help="who registers this node at --join (default the forest administrator, "
                          "cn=Administrator,cn=Users,<domain DN>)")
+    up.add_argument("--join-fingerprint", metavar="SHA256",
+                    help="the SHA-256 fingerprint of the --join partner's TLS certificate (on the partner: "
+                         "openssl x509 -noout -fingerprint -sha256 -in <data-dir>/tls/server.crt); without "
+                         "it the first certificate seen is trusted and its fingerprint printed")
     up.add_argument("--tombstone-lifetime", type=float, metavar="SECONDS",
                     help="how long deletes are remembered for replication before they are purged "
                          "(default 5184000, 60 days); a node out of touch for longer must join again")

@@ -34,6 +34,9 @@ class NodeConfig:
     advertise_url: str = ""
     join: str = ""
     join_user: str = ""
+    # the SHA-256 fingerprint of the --join partner's certificate ("" = trust the first one
+    # seen, and print its fingerprint)
+    join_fingerprint: str = ""
     # seconds a delete is remembered (tombstones) before it is purged; a node out of touch
     # for longer is refused until it joins again
     tombstone_lifetime: float = 60 * 86400
@@ -64,6 +67,13 @@ class NodeConfig:
             raise ConfigError("ldapi_path must not contain NUL")
         if self.join and not self.join.lower().startswith(("ldap://", "ldaps://")):
             raise ConfigError(f"join must be an ldap:// or ldaps:// URL, not {self.join!r}")
+        if self.join_fingerprint:
+            from replication.join import parse_fingerprint
+            try:
+                parse_fingerprint(self.join_fingerprint)
+            except ValueError:
+                raise ConfigError(f"join_fingerprint must be a SHA-256 fingerprint (AB:CD:... as 'openssl x509 "
+                                  f"-noout -fingerprint -sha256' prints it), not {self.join_fingerprint!r}") from None
         if self.tombstone_lifetime <= 0:
             raise ConfigError("tombstone_lifetime must be a positive number of seconds")
         if self.workers < 0:

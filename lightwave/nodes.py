@@ -75,6 +75,8 @@ def prepare(cfg: NodeConfig) -> tuple[NodeConfig, str | None]:
 
     os.makedirs(cfg.data_dir, exist_ok=True)
     os.chmod(cfg.data_dir, 0o700)
+    if not cfg.tls_cert:  # first: the node entry publishes the certificate
+        ensure_self_signed(cfg.cert_file, cfg.key_file, ["localhost", "127.0.0.1", socket.gethostname()])
     store = open_store(cfg)
     generated = None
     try:
@@ -94,12 +96,30 @@ def prepare(cfg: NodeConfig) -> tuple[NodeConfig, str | None]:
             print(f"lightwave: this node is already initialised; --join {cfg.join} ignored", file=sys.stderr)
         _ensure_node_account(cfg, d)
         from replication.maintenance import tend_local_node
-        tend_local_node(d, cfg.effective_node_name, cfg.effective_url, lambda msg: print(f"lightwave: {msg}", file=sys.stderr, flush=True))
+        tend_local_node(d, cfg.effective_node_name, cfg.effective_url,
+                        lambda msg: print(f"lightwave: {msg}", file=sys.stderr, flush=True),
+                        certificate=own_certificate(cfg))
     finally:
         store.close()
-    if not cfg.tls_cert:
-        ensure_self_signed(cfg.cert_file, cfg.key_file, ["localhost", "127.0.0.1", socket.gethostname()])
     return cfg, generated
+
+
+def own_certificate(cfg: NodeConfig) -> bytes | None:
+    """The node's TLS certificate (DER, the first of its file), or None if it has none
+    readable yet."""
+    import ssl
+    try:
+        with open(cfg.cert_file, encoding="ascii") as f:
+            pem = f.read()
+    except OSError:
+        return None
+    end = pem.find("-----END CERTIFICATE-----")
+    if end < 0:
+        return None
+    try:
+        return ssl.PEM_cert_to_DER_cert(pem[:end + len("-----END CERTIFICATE-----")])
+    except ValueError:
+        return None
 
 
 def settle_node_name(cfg: NodeConfig, store: Store) -> NodeConfig:
@@ -145,7 +165,7 @@ def _ensure_node_account(cfg: NodeConfig, d: Directory) -> None:
     if exists(d, node_dn(cfg.effective_node_name)):
         raise CLIError(f"this node's entry {node_dn(cfg.effective_node_name)} exists but "
                        f"{os.path.join(cfg.data_dir, NODE_PASSWORD_FILE)} does not: restore that file")
-    register_local_node(d, cfg.domain, cfg.effective_node_name, cfg.effective_url, password)
+    register_local_node(d, cfg.domain, cfg.effective_node_name, cfg.effective_url, password, own_certificate(cfg))
 
 
 def _joining(store: Store) -> bool:
@@ -157,12 +177,12 @@ def _join(cfg: NodeConfig, d: Directory) -> None:
     """First start with --join (or an interrupted join): register at the partner, copy its data."""
     import getpass
 
-    from replication.join import JoinError, Registration, full_copy, register
+    from replication.join import JoinError, Registration, full_copy, join_trust, register
 
     with d.store.read() as r:
         partner = r.meta("join/partner")
-        reg = Registration(partner.decode(), (r.meta("join/url") or b"").decode(), r.meta_int("server_id")) \
-            if partner is not None else None
+        reg = Registration(partner.decode(), (r.meta("join/url") or b"").decode(), r.meta_int("server_id"),
+                           bytes(r.meta("join/fingerprint") or b"")) if partner is not None else None
     name = cfg.effective_node_name
     if reg is None:
         password = node_password(cfg) or generate_password()
@@ -176,12 +196,15 @@ def _join(cfg: NodeConfig, d: Directory) -> None:
         try:
             reg = register(cfg.join, cfg.join_user or admin_dn(cfg.domain), admin_pw, name=name,
                            my_url=cfg.effective_url, invocation=d.invocation, node_password=password,
-                           domain=cfg.domain)
+                           domain=cfg.domain, certificate=own_certificate(cfg),
+                           trust=join_trust(cfg.join, cfg.join_fingerprint),
+                           log=lambda msg: print(f"lightwave: {msg}", file=sys.stderr, flush=True))
         except JoinError as exc:
             raise CLIError(str(exc)) from None
         with d.store.write() as w:
             w.set_meta("join/partner", reg.partner.encode())
             w.set_meta("join/url", reg.partner_url.encode())
+            w.set_meta("join/fingerprint", reg.fingerprint)
             w.set_meta_int("server_id", reg.server_id)
     d.server_id = reg.server_id
     password = node_password(cfg)
@@ -203,6 +226,7 @@ def _join(cfg: NodeConfig, d: Directory) -> None:
         w.set_meta("initialised", cfg.domain.encode())
         w.set_meta_int("layout", LAYOUT)
         w.del_meta("join/partner")
+        w.del_meta("join/fingerprint")
     print(f"lightwave: joined; {n} entries copied from {reg.partner} (server id {reg.server_id})",
           file=sys.stderr, flush=True)
 
@@ -254,7 +278,11 @@ def run_replicator(cfg: NodeConfig) -> int:
 
     from replication.agent import run_agent
 
+    from vmdir.server.bell import Bell
+
     store = open_store(cfg)
+    bell = Bell(os.path.join(cfg.data_dir, BELL_DIR))  # its commits wake pulls held in the workers
+    store.after_commit.append(bell.ring)
     d = build_directory(cfg, store)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -267,10 +295,14 @@ def run_replicator(cfg: NodeConfig) -> int:
     try:
         run_agent(d, cfg.effective_node_name, cfg.effective_url, password, stop,
                   log=lambda msg: print(f"lightwave replication: {msg}", file=sys.stderr, flush=True),
-                  tombstone_lifetime=cfg.tombstone_lifetime)
+                  tombstone_lifetime=cfg.tombstone_lifetime, certificate=own_certificate(cfg))
     finally:
         store.close()
+        bell.close()
     return 0
+
+
+BELL_DIR = "bell"
 
 
 def run_worker(cfg: NodeConfig, slot: int, slots: int, ldapi_fd: int | None = None) -> int:
@@ -300,10 +332,16 @@ def run_worker(cfg: NodeConfig, slot: int, slots: int, ldapi_fd: int | None = No
     limits = Limits(cfg.max_pdu_size, cfg.max_outstanding, cfg.max_filter_depth, cfg.max_filter_terms,
                     cfg.idle_timeout, cfg.max_connections)
     from replication.service import SupplierService
-    supplier = SupplierService(reactor, d, reactor.getThreadPool(), node_name=cfg.effective_node_name)
+    supplier = SupplierService(reactor, d, reactor.getThreadPool(), node_name=cfg.effective_node_name, writer=writer)
     ctx = ServerContext(reactor, d, writer, limits, tls_options=tls, counters=counters,
                         threadpool=reactor.getThreadPool(), log_ops=cfg.log_ops,
                         search_handlers=supplier.search_handlers(), extended_handlers=supplier.extended_handlers())
+    from vmdir.server.bell import Bell, BellReader
+    bell = Bell(os.path.join(cfg.data_dir, BELL_DIR))
+    bell.listen()
+    store.after_commit.append(bell.ring)
+    bell_reader = BellReader(bell, supplier.wake)
+    reactor.addReader(bell_reader)
     ports = []
     if cfg.ldap_port:
         ports.append(listen_reuseport(reactor, cfg.listen, cfg.ldap_port, LDAPFactory(ctx, tls=False)))
@@ -320,6 +358,8 @@ def run_worker(cfg: NodeConfig, slot: int, slots: int, ldapi_fd: int | None = No
     def stop_writer() -> None:
         writer.stop()
         store.close()
+        reactor.removeReader(bell_reader)
+        bell.close()
 
     reactor.addSystemEventTrigger("before", "shutdown", shutdown)
     reactor.addSystemEventTrigger("after", "shutdown", stop_writer)

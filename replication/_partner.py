@@ -1,15 +1,26 @@
-"""A blocking LDAP client of a supplier node (layer 2: ldap3): connect over TLS, bind as
-this node's account, pull pages, wait for changes."""
+"""A blocking LDAP client of a supplier node (layer 2, ``vmdir.client``): connect over TLS,
+check the partner's certificate, bind as this node's account, pull pages.
+
+Which certificate a partner may present (``Trust``): one whose public key is the key of a
+certificate published in the partner's node entry (``userCertificate``; nodes publish
+theirs and announce a new one in their pulls, see ``replication._wire``), or, for a join,
+the certificate fingerprint the operator gave, or else the first one seen (trust on first
+use, reported to the operator). The host name is not checked: the key pin is stronger,
+and nodes are often reached by address.
+"""
 from __future__ import annotations
 
+import hashlib
 import ssl
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
+from vmdir.client import ClientError, Connection, describe
+from vmdir.proto import messages as m
 from vmdir.proto.results import LDAPError
 
 from replication._wire import (
-    PULL_OID, REPL_ATTR, WAIT_OID, PullRequest, PullResponse, Record, decode_pull_response, decode_record,
-    decode_usn, encode_pull_request, encode_wait_request, vector_sum,
+    PULL_OID, REPL_ATTR, PullRequest, PullResponse, Record, decode_pull_response, decode_record, encode_pull_request,
 )
 
 
@@ -22,88 +33,167 @@ class PartnerError(Exception):
         self.code = code
 
 
+def key_digest(der: bytes) -> bytes:
+    """SHA-256 of a certificate's SubjectPublicKeyInfo. Raises ValueError if ``der`` is
+    not a DER X.509 certificate."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    cert = x509.load_der_x509_certificate(der)
+    return hashlib.sha256(cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)).digest()
+
+
+def fingerprint(der: bytes) -> str:
+    """A certificate's SHA-256 fingerprint as ``openssl x509 -fingerprint -sha256`` prints it."""
+    return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
+
+
+def parse_fingerprint(text: str) -> bytes:
+    """``AB:CD:...`` (or plain hex, or with a ``sha256`` prefix) -> 32 bytes. Raises ValueError."""
+    t = text.strip().lower()
+    for prefix in ("sha256 fingerprint=", "sha256:", "sha256="):
+        if t.startswith(prefix):
+            t = t[len(prefix):]
+    raw = bytes.fromhex(t.replace(":", ""))
+    if len(raw) != 32:
+        raise ValueError(f"not a SHA-256 fingerprint: {text!r}")
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class Trust:
+    """The certificates a partner may present. No keys and no fingerprints: the first one
+    seen (a join without --join-fingerprint)."""
+
+    node: str  # the partner's name, for messages
+    keys: frozenset[bytes] = field(default_factory=frozenset)  # key_digest of published certificates
+    fingerprints: frozenset[bytes] = field(default_factory=frozenset)  # SHA-256 of whole certificates
+
+    @classmethod
+    def published(cls, node: str, certificates: Iterable[bytes]) -> "Trust":
+        keys = set()
+        for der in certificates:
+            try:
+                keys.add(key_digest(der))
+            except ValueError:
+                continue  # an unreadable value pins nothing
+        return cls(node, frozenset(keys))
+
+    @property
+    def first_use(self) -> bool:
+        return not self.keys and not self.fingerprints
+
+    def check(self, url: str, der: bytes | None, *, required: bool) -> None:
+        """Raise PartnerError unless the certificate ``der`` is trusted. ``required``: a
+        partner with nothing published is refused (not trusted on first use)."""
+        if der is None:
+            raise PartnerError(f"{url} sent no certificate")
+        if self.first_use:
+            if required:
+                raise PartnerError(f"no certificate is published for node {self.node} (its entry's userCertificate) "
+                                   f"yet; not connecting to {url} unverified")
+            return
+        if hashlib.sha256(der).digest() in self.fingerprints:
+            return
+        try:
+            if key_digest(der) in self.keys:
+                return
+        except ValueError:
+            pass
+        if not self.keys:
+            want = ", ".join(":".join(f"{b:02X}" for b in f) for f in sorted(self.fingerprints))
+            raise PartnerError(f"{url} presented a certificate with SHA-256 fingerprint {fingerprint(der)}, not the "
+                               f"expected {want}: refusing it (check the fingerprint on the partner with "
+                               f"'openssl x509 -noout -fingerprint -sha256 -in <its data-dir>/tls/server.crt')")
+        raise PartnerError(f"{url} presented a certificate (SHA-256 fingerprint {fingerprint(der)}) whose key is "
+                           f"not the one published for node {self.node}: refusing it. If {self.node} has a new key, "
+                           f"it announces it when it next pulls from this node; otherwise something else answers "
+                           f"at {url}")
+
+
+def _context() -> ssl.SSLContext:
+    """TLS 1.2+ without the CA check: the certificate is checked against ``Trust`` after
+    the handshake (node certificates are self-signed until the CA issues theirs)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 class Partner:
     """One connection to a supplier. ``ldap://`` URLs are upgraded with StartTLS.
 
-    The partner's certificate is not verified yet (nodes start with self-signed
-    certificates until the CA issues theirs); the traffic is encrypted and the node account's
-    password is never sent in the clear.
-    """
+    ``trust`` is asked at each connect (the published certificates replicate, so they can
+    change). ``certificate`` is this node's own (DER), announced in the first pull of each
+    connection. After ``connect``, ``certificate_seen`` is what the partner presented."""
 
-    def __init__(self, url: str, user: str, password: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, user: str, password: str, *, trust: Callable[[], Trust],
+                 require_published: bool = True, certificate: bytes | None = None, timeout: float = 30.0) -> None:
         self.url = url
         self.user = user
         self.password = password
+        self.trust = trust
+        self.require_published = require_published
+        self.certificate = certificate
         self.timeout = timeout
-        self.conn: Any = None
+        self.conn: Connection | None = None
+        self.certificate_seen: bytes | None = None
+        self._announce = False
 
     def connect(self) -> None:
-        import ldap3
-        from ldap3.core.exceptions import LDAPException
-
-        tls = ldap3.Tls(validate=ssl.CERT_NONE)
+        self.close()
         try:
-            server = ldap3.Server(self.url, tls=tls, get_info=ldap3.NONE, connect_timeout=10)
-            conn = ldap3.Connection(server, self.user, self.password, raise_exceptions=False,
-                                    receive_timeout=int(self.timeout), auto_referrals=False)
-            conn.open()
-            if not self.url.lower().startswith("ldaps://") and not conn.start_tls():
-                raise PartnerError(f"StartTLS with {self.url} failed: {conn.result.get('description')}")
-            if not conn.bind():
-                r = conn.result
-                raise PartnerError(f"bind to {self.url} as {self.user} failed: {r.get('description')} "
-                                   f"{r.get('message') or ''}".strip(), r.get("result"))
-        except LDAPException as exc:
-            raise PartnerError(f"cannot reach {self.url}: {exc}") from None
+            conn = Connection(self.url, tls=_context(), timeout=self.timeout)
+        except ClientError as exc:
+            raise PartnerError(str(exc), exc.code) from None
+        try:
+            self.certificate_seen = conn.peer_certificate()
+            self.trust().check(self.url, self.certificate_seen, required=self.require_published)
+            conn.bind(self.user, self.password)
+        except ClientError as exc:
+            conn.close()
+            raise PartnerError(str(exc), exc.code) from None
+        except BaseException:
+            conn.close()
+            raise
         self.conn = conn
+        self._announce = self.certificate is not None
 
     def close(self) -> None:
         if self.conn is not None:
-            try:
-                self.conn.unbind()
-            except Exception:  # noqa: BLE001 - closing a broken connection
-                pass
+            self.conn.close()
             self.conn = None
 
     def pull(self, req: PullRequest) -> tuple[list[Record], PullResponse]:
-        """One page. Raises PartnerError."""
-        import ldap3
-        from ldap3.core.exceptions import LDAPException
-
+        """One page (held by the supplier up to ``req.hold`` ms when it would bring nothing).
+        Raises PartnerError."""
+        if self.conn is None:
+            raise PartnerError(f"not connected to {self.url}")
+        if self._announce:
+            req = PullRequest(req.consumer, req.watermark, req.max_entries, req.utdv, req.hold, self.certificate)
         try:
-            ok = self.conn.search("", "(objectClass=*)", search_scope=ldap3.BASE, attributes=[REPL_ATTR],
-                                  controls=[(PULL_OID, True, encode_pull_request(req))])
-        except LDAPException as exc:
+            entries, done, controls = self.conn.search(
+                "", m.SCOPE_BASE, m.Present("objectClass"), (REPL_ATTR,),
+                (m.Control(PULL_OID, True, encode_pull_request(req)),))
+        except ClientError as exc:
             raise PartnerError(f"pull from {self.url} failed: {exc}") from None
-        r = self.conn.result
-        if not ok and r.get("result") != 0:
-            raise PartnerError(f"pull from {self.url} refused: {r.get('description')} {r.get('message') or ''}".strip())
-        ctrl = (r.get("controls") or {}).get(PULL_OID)
+        if done.code != 0:
+            raise PartnerError(f"pull from {self.url} refused: {describe(done.code, done.message)}", int(done.code))
+        ctrl = next((c for c in controls if c.oid == PULL_OID), None)
         if ctrl is None:
             raise PartnerError(f"{self.url} answered a pull without its response control")
         try:
-            resp = decode_pull_response(ctrl.get("value"))
-            records = [decode_record(e["raw_attributes"][REPL_ATTR][0])
-                       for e in self.conn.response if e.get("type") == "searchResEntry"]
+            resp = decode_pull_response(ctrl.value)
+            records = [decode_record(_repl_value(e)) for e in entries]
         except (LDAPError, KeyError, IndexError) as exc:
             raise PartnerError(f"{self.url} sent a malformed page: {exc}") from None
+        self._announce = False
         return records, resp
 
-    def wait(self, seen: PullResponse) -> int:
-        """Block until the supplier has more than the pull response ``seen`` showed (a higher
-        USN or a grown vector; or its wait limit passes); returns its highest USN. Raises
-        PartnerError."""
-        from ldap3.core.exceptions import LDAPException
 
-        try:
-            self.conn.extended(WAIT_OID, encode_wait_request(seen.highest_usn,
-                                                             vector_sum(seen.utdv, seen.supplier)))
-        except LDAPException as exc:
-            raise PartnerError(f"waiting on {self.url} failed: {exc}") from None
-        r = self.conn.result
-        if r.get("result") != 0:
-            raise PartnerError(f"waiting on {self.url} refused: {r.get('description')} {r.get('message') or ''}".strip())
-        try:
-            return decode_usn(r.get("responseValue"))
-        except LDAPError as exc:
-            raise PartnerError(f"{self.url} answered a wait with {exc}") from None
+def _repl_value(e: m.SearchResultEntry) -> bytes:
+    for name, values in e.attributes:
+        if name.lower() == REPL_ATTR.lower():
+            return values[0]
+    raise KeyError(f"{e.dn} has no {REPL_ATTR}")

@@ -1,8 +1,9 @@
 """Pulling from one supplier, for one replication agreement (layer 3, synchronous).
 
 ``Puller.sync()`` pulls pages until this node has everything the supplier had when the
-pass began; ``Puller.run()`` does that forever, waiting on the supplier's notification in
-between and backing off after errors. The supplier transport is injected (``Partner`` in
+pass began; ``Puller.run()`` does that forever, each pass after the first starting with a
+pull the supplier holds until it has something (the notification), and backs off after
+errors. The supplier transport is injected (``Partner`` in
 production), so tests can drive it in process too.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from replication._wire import PullRequest, PullResponse, Record
 
 PAGE_ENTRIES = 500
 MAX_BACKOFF = 2.0  # seconds between attempts at most, once a partner keeps failing (or is down)
+HOLD_MS = 20_000  # how long a caught-up consumer lets the supplier hold its next pull
 
 
 class Supplier(Protocol):
@@ -31,7 +33,6 @@ class Supplier(Protocol):
     def connect(self) -> None: ...
     def close(self) -> None: ...
     def pull(self, req: PullRequest) -> tuple[list[Record], PullResponse]: ...
-    def wait(self, seen: PullResponse) -> int: ...
 
 
 class Stuck(Exception):
@@ -66,16 +67,20 @@ class Puller:
 
     # ------------------------------------------------------------------ one pass
 
-    def sync(self) -> PullResponse:
-        """Pull until caught up with the supplier as of the start of this pass. Returns the
-        last page's response. Raises Stuck, PartnerError or StoreError."""
+    def sync(self, hold: int = 0) -> PullResponse:
+        """Pull until caught up with the supplier as of the start of this pass (the first
+        pull held up to ``hold`` ms while the supplier has nothing). Returns the last page's
+        response. Raises Stuck, PartnerError or StoreError."""
         start: PullResponse | None = None
         sup = bytes.fromhex(self.status["supplier"]) if self.status.get("supplier") else None
         while True:
             with self.d.store.read() as r:
                 wm = watermark(r, sup) if sup is not None else 0
                 utdv = full_utdv(r, self.d.invocation)
-            records, resp = self.supplier.pull(PullRequest(self.d.invocation, wm, self.page_entries, utdv))
+            records, resp = self.supplier.pull(PullRequest(self.d.invocation, wm, self.page_entries, utdv,
+                                                           hold if start is None else 0))
+            if self.stop.is_set():  # stopped meanwhile (its agreement removed, say): apply nothing more
+                return resp
             if resp.supplier != sup:
                 # first contact, or the partner was restored (a new invocation): watermarks
                 # are per supplier invocation, so ask again from the right one
@@ -160,16 +165,16 @@ class Puller:
     # ------------------------------------------------------------------ forever
 
     def run(self) -> None:
-        """Replicate until ``stop`` is set: sync, wait for the next change, sync again."""
+        """Replicate until ``stop`` is set: sync, then sync again with a held first pull."""
         backoff = 0.5
         logged = None
         while not self.stop.is_set():
             try:
                 self.supplier.connect()
+                hold = 0
                 while not self.stop.is_set():
-                    resp = self.sync()
-                    backoff, logged = 0.5, None
-                    self.supplier.wait(resp)
+                    self.sync(hold)
+                    backoff, logged, hold = 0.5, None, HOLD_MS
             except Exception as exc:  # noqa: BLE001 - any failure: record it, back off, retry
                 if str(exc) != logged:  # a failure that repeats is logged once, not at every retry
                     self.log(f"replication from {self.partner} ({self.supplier.url}): {exc}; retrying")

@@ -1,5 +1,4 @@
-"""What replication sends over LDAP: the pull control, the wait operation and the entry
-records (layer 1: pure encode/decode, no I/O).
+"""What replication sends over LDAP: the pull control and the entry records (layer 1: pure encode/decode, no I/O).
 
 Pull (a search request carrying the critical control ``PULL_OID``)
 --------------------------------------------------------------------
@@ -10,8 +9,18 @@ filter ``(objectClass=*)``, and this control::
         consumer    OCTET STRING,   -- the consumer's invocation id (16 bytes)
         watermark   INTEGER,        -- the supplier USN up to which the consumer has applied
         maxEntries  INTEGER,        -- page size wanted (the supplier caps it)
-        utdv        Vector }        -- the consumer's up-to-dateness vector
+        utdv        Vector,         -- the consumer's up-to-dateness vector
+        hold        [0] INTEGER OPTIONAL,       -- milliseconds the supplier may hold an
+                                                -- answer that would bring nothing
+        certificate [1] OCTET STRING OPTIONAL } -- the consumer's TLS certificate (DER)
     Vector ::= SEQUENCE OF SEQUENCE { invocation OCTET STRING, usn INTEGER }
+
+``hold`` is the notification: a consumer that has caught up pulls with a hold, and the
+supplier answers it as soon as a change commits that the consumer lacks (or when the hold
+or the supplier's own limit passes, with an empty page), so latency is not a polling
+interval and a change costs one round trip. ``certificate`` announces the certificate
+this node now serves with: the supplier records it in the consumer's node entry (its
+bound identity), where its partners find the key to check it by (``replication._partner``).
 
 (USNs and watermarks are INTEGER (0..2^63-1), not limited to LDAP's maxInt.)
 
@@ -39,15 +48,6 @@ A consumer whose vector does not cover the supplier's ``purged`` (or a supplier 
 vector does not cover the consumer's own) was out of touch for longer than the tombstone
 lifetime: the consumer refuses that pull (see ``replication._state.stale_against``).
 
-Wait (the extended operation ``WAIT_OID``)
-------------------------------------------
-``requestValue ::= SEQUENCE { usn INTEGER, vectorSum INTEGER }``: the supplier's highest
-USN and the sum of its vector's USNs as the consumer last saw them (a pull response). The
-supplier answers when either has grown (a change committed, or it learnt that it holds
-more of a third node's changes) or when its wait limit passes, with ``responseValue ::=
-INTEGER`` (its highest USN then). This is the notification: a consumer is told of changes
-as they commit, not on a polling interval.
-
 Status (the extended operation ``STATUS_OID``)
 ----------------------------------------------
 No request value. The response value is UTF-8 JSON: ``{"node", "server_id",
@@ -72,7 +72,6 @@ from vmdir.ber import (
 from vmdir.proto.results import LDAPError, RemoteProtocolError, ResultCode
 
 PULL_OID = "1.3.6.1.4.1.6876.40.10.4.1"
-WAIT_OID = "1.3.6.1.4.1.6876.40.10.4.2"
 STATUS_OID = "1.3.6.1.4.1.6876.40.10.4.3"
 REPL_ATTR = "lightwaveReplEntry"
 
@@ -86,6 +85,8 @@ class PullRequest:
     watermark: int
     max_entries: int
     utdv: Vector
+    hold: int = 0  # milliseconds; 0 answers at once
+    certificate: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,8 +152,16 @@ def _read_vector(d: bytes, i: int, end: int) -> tuple[Vector, int]:
     return out, e
 
 
+HOLD_TAG, CERTIFICATE_TAG = 0x80, 0x81
+MAX_HOLD_MS = 3_600_000
+
+
 def encode_pull_request(r: PullRequest) -> bytes:
-    return tlv(T_SEQUENCE, octets(r.consumer) + _usn(r.watermark) + integer(r.max_entries) + _vector(r.utdv))
+    if not 0 <= r.hold <= MAX_HOLD_MS:
+        raise ValueError(f"hold {r.hold} ms out of range")
+    return tlv(T_SEQUENCE, octets(r.consumer) + _usn(r.watermark) + integer(r.max_entries) + _vector(r.utdv)
+               + (tlv(HOLD_TAG, integer_content(r.hold)) if r.hold else b"")
+               + (tlv(CERTIFICATE_TAG, r.certificate) if r.certificate is not None else b""))
 
 
 def _decode_sequence(value: bytes | None, what: str, fields: Callable[[bytes, int, int], tuple[T, int]]) -> T:
@@ -176,7 +185,14 @@ def _pull_request_fields(d: bytes, s: int, e: int) -> tuple[PullRequest, int]:
     wm, j = _read_usn(d, j, e, "watermark")
     n, j = read_uint(d, j, e, T_INTEGER, "maxEntries")
     utdv, j = _read_vector(d, j, e)
-    return PullRequest(consumer, wm, n, utdv), j
+    hold, cert = 0, None
+    if j < e and d[j] == HOLD_TAG:
+        hold, j = read_uint(d, j, e, HOLD_TAG, "hold")
+        if hold > MAX_HOLD_MS:
+            raise RemoteProtocolError(f"hold {hold} ms out of range")
+    if j < e and d[j] == CERTIFICATE_TAG:
+        cert, j = read_octets(d, j, e, "certificate", CERTIFICATE_TAG)
+    return PullRequest(consumer, wm, n, utdv, hold, cert), j
 
 
 def decode_pull_request(value: bytes | None) -> PullRequest:
@@ -209,38 +225,6 @@ def vector_sum(v: Vector, without: bytes = b"") -> int:
     return sum(u for inv, u in v.items() if inv != without)
 
 
-def encode_wait_request(usn: int, vsum: int) -> bytes:
-    return tlv(T_SEQUENCE, _usn(usn) + _usn(vsum))
-
-
-def _wait_fields(d: bytes, s: int, e: int) -> tuple[tuple[int, int], int]:
-    usn, j = _read_usn(d, s, e, "usn")
-    vsum, j = _read_usn(d, j, e, "vectorSum")
-    return (usn, vsum), j
-
-
-def decode_wait_request(value: bytes | None) -> tuple[int, int]:
-    """(usn, vectorSum). Raises LDAPError(protocolError)."""
-    return _decode_sequence(value, "replication wait request", _wait_fields)
-
-
-def encode_usn(usn: int) -> bytes:
-    return _usn(usn)
-
-
-def decode_usn(value: bytes | None) -> int:
-    """The INTEGER of a wait request or response. Raises LDAPError(protocolError)."""
-    if value is None:
-        raise _bad("replication wait value", "value is missing")
-    d = bytes(value)
-    try:
-        usn, j = _read_usn(d, 0, len(d), "usn")
-        end_of(j, len(d), "replication wait value")
-    except RemoteProtocolError as exc:
-        raise _bad("replication wait value", exc.message) from None
-    return usn
-
-
 def encode_record(r: Record) -> bytes:
     return msgpack.packb([r.uuid, r.parent_uuid, r.rdn, r.position, r.body], use_bin_type=True)
 
@@ -258,7 +242,7 @@ def decode_record(data: bytes) -> Record:
 
 
 __all__ = [
-    "PULL_OID", "WAIT_OID", "STATUS_OID", "REPL_ATTR", "Vector", "PullRequest", "PullResponse", "Record",
+    "PULL_OID", "STATUS_OID", "REPL_ATTR", "Vector", "PullRequest", "PullResponse", "Record",
     "encode_pull_request", "decode_pull_request", "encode_pull_response", "decode_pull_response",
-    "encode_usn", "decode_usn", "vector_sum", "encode_wait_request", "decode_wait_request", "encode_record", "decode_record"
+    "vector_sum", "encode_record", "decode_record"
 ]

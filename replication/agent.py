@@ -14,7 +14,7 @@ from replication._partner import Partner
 from replication._puller import Puller
 from replication._state import forget_status
 from replication.maintenance import DEFAULT_TOMBSTONE_LIFETIME, purge_tombstones, tend_local_node
-from replication.topology import Agreement, agreements, node_dn
+from replication.topology import Agreement, agreements, node_dn, node_trust
 
 RESCAN = 1.0  # seconds between looks at the agreements
 
@@ -26,8 +26,9 @@ def purge_interval(lifetime: float) -> float:
 
 def run_agent(d: Directory, name: str, url: str, password: str, stop: threading.Event,
               log: Callable[[str], None] = lambda msg: None,
-              tombstone_lifetime: float = DEFAULT_TOMBSTONE_LIFETIME) -> None:
-    """Replicate until ``stop`` is set."""
+              tombstone_lifetime: float = DEFAULT_TOMBSTONE_LIFETIME, certificate: bytes | None = None) -> None:
+    """Replicate until ``stop`` is set. ``certificate``: the TLS certificate (DER) this node
+    serves with; it publishes it in its entry and announces it to the partners it pulls from."""
     running: dict[Agreement, tuple[threading.Thread, threading.Event]] = {}
     lock = threading.Lock()  # one writer at a time in this process (the Directory's caches)
     # the first purge a while after start (it reads every entry; nothing is urgent then)
@@ -36,7 +37,7 @@ def run_agent(d: Directory, name: str, url: str, password: str, stop: threading.
         while not stop.is_set():
             try:
                 with lock:
-                    tend_local_node(d, name, url, log)
+                    tend_local_node(d, name, url, log, certificate=certificate)
                 if time.monotonic() >= next_purge:
                     next_purge = time.monotonic() + purge_interval(tombstone_lifetime)
                     n = purge_tombstones(d, tombstone_lifetime, lock=lock)
@@ -55,7 +56,9 @@ def run_agent(d: Directory, name: str, url: str, password: str, stop: threading.
             for a in want - set(running):
                 log(f"pulling from {a.supplier} at {a.url}")
                 ev = threading.Event()
-                p = Puller(d, a.supplier, Partner(a.url, node_dn(name), password), stop=ev, log=log, write_lock=lock)
+                partner = Partner(a.url, node_dn(name), password, certificate=certificate,
+                                  trust=lambda supplier=a.supplier: node_trust(d, supplier))
+                p = Puller(d, a.supplier, partner, stop=ev, log=log, write_lock=lock)
                 t = threading.Thread(target=p.run, name=f"pull-{a.supplier}", daemon=True)
                 t.start()
                 running[a] = (t, ev)

@@ -1,28 +1,31 @@
 """Joining a node to a forest (layer 3): register it with a running partner, then make the
 full copy over the replication protocol.
 
-1. As the forest administrator on the partner: pick the next free server id, add this
+1. As the forest administrator on the partner (its certificate checked against
+   ``--join-fingerprint``, or trusted on first use and its fingerprint reported): pick the next free server id, add this
    node's entry (with a generated password: its own account, put in ReplicationAgents),
    and the two agreements (this node pulls from the partner and the partner from it).
-2. As that node account: pull everything from the partner into the empty local store, in
+2. As that node account, expecting the same certificate: pull everything from the partner into the empty local store, in
    pages, each page one transaction that also advances the watermark. An interrupted copy
    resumes from the watermark at the next start (the registration is remembered in the
    store's meta, the password in the data directory).
 """
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
+from vmdir.client import ClientError, Connection, check, describe
 from vmdir.directory import Directory
+from vmdir.proto import messages as m
 
-from replication._partner import Partner, PartnerError
+from replication._partner import Partner, PartnerError, Trust, fingerprint, parse_fingerprint
 from replication._puller import Puller
 from replication.topology import (
-    NODES_DN, agents_group_dn, agreement_request, node_dn, node_request,
+    NODES_DN, add_member, agents_group_dn, agreement_request, node_dn, node_request,
 )
 
 
@@ -35,11 +38,23 @@ class Registration:
     partner: str  # the partner node's name
     partner_url: str
     server_id: int
+    fingerprint: bytes  # SHA-256 of the certificate the partner presented (the copy expects it again)
 
 
-def _ldap(url: str, user: str, password: str) -> Any:
-    """An ldap3 connection to ``url`` over TLS, bound as ``user``. Raises JoinError."""
-    p = Partner(url, user, password)
+def join_trust(url: str, fingerprint: str = "") -> Trust:
+    """How the joining node checks the partner: the fingerprint the operator gave, or the
+    first certificate seen. Raises JoinError if ``fingerprint`` is not one."""
+    if not fingerprint:
+        return Trust(url)
+    try:
+        return Trust(url, fingerprints=frozenset({parse_fingerprint(fingerprint)}))
+    except ValueError as exc:
+        raise JoinError(str(exc)) from None
+
+
+def _connect(url: str, user: str, password: str, trust: Trust) -> Partner:
+    """A connection to ``url`` over TLS, its certificate checked, bound as ``user``. Raises JoinError."""
+    p = Partner(url, user, password, trust=lambda: trust, require_published=False)
     try:
         p.connect()
     except PartnerError as exc:
@@ -47,41 +62,56 @@ def _ldap(url: str, user: str, password: str) -> Any:
             raise JoinError(f"bind to {url} as {user} failed: wrong user or password "
                             "(the forest administrator's password comes from LIGHTWAVE_ADMIN_PASSWORD)") from None
         raise JoinError(str(exc)) from None
-    return p.conn
+    return p
 
 
-def _nodes(conn: Any, url: str) -> dict[str, tuple[int, list[str]]]:
+def _nodes(conn: Connection, url: str) -> dict[str, tuple[int, list[str]]]:
     """Node name -> (server id, URLs), as the partner at ``url`` knows them. Raises JoinError."""
-    conn.search(NODES_DN, "(objectClass=lightwaveNode)", search_scope="LEVEL",
-                attributes=["cn", "lightwaveServerId", "labeledURI"])
-    if conn.result.get("result") != 0:
-        raise JoinError(f"{url} has no readable {NODES_DN} ({conn.result.get('description')}): "
+    try:
+        entries, done, _ = conn.search(NODES_DN, m.SCOPE_ONE, m.Equality("objectClass", b"lightwaveNode"),
+                                       ("cn", "lightwaveServerId", "labeledURI"))
+    except ClientError as exc:
+        raise JoinError(str(exc)) from None
+    if done.code != 0:
+        raise JoinError(f"{url} has no readable {NODES_DN} ({describe(done.code, done.message)}): "
                         "is it a Lightwave node, and is the join user a forest administrator?")
     nodes = {}
-    for e in conn.response:
-        if e.get("type") != "searchResEntry":
-            continue
-        a = e["raw_attributes"]
-        nodes[a["cn"][0].decode()] = (int((a.get("lightwaveServerId") or [b"0"])[0]),
-                                      [u.decode().split(" ", 1)[0] for u in a.get("labeledURI") or []])
+    for e in entries:
+        a = {k.lower(): v for k, v in e.attributes}
+        nodes[a["cn"][0].decode()] = (int((a.get("lightwaveserverid") or [b"0"])[0]),
+                                      [u.decode().split(" ", 1)[0] for u in a.get("labeleduri") or []])
     return nodes
 
 
-def _failed(conn: Any, what: str) -> JoinError:
-    return JoinError(f"{what} failed: {conn.result.get('description')} {conn.result.get('message') or ''}".strip())
+def _write(conn: Connection, req: m.AddRequest | m.DelRequest | m.ModifyRequest, what: str) -> None:
+    try:
+        check(what, conn.write(req))
+    except ClientError as exc:
+        raise JoinError(f"{exc}") from None
 
 
 SERVER_ID_TRIES = 5
 
 
 def register(url: str, admin: str, admin_password: str, *, name: str, my_url: str, invocation: bytes,
-             node_password: str, domain: str) -> Registration:
+             node_password: str, domain: str, certificate: bytes | None = None, trust: Trust | None = None,
+             log: Callable[[str], None] = lambda msg: None) -> Registration:
     """Step 1, on the partner at ``url``. Raises JoinError.
 
-    The server id is the highest known plus one. Two nodes joining through the same partner
-    at once could pick the same one: after adding its entry, a node that sees another with
-    its id withdraws and tries again (the one that added first sees no twin and keeps it)."""
-    conn = _ldap(url, admin, admin_password)
+    ``trust`` checks the partner's certificate (default: the first one seen, reported
+    through ``log`` with its fingerprint). ``certificate`` is this node's own, published in
+    its entry. The server id is the highest known plus one. Two nodes joining through the
+    same partner at once could pick the same one: after adding its entry, a node that sees
+    another with its id withdraws and tries again (the one that added first sees no twin
+    and keeps it)."""
+    trust = trust or Trust(url)
+    session = _connect(url, admin, admin_password, trust)
+    seen = session.certificate_seen or b""
+    if trust.first_use:
+        log(f"{url} presented a certificate with SHA-256 fingerprint {fingerprint(seen)}; trusting it "
+            "(pass --join-fingerprint to require a known one)")
+    conn = session.conn
+    assert conn is not None
     try:
         for attempt in range(SERVER_ID_TRIES):
             nodes = _nodes(conn, url)
@@ -97,27 +127,22 @@ def register(url: str, admin: str, admin_password: str, *, name: str, my_url: st
             pname = partner[0]
             purl = nodes[pname][1][0]
             sid = max([s for s, _ in nodes.values()] + [0]) + 1
-            req = node_request(name, sid, invocation, my_url, node_password)
-            conn.add(req.dn, attributes={k: list(v) for k, v in req.attributes})
-            if conn.result.get("result") != 0:
-                raise _failed(conn, f"adding {req.dn} at {url}")
+            req = node_request(name, sid, invocation, my_url, node_password, certificate)
+            _write(conn, req, f"adding {req.dn} at {url}")
             if any(s == sid for n, (s, _) in _nodes(conn, url).items() if n != name):
-                conn.delete(req.dn)  # another node took this id meanwhile: withdraw, try the next
+                # another node took this id meanwhile: withdraw, try the next
+                _write(conn, m.DelRequest(req.dn), f"withdrawing {req.dn} at {url}")
                 time.sleep(random.uniform(0.05, 0.3) * (attempt + 1))
                 continue
             for req in (agreement_request(pname, purl, name), agreement_request(name, my_url, pname)):
-                conn.add(req.dn, attributes={k: list(v) for k, v in req.attributes})
-                if conn.result.get("result") != 0:
-                    raise _failed(conn, f"adding {req.dn} at {url}")
-            import ldap3
-            conn.modify(agents_group_dn(domain), {"member": [(ldap3.MODIFY_ADD, [node_dn(name)])]})
-            if conn.result.get("result") != 0:
-                raise _failed(conn, f"adding {name} to the replication agents at {url}")
-            return Registration(pname, purl, sid)
+                _write(conn, req, f"adding {req.dn} at {url}")
+            _write(conn, add_member(agents_group_dn(domain), node_dn(name)),
+                   f"adding {name} to the replication agents at {url}")
+            return Registration(pname, purl, sid, hashlib.sha256(seen).digest())
         raise JoinError(f"could not get a server id no other joining node took after {SERVER_ID_TRIES} tries; "
                         "start again")
     finally:
-        conn.unbind()
+        session.close()
 
 
 def _same_url(a: str, urls: list[str]) -> bool:
@@ -128,7 +153,9 @@ def full_copy(d: Directory, reg: Registration, name: str, node_password: str,
               progress: Callable[[int, int], None] | None = None) -> int:
     """Step 2: copy everything from the partner as this node's account. Returns the
     number of entries applied. Raises JoinError."""
-    partner = Partner(reg.partner_url, node_dn(name), node_password)
+    # the certificate the registration saw, whatever the partner's entry says (it is not here yet)
+    trust = Trust(reg.partner, fingerprints=frozenset({reg.fingerprint}))
+    partner = Partner(reg.partner_url, node_dn(name), node_password, trust=lambda: trust, require_published=False)
     puller = Puller(d, reg.partner, partner, progress=progress, initial=True)
     try:
         partner.connect()

@@ -21,6 +21,7 @@ from vmdir.directory import Directory, Outcome
 from vmdir.proto import messages as m
 from vmdir.store import Store, StoredEntry, StoreError, WriteTxn
 
+from replication._partner import fingerprint
 from replication._merge import DELETED_ATTR, LOCAL
 from replication._state import RESTORED, mark_restored, raise_purged, resume_writes, writes_paused
 from replication._wire import Vector
@@ -118,7 +119,8 @@ def mark_restored_store(store: Store, old_invocation: bytes, highest_usn: int) -
         mark_restored(w, old_invocation, highest_usn)
 
 
-def tend_local_node(d: Directory, name: str, url: str, log: Callable[[str], None] = lambda msg: None) -> None:
+def tend_local_node(d: Directory, name: str, url: str, log: Callable[[str], None] = lambda msg: None, *,
+                    certificate: bytes | None = None) -> None:
     """What the replication process keeps true of this node at every look:
 
     - a restored node with no agreement to pull from takes writes again at once (there is
@@ -127,7 +129,10 @@ def tend_local_node(d: Directory, name: str, url: str, log: Callable[[str], None
       changes it) and URL, and so do the agreements that pull from it (a start on other
       ports or with another --advertise-url changes it). Partners learn a new URL by
       replication, from this node or a third one: a partner that reaches this node only
-      at its old URL needs ``lightwave repl agreement remove`` / ``add``.
+      at its old URL needs ``lightwave repl agreement remove`` / ``add``;
+    - the entry publishes ``certificate`` (the one this node serves with), which partners
+      check it by (a partner that cannot pull from this node any more learns a new key when
+      this node pulls from it: ``replication._wire``, the pull's ``certificate``).
     Raises StoreError or the LDAPError of a write that failed."""
     with d.store.read() as r:
         paused = writes_paused(r)
@@ -148,6 +153,8 @@ def tend_local_node(d: Directory, name: str, url: str, log: Callable[[str], None
             return
         if (e.attrs.get("lightwaveinvocationid") or [b""])[0].lower() != inv:
             want.append((node_dn(name), "lightwaveInvocationId", inv))
+        if certificate is not None and (e.attrs.get("usercertificate") or []) != [certificate]:
+            want.append((node_dn(name), "userCertificate", certificate))
         if (e.attrs.get("labeleduri") or [b""])[0] != url.encode():
             want.append((node_dn(name), "labeledURI", url.encode()))
             for cid in r.children(e.parent_id):  # every node: its agreement pulling from this one
@@ -165,7 +172,8 @@ def tend_local_node(d: Directory, name: str, url: str, log: Callable[[str], None
         if isinstance(out, BaseException):
             raise out
     for dn, attr, value in want:
-        log(f"{dn} now gives {attr} {value.decode()}")
+        log(f"{dn} now gives {attr} " + (f"(SHA-256 fingerprint {fingerprint(value)})" if attr == "userCertificate"
+                                          else value.decode()))
 
 
 __all__ = ["DEFAULT_TOMBSTONE_LIFETIME", "Purged", "purge_tombstones", "mark_restored_store", "tend_local_node"]

@@ -1,10 +1,11 @@
-"""The supplier in the LDAP front end (layer 4, Twisted): answers pull searches and holds
-wait operations until a change commits.
+"""The supplier in the LDAP front end (layer 4, Twisted): answers pull searches, holding
+those that would bring nothing until a change commits.
 
 ``lightwave.nodes`` registers ``search_handlers()`` and ``extended_handlers()`` with each
-LDAP worker. A page is read in the thread pool (a bounded read of the store). Waiters are
-woken by this process's commits at once and by other workers' commits within ``poll``
-seconds (a read of one meta key, only while someone waits).
+LDAP worker. A page is read in the thread pool (a bounded read of the store). Holds are
+woken by this process's commits at once, by the node's other processes' commits when
+their bell rings (``wake``; ``vmdir.server.bell``), and otherwise within ``poll`` seconds
+(a read of one meta key, only while something is held).
 """
 from __future__ import annotations
 
@@ -23,11 +24,9 @@ from vmdir.store import ReadTxn, StoredEntry
 
 from replication._supplier import may_pull, pull_page
 from replication._state import full_utdv, read_status, writes_paused
-from replication.topology import node_dn
-from replication._wire import (
-    PULL_OID, STATUS_OID, WAIT_OID, decode_pull_request, decode_wait_request, encode_pull_response, encode_usn,
-    vector_sum,
-)
+from replication._partner import key_digest
+from replication.topology import NODES_DN, node_dn
+from replication._wire import PULL_OID, STATUS_OID, PullRequest, PullResponse, decode_pull_request, encode_pull_response, vector_sum
 
 SearchHandler = Callable[[Session, m.SearchRequest, Sequence[m.Control]], "defer.Deferred[Any]"]
 ExtendedHandler = Callable[[Session, bytes | None], "defer.Deferred[Outcome]"]
@@ -35,8 +34,9 @@ ExtendedHandler = Callable[[Session, bytes | None], "defer.Deferred[Outcome]"]
 
 class SupplierService:
     def __init__(self, reactor: Any, directory: Directory, threadpool: Any, *, node_name: str = "",
-                 poll: float = 0.005, max_wait: float = 20.0) -> None:
+                 writer: Any = None, poll: float = 0.05, max_wait: float = 20.0) -> None:
         self.node_name = node_name
+        self.writer = writer  # vmdir.server.writer.WriteQueue: records announced certificates
         self.reactor = reactor
         self.directory = directory
         self.threadpool = threadpool
@@ -44,7 +44,7 @@ class SupplierService:
         self.max_wait = max_wait
         self._waiters: list[tuple[tuple[int, int], defer.Deferred[Outcome], Any]] = []
         self._loop: LoopingCall | None = None
-        directory.on_commit.append(lambda usn: reactor.callFromThread(self._wake))
+        directory.on_commit.append(lambda usn: reactor.callFromThread(self.wake))
         if node_name:
             self._node_ndn = directory.dit.ndn(node_dn(node_name))
             directory.constructed.update({
@@ -89,7 +89,7 @@ class SupplierService:
         return {PULL_OID: self.pull}
 
     def extended_handlers(self) -> dict[str, ExtendedHandler]:
-        return {WAIT_OID: self.wait, STATUS_OID: self.status}
+        return {STATUS_OID: self.status}
 
     # ------------------------------------------------------------------ status
 
@@ -113,35 +113,66 @@ class SupplierService:
     # ------------------------------------------------------------------ pull
 
     def pull(self, s: Session, op: m.SearchRequest, controls: Sequence[m.Control]) -> "defer.Deferred[Any]":
-        """Deferred (entries, Outcome with the response control). Errors: LDAPError."""
+        """Deferred (entries, Outcome with the response control). Errors: LDAPError.
+
+        A pull with a hold whose page would bring the consumer nothing is held until a
+        change commits (here, in another worker or in the replication process), then read
+        again; at the end of the hold (at most ``max_wait``) the empty page is the answer."""
         c = next(c for c in controls if c.oid == PULL_OID)
         req = decode_pull_request(c.value)
-
-        def page() -> tuple[list[m.SearchResultEntry], Outcome]:
-            entries, resp = pull_page(self.directory, s, req)
-            return entries, Outcome(controls=(m.Control(PULL_OID, False, encode_pull_response(resp)),))
-
-        return threads.deferToThreadPool(self.reactor, self.threadpool, page)
-
-    # ------------------------------------------------------------------ wait
-
-    def wait(self, s: Session, value: bytes | None) -> "defer.Deferred[Outcome]":
-        """Answer once the highest USN or the vector has grown past what ``value`` says the
-        consumer saw (or after max_wait)."""
         if not may_pull(s):
             raise LDAPError(ResultCode.insufficientAccessRights, "replication needs the replication role")
-        seen = decode_wait_request(value)
-        usn, vsum = self._state()
-        if usn > seen[0] or vsum > seen[1]:
-            return defer.succeed(self._answer(usn))
-        d: defer.Deferred[Outcome] = defer.Deferred()
-        timer = self.reactor.callLater(self.max_wait, self._expire, d)
+        if req.certificate is not None:
+            self._note_certificate(s, req.certificate)
+        deadline = self.reactor.seconds() + min(req.hold / 1000, self.max_wait)
+        return self._page(s, req, deadline)
+
+    def _page(self, s: Session, req: PullRequest, deadline: float) -> "defer.Deferred[Any]":
+        def page() -> tuple[tuple[int, int], list[m.SearchResultEntry], PullResponse]:
+            state = self._state()  # before the page: a commit after this wakes the hold
+            entries, resp = pull_page(self.directory, s, req)
+            return state, entries, resp
+
+        def answer(got: tuple[tuple[int, int], list[m.SearchResultEntry], PullResponse]) -> Any:
+            state, entries, resp = got
+            if entries or not _brings_nothing(req, resp) or self.reactor.seconds() >= deadline:
+                return entries, Outcome(controls=(m.Control(PULL_OID, False, encode_pull_response(resp)),))
+            held: defer.Deferred[None] = defer.Deferred()
+            self._hold(state, held, deadline)
+            held.addCallback(lambda _: self._page(s, req, deadline))
+            return held
+
+        return threads.deferToThreadPool(self.reactor, self.threadpool, page).addCallback(answer)
+
+    def _note_certificate(self, s: Session, der: bytes) -> None:
+        """Record a consumer node's announced certificate in its entry (it authenticated as
+        that node). Raises LDAPError(protocolError) if ``der`` is not a certificate."""
+        try:
+            key_digest(der)
+        except ValueError:
+            raise LDAPError(ResultCode.protocolError, "the announced certificate is not a DER X.509 certificate") from None
+        if self.writer is None or not s.ndn.endswith("," + self.directory.dit.ndn(NODES_DN)):
+            return
+        with self.directory.store.read() as r:
+            self.directory.dit.begin(r)
+            nid = self.directory.dit.id_of(r, s.dn)
+            e = r.get(nid) if nid is not None else None
+        if e is None or (e.attrs.get("usercertificate") or []) == [der]:
+            return
+        change = m.ModifyRequest(s.dn, (m.Change(m.MOD_REPLACE, "userCertificate", (der,)),))
+        self.writer.submit(self.directory.modify(self.directory.internal_session(s.dn), change))
+
+    # ------------------------------------------------------------------ holding
+
+    def _hold(self, seen: tuple[int, int], d: "defer.Deferred[None]", deadline: float) -> None:
+        """Fire ``d`` once the highest USN or the vector has grown past ``seen`` (or at
+        ``deadline``)."""
+        timer = self.reactor.callLater(max(0.0, deadline - self.reactor.seconds()), self._expire, d)
         self._waiters.append((seen, d, timer))
         if self._loop is None:
-            self._loop = LoopingCall(self._wake)
+            self._loop = LoopingCall(self.wake)
             self._loop.clock = self.reactor
             self._loop.start(self.poll, now=False)
-        return d
 
     def _state(self) -> tuple[int, int]:
         """(highest USN, sum of the vector without this node)."""
@@ -149,11 +180,8 @@ class SupplierService:
         with d.store.read() as r:
             return r.meta_int("next_usn"), vector_sum(full_utdv(r, d.invocation), d.invocation)
 
-    @staticmethod
-    def _answer(usn: int) -> Outcome:
-        return Outcome(extra=(WAIT_OID, encode_usn(usn)))
-
-    def _wake(self) -> None:
+    def wake(self) -> None:
+        """Something may have committed: fire the holds it concerns."""
         if not self._waiters:
             return
         usn, vsum = self._state()
@@ -163,7 +191,7 @@ class SupplierService:
                 continue
             if usn > seen[0] or vsum > seen[1]:
                 timer.cancel()
-                d.callback(self._answer(usn))
+                d.callback(None)
             else:
                 keep.append((seen, d, timer))
         self._waiters = keep
@@ -171,7 +199,14 @@ class SupplierService:
             self._loop.stop()
             self._loop = None
 
-    def _expire(self, d: "defer.Deferred[Outcome]") -> None:
-        if not d.called:
-            d.callback(self._answer(self._state()[0]))
+    def _expire(self, d: "defer.Deferred[None]") -> None:
         self._waiters = [w for w in self._waiters if w[1] is not d]
+        if not d.called:
+            d.callback(None)
+
+
+def _brings_nothing(req: PullRequest, resp: PullResponse) -> bool:
+    """Whether an empty page would change nothing at the consumer: its watermark stays and
+    its vector already covers the supplier's."""
+    return (not resp.more and resp.watermark <= req.watermark
+            and all(req.utdv.get(inv, 0) >= usn for inv, usn in resp.utdv.items() if inv != req.consumer))

@@ -1,8 +1,10 @@
 """Nodes and replication agreements, as entries of the system context (they replicate).
 
 - A node is ``cn=<name>,cn=Nodes,cn=System`` (objectClass lightwaveNode): its server id,
-  invocation id, the URL partners reach it at (labeledURI), and a password: the node's own
-  account, a member of the ReplicationAgents group, which other nodes' suppliers accept.
+  invocation id, the URL partners reach it at (labeledURI), its TLS certificate
+  (userCertificate: partners accept the key in it, ``replication._partner.Trust``), and a
+  password: the node's own account, a member of the ReplicationAgents group, which other
+  nodes' suppliers accept.
 - An agreement ``cn=<supplier>,cn=<consumer>,cn=Nodes,cn=System`` (objectClass
   lightwaveReplicationAgreement, labeledURI = the supplier's URL) says that the consumer
   pulls from the supplier. Each node's agent follows the agreements under its own entry.
@@ -15,6 +17,8 @@ from dataclasses import dataclass
 from vmdir.directory import Directory, SYSTEM_DN, domain_dn
 from vmdir.model import dn as dnmod
 from vmdir.proto import messages as m
+
+from replication._partner import Trust
 
 NODES_DN = f"cn=Nodes,{SYSTEM_DN}"
 AGENTS_GROUP = "ReplicationAgents"
@@ -32,7 +36,8 @@ def agents_group_dn(domain: str) -> str:
     return f"cn={AGENTS_GROUP},cn=Groups,{domain_dn(domain)}"
 
 
-def node_request(name: str, server_id: int, invocation: bytes, url: str, password: str) -> m.AddRequest:
+def node_request(name: str, server_id: int, invocation: bytes, url: str, password: str,
+                 certificate: bytes | None = None) -> m.AddRequest:
     return m.AddRequest(node_dn(name), (
         ("objectClass", (b"top", b"lightwaveNode")),
         ("cn", (name.encode(),)),
@@ -40,7 +45,7 @@ def node_request(name: str, server_id: int, invocation: bytes, url: str, passwor
         ("lightwaveInvocationId", (str(uuid.UUID(bytes=invocation)).encode(),)),
         ("labeledURI", (url.encode(),)),
         ("userPassword", (password.encode(),)),
-    ))
+    ) + ((("userCertificate", (certificate,)),) if certificate else ()))
 
 
 def agreement_request(supplier: str, supplier_url: str, consumer: str) -> m.AddRequest:
@@ -81,7 +86,18 @@ def agreements(d: Directory, consumer: str) -> list[Agreement]:
     return sorted(out, key=lambda a: a.supplier)
 
 
-def register_local_node(d: Directory, domain: str, name: str, url: str, password: str) -> None:
+def node_trust(d: Directory, name: str) -> Trust:
+    """The certificates node ``name`` may present: those its entry publishes."""
+    with d.store.read() as r:
+        d.dit.begin(r)
+        nid = d.dit.id_of(r, node_dn(name))
+        e = r.get(nid) if nid is not None else None
+    certs = [] if e is None or e.deleted else e.attrs.get("usercertificate") or []
+    return Trust.published(name, certs)
+
+
+def register_local_node(d: Directory, domain: str, name: str, url: str, password: str,
+                        certificate: bytes | None = None) -> None:
     """Give a forest's first node its entry and its place in ReplicationAgents (idempotent).
     Raises the LDAPError of a write that failed."""
     from vmdir.directory import admin_dn, exists
@@ -89,7 +105,7 @@ def register_local_node(d: Directory, domain: str, name: str, url: str, password
     s = d.internal_session(admin_dn(domain))
     ops = []
     if not exists(d, node_dn(name)):
-        ops.append(d.add(s, node_request(name, d.server_id, d.invocation, url, password)))
+        ops.append(d.add(s, node_request(name, d.server_id, d.invocation, url, password, certificate)))
         group = agents_group_dn(domain)
         ops.append(d.modify(s, add_member(group, node_dn(name))))
     for res in d.run_writes(ops):

@@ -102,6 +102,8 @@ class Store:
         )
         self.env.reader_check()
         self.readonly = readonly
+        # called (with no argument, in the committing thread) after each write transaction commits
+        self.after_commit: list[Callable[[], None]] = []
         self.indexes = {k: set(v) for k, v in (indexes or {}).items()}
         self.db_entries = self._db(b"entries")
         self.db_dn2id = self._db(b"dn2id")
@@ -149,6 +151,8 @@ class Store:
             raise
         else:
             txn.commit()
+            for hook in self.after_commit:
+                hook()
 
     def copy_to(self, path: str) -> None:
         """Write a consistent, compacted copy of the environment to directory ``path``."""

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from replication._merge import NAME, State, merge, wins
 from replication._wire import (
     PullRequest, PullResponse, Record, decode_pull_request, decode_pull_response, decode_record,
-    decode_wait_request, encode_pull_request, encode_pull_response, encode_record, encode_wait_request,
+    encode_pull_request, encode_pull_response, encode_record,
 )
 from vmdir.proto.results import LDAPError
 from vmdir.store import StoredEntry, ValueMeta
@@ -109,7 +109,14 @@ def test_wire_round_trips_and_refuses_garbage() -> None:
     assert decode_pull_response(encode_pull_response(resp)) == resp
     rec = Record(INV[0], None, "cn=x", 4, b"\x90")
     assert decode_record(encode_record(rec)) == rec
-    assert decode_wait_request(encode_wait_request(5, 2**50)) == (5, 2**50)
+    held = PullRequest(INV[0], 3, 10, {}, hold=20_000, certificate=b"\x30\x03der")
+    assert decode_pull_request(encode_pull_request(held)) == held
+    assert decode_pull_request(encode_pull_request(PullRequest(INV[0], 3, 10, {}, certificate=b""))).certificate == b""
+    with pytest.raises(ValueError):
+        encode_pull_request(PullRequest(INV[0], 3, 10, {}, hold=-1))
+    too_long = encode_pull_request(req)[2:] + b"\x80\x04\x7f\xff\xff\xff"  # a hold past an hour
+    with pytest.raises(LDAPError):
+        decode_pull_request(b"\x30" + bytes([len(too_long)]) + too_long)
     for bad in (b"", b"\x30\x03\x04\x01", b"\x30\x80", encode_pull_request(req) + b"\x00", b"\x02\x01\x05"):
         with pytest.raises(LDAPError):
             decode_pull_request(bad)
