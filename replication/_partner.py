@@ -122,7 +122,8 @@ def _context() -> ssl.SSLContext:
 
 
 class Partner:
-    """One connection to a supplier. ``ldap://`` URLs are upgraded with StartTLS.
+    """One connection to a supplier. ``ldap://`` URLs are upgraded with StartTLS. Pulls
+    may be pipelined (``prefetch``).
 
     ``trust`` is asked at each connect (the published certificates replicate, so they can
     change). ``certificate`` is this node's own (DER), announced in the first pull of each
@@ -140,6 +141,7 @@ class Partner:
         self.conn: Connection | None = None
         self.certificate_seen: bytes | None = None
         self._announce = False
+        self._prefetched: tuple[PullRequest, int] | None = None  # a pull sent, not yet received
 
     def connect(self) -> None:
         self.close()
@@ -161,21 +163,24 @@ class Partner:
         self._announce = self.certificate is not None
 
     def close(self) -> None:
+        self._prefetched = None
         if self.conn is not None:
             self.conn.close()
             self.conn = None
 
+    def prefetch(self, req: PullRequest) -> None:
+        """Send ``req`` now, so the supplier reads that page while this node applies the
+        last one; the next ``pull(req)`` takes its answer. Raises PartnerError."""
+        self._prefetched = (req, self._send(req))
+
     def pull(self, req: PullRequest) -> tuple[list[Record], PullResponse]:
         """One page (held by the supplier up to ``req.hold`` ms when it would bring nothing).
         Raises PartnerError."""
-        if self.conn is None:
-            raise PartnerError(f"not connected to {self.url}")
-        if self._announce:
-            req = PullRequest(req.consumer, req.watermark, req.max_entries, req.utdv, req.hold, self.certificate)
+        pending, self._prefetched = self._prefetched, None
+        msgid = pending[1] if pending is not None and pending[0] == req else self._send(req)
+        assert self.conn is not None
         try:
-            entries, done, controls = self.conn.search(
-                "", m.SCOPE_BASE, m.Present("objectClass"), (REPL_ATTR,),
-                (m.Control(PULL_OID, True, encode_pull_request(req)),))
+            entries, done, controls = self.conn.search_result(msgid)
         except ClientError as exc:
             raise PartnerError(f"pull from {self.url} failed: {exc}") from None
         if done.code != 0:
@@ -188,8 +193,19 @@ class Partner:
             records = [decode_record(_repl_value(e)) for e in entries]
         except (LDAPError, KeyError, IndexError) as exc:
             raise PartnerError(f"{self.url} sent a malformed page: {exc}") from None
-        self._announce = False
         return records, resp
+
+    def _send(self, req: PullRequest) -> int:
+        if self.conn is None:
+            raise PartnerError(f"not connected to {self.url}")
+        if self._announce:
+            req = PullRequest(req.consumer, req.watermark, req.max_entries, req.utdv, req.hold, self.certificate)
+            self._announce = False
+        try:
+            return self.conn.send_search("", m.SCOPE_BASE, m.Present("objectClass"), (REPL_ATTR,),
+                                         (m.Control(PULL_OID, True, encode_pull_request(req)),))
+        except ClientError as exc:
+            raise PartnerError(f"pull from {self.url} failed: {exc}") from None
 
 
 def _repl_value(e: m.SearchResultEntry) -> bytes:

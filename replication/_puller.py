@@ -33,6 +33,7 @@ class Supplier(Protocol):
     def connect(self) -> None: ...
     def close(self) -> None: ...
     def pull(self, req: PullRequest) -> tuple[list[Record], PullResponse]: ...
+    def prefetch(self, req: PullRequest) -> None: ...
 
 
 class Stuck(Exception):
@@ -72,13 +73,18 @@ class Puller:
         pull held up to ``hold`` ms while the supplier has nothing). Returns the last page's
         response. Raises Stuck, PartnerError or StoreError."""
         start: PullResponse | None = None
+        ahead: PullRequest | None = None  # the request sent ahead for the next page
         sup = bytes.fromhex(self.status["supplier"]) if self.status.get("supplier") else None
         while True:
             with self.d.store.read() as r:
                 wm = watermark(r, sup) if sup is not None else 0
                 utdv = full_utdv(r, self.d.invocation)
-            records, resp = self.supplier.pull(PullRequest(self.d.invocation, wm, self.page_entries, utdv,
-                                                           hold if start is None else 0))
+            # the page asked for ahead is the right one if the last page was applied whole
+            # (its vector may be older than now: the supplier then sends a little more)
+            req = ahead if ahead is not None and ahead.watermark == wm else \
+                PullRequest(self.d.invocation, wm, self.page_entries, utdv, hold if start is None else 0)
+            ahead = None
+            records, resp = self.supplier.pull(req)
             if self.stop.is_set():  # stopped meanwhile (its agreement removed, say): apply nothing more
                 return resp
             if resp.supplier != sup:
@@ -92,7 +98,10 @@ class Puller:
                         continue
             if start is None:
                 start = resp
-                self._check_stale(resp, utdv)
+                self._check_stale(resp, req.utdv)
+            if resp.more:  # the supplier reads the next page while this one is applied
+                ahead = PullRequest(self.d.invocation, resp.watermark, self.page_entries, utdv)
+                self.supplier.prefetch(ahead)
             with self.write_lock:  # the status is written in the page's own transaction (one sync)
                 res = apply_page(self.d, records, resp, start,
                                  then=lambda res, w: self._keep(w, self._record(res, resp)))

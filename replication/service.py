@@ -9,6 +9,7 @@ their bell rings (``wake``; ``vmdir.server.bell``), and otherwise within ``poll`
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Callable, Sequence
@@ -30,6 +31,9 @@ from replication._wire import PULL_OID, STATUS_OID, PullRequest, PullResponse, d
 
 SearchHandler = Callable[[Session, m.SearchRequest, Sequence[m.Control]], "defer.Deferred[Any]"]
 ExtendedHandler = Callable[[Session, bytes | None], "defer.Deferred[Outcome]"]
+
+
+INLINE_ENTRIES = 20  # entries a woken hold reads on the reactor thread at most
 
 
 class SupplierService:
@@ -127,7 +131,10 @@ class SupplierService:
         deadline = self.reactor.seconds() + min(req.hold / 1000, self.max_wait)
         return self._page(s, req, deadline)
 
-    def _page(self, s: Session, req: PullRequest, deadline: float) -> "defer.Deferred[Any]":
+    def _page(self, s: Session, req: PullRequest, deadline: float, inline: bool = False) -> "defer.Deferred[Any]":
+        """The answer to ``req``: read in the thread pool, or, woken from a hold (a few
+        changes, typically one), at most INLINE_ENTRIES read right here (no thread hops:
+        the latency of a change; the consumer pulls the rest, if any, at once)."""
         def page() -> tuple[tuple[int, int], list[m.SearchResultEntry], PullResponse]:
             state = self._state()  # before the page: a commit after this wakes the hold
             entries, resp = pull_page(self.directory, s, req)
@@ -139,9 +146,12 @@ class SupplierService:
                 return entries, Outcome(controls=(m.Control(PULL_OID, False, encode_pull_response(resp)),))
             held: defer.Deferred[None] = defer.Deferred()
             self._hold(state, held, deadline)
-            held.addCallback(lambda _: self._page(s, req, deadline))
+            small = dataclasses.replace(req, max_entries=min(req.max_entries or INLINE_ENTRIES, INLINE_ENTRIES))
+            held.addCallback(lambda _: self._page(s, small, deadline, inline=True))
             return held
 
+        if inline:
+            return defer.maybeDeferred(page).addCallback(answer)
         return threads.deferToThreadPool(self.reactor, self.threadpool, page).addCallback(answer)
 
     def _note_certificate(self, s: Session, der: bytes) -> None:

@@ -56,6 +56,7 @@ class Server:
         self.log_path = os.path.join(self.data_dir + ".log")
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.args(), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        _STARTED.append(self.proc)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -116,6 +117,23 @@ class Server:
     def pids(self) -> list[int]:
         assert self.proc is not None
         return [self.proc.pid] + _descendants(self.proc.pid)
+
+
+_STARTED: list[subprocess.Popen[bytes]] = []  # every server process a test started
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop servers a test or fixture left running (a fixture whose setup failed half way
+    never reaches its teardown): no server outlives the test run."""
+    for proc in _STARTED:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in _STARTED:
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _alive(pid: int) -> bool:

@@ -107,6 +107,11 @@ class Connection:
                 ) -> tuple[list[m.Response], tuple[m.Control, ...]]:
         """Send ``req``; return its responses (entries and references, then the final
         one) and the final response's controls."""
+        return self.receive(self.send(req, controls), type(req).__name__)
+
+    def send(self, req: m.Request, controls: Sequence[m.Control] = ()) -> int:
+        """Send ``req`` without waiting (requests may be pipelined); returns its message id
+        for ``receive``."""
         if self.sock is None:
             raise ClientError(f"the connection to {self.url} is closed")
         msgid = self._next
@@ -115,9 +120,20 @@ class Connection:
             pdu = encode_request(msgid, req, tuple(controls))
         except LocalProtocolError as exc:
             raise ClientError(f"cannot send {type(req).__name__}: {exc}") from None
-        got: list[m.Response] = []
         try:
             self.sock.sendall(pdu)
+        except OSError as exc:
+            self.close()
+            raise ClientError(f"{type(req).__name__} to {self.url} failed: {exc}") from None
+        return msgid
+
+    def receive(self, msgid: int, what: str = "request") -> tuple[list[m.Response], tuple[m.Control, ...]]:
+        """The responses to the request sent as ``msgid`` (those of earlier requests not
+        received are skipped)."""
+        if self.sock is None:
+            raise ClientError(f"the connection to {self.url} is closed")
+        got: list[m.Response] = []
+        try:
             while True:
                 pdu = self._frame()
                 mid, resp, ctrls = decode_response(pdu)
@@ -132,8 +148,8 @@ class Connection:
                     return got, ctrls
         except (OSError, LDAPError) as exc:
             self.close()
-            what = "no answer in time" if isinstance(exc, TimeoutError) else str(exc)
-            raise ClientError(f"{type(req).__name__} to {self.url} failed: {what}") from None
+            why = "no answer in time" if isinstance(exc, TimeoutError) else str(exc)
+            raise ClientError(f"{what} to {self.url} failed: {why}") from None
 
     def _frame(self) -> bytes:
         assert self.sock is not None
@@ -155,8 +171,16 @@ class Connection:
                controls: Sequence[m.Control] = ()
                ) -> tuple[list[m.SearchResultEntry], m.SearchResultDone, tuple[m.Control, ...]]:
         """Entries, the SearchResultDone (any result code) and its controls."""
-        got, ctrls = self.request(m.SearchRequest(base, scope, 0, 0, 0, False, flt, tuple(attributes)),
-                                  controls)
+        return self.search_result(self.send_search(base, scope, flt, attributes, controls))
+
+    def send_search(self, base: str, scope: int, flt: m.Filter, attributes: Sequence[str] = (),
+                    controls: Sequence[m.Control] = ()) -> int:
+        """Send a search without waiting; ``search_result`` of the returned id answers it."""
+        return self.send(m.SearchRequest(base, scope, 0, 0, 0, False, flt, tuple(attributes)), controls)
+
+    def search_result(self, msgid: int
+                      ) -> tuple[list[m.SearchResultEntry], m.SearchResultDone, tuple[m.Control, ...]]:
+        got, ctrls = self.receive(msgid, "SearchRequest")
         done = got[-1]
         if not isinstance(done, m.SearchResultDone):
             raise ClientError(f"{self.url} answered a search with {type(done).__name__}")
