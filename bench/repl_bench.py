@@ -30,7 +30,6 @@ import atexit
 import os
 import re
 import selectors
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,14 +49,14 @@ from bench.procinfo import (  # noqa: E402
 from bench.servers import REPO, LightwaveServer, remove  # noqa: E402
 from bench.slapd import Slapd  # noqa: E402
 from bench.slapd_repl import SlapdNode, url  # noqa: E402
-from vmdir.ber import decode_response, encode_request, peek_frame  # noqa: E402
+from vmdir.ber import decode_response, encode_request  # noqa: E402
+from vmdir.client import ClientError, Connection  # noqa: E402
 from vmdir.proto.messages import (  # noqa: E402
-    MOD_REPLACE, SCOPE_BASE, SCOPE_ONE, SCOPE_SUB, AddRequest, BindRequest, Change, Equality,
-    ModifyRequest, Present, SearchRequest, SearchResultEntry, UnbindRequest,
+    MOD_REPLACE, SCOPE_BASE, SCOPE_ONE, SCOPE_SUB, AddRequest, Change, Equality,
+    ModifyRequest, Present, SearchRequest, SearchResultEntry,
 )
 
 PHASES = ("latency", "throughput", "join")
-MAX_PDU = 64 << 20
 NO_ATTRS = ("1.1",)  # RFC 4511: return no attributes (we only count entries)
 
 
@@ -72,54 +71,24 @@ class LdapError(Exception):
     """A request answered with a non-success result (or not answered)."""
 
 
-class Client:
+class Client(Connection):
     """One LDAP connection bound as the administrator (slapd's rootdn), driven with the
-    project's BER codec (``vmdir.ber``). Every measurement talks to both servers through
+    project's BER codec (``vmdir.client``). Every measurement talks to both servers through
     this class, so the client's own cost is the same on both sides."""
 
     def __init__(self, port: int, timeout: float = 60.0) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = b""
-        self.next_id = 1
-        done = self.call(BindRequest(3, D.ADMIN_DN, D.ADMIN_PASSWORD.encode()))[-1]
-        if done.code != 0:
-            raise LdapError(f"bind as {D.ADMIN_DN}: result {int(done.code)} {done.message}")
-
-    def send(self, request) -> int:
-        msgid = self.next_id
-        self.next_id += 1
-        self.sock.sendall(encode_request(msgid, request))
-        return msgid
-
-    def frames(self, data: bytes) -> list[bytes]:
-        """Buffer ``data``; return every complete LDAPMessage now buffered."""
-        buf = self.buf + data if self.buf else data
-        out, pos = [], 0
-        while True:
-            n = peek_frame(buf, pos, MAX_PDU)
-            if n is None:
-                break
-            out.append(buf[pos:pos + n])
-            pos += n
-        self.buf = buf[pos:]
-        return out
+        try:
+            super().__init__(f"ldap://127.0.0.1:{port}", timeout=timeout)
+            self.bind(D.ADMIN_DN, D.ADMIN_PASSWORD)
+        except ClientError as exc:
+            raise LdapError(str(exc)) from None
 
     def call(self, request) -> list:
         """Send ``request``; return its responses (search entries, then the result)."""
-        msgid = self.send(request)
-        got = []
-        while True:
-            chunk = self.sock.recv(1 << 18)
-            if not chunk:
-                raise LdapError("the server closed the connection")
-            for frame in self.frames(chunk):
-                mid, resp, _ = decode_response(frame)
-                if mid != msgid:
-                    continue  # e.g. a notice of disconnection (msgid 0) is caught by the close
-                got.append(resp)
-                if hasattr(resp, "code"):
-                    return got
+        try:
+            return self.request(request)[0]
+        except ClientError as exc:
+            raise LdapError(str(exc)) from None
 
     def search(self, base: str, scope: int, flt, attrs: tuple[str, ...] = NO_ATTRS) -> tuple[int, list]:
         """(result code, entries)."""
@@ -154,13 +123,6 @@ class Client:
         done = self.call(request)[-1]
         if done.code != 0:
             raise LdapError(f"add {request.dn}: result {int(done.code)} {done.message}")
-
-    def close(self) -> None:
-        try:
-            self.sock.sendall(encode_request(self.next_id, UnbindRequest()))
-        except OSError:
-            pass
-        self.sock.close()
 
 
 def wait_for(check, timeout: float, interval: float = 0.0) -> bool:
@@ -444,11 +406,12 @@ def run_adds(port: int, requests: list[AddRequest], conns: int, window: int,
     encoded before the clock starts."""
     clients = [Client(port) for _ in range(conns)]
     todo: list[list[bytes]] = [[] for _ in clients]
+    mine = [[] for _ in clients]
     for k, req in enumerate(requests):  # round robin; each connection numbers its own
-        c = k % conns
-        todo[c].append(encode_request(clients[c].next_id + len(todo[c]), req))
+        mine[k % conns].append(req)
     for c, cl in enumerate(clients):
-        cl.next_id += len(todo[c])
+        first = cl.reserve_ids(len(mine[c]))
+        todo[c] = [encode_request(first + i, req) for i, req in enumerate(mine[c])]
     run = AddRun()
     sel = selectors.DefaultSelector()
     state = []  # per connection: [next index, outstanding]

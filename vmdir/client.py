@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+from collections import deque
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
@@ -65,6 +66,7 @@ class Connection:
         self.url = url
         self.sock: socket.socket | None = None
         self._buf = b""
+        self._ready: deque[bytes] = deque()  # frames received, not yet taken
         self._next = 1
         try:
             port = u.port or (636 if scheme == "ldaps" else 389)
@@ -153,15 +155,34 @@ class Connection:
 
     def _frame(self) -> bytes:
         assert self.sock is not None
-        while True:
-            n = peek_frame(self._buf, 0, MAX_PDU)
-            if n is not None:
-                pdu, self._buf = self._buf[:n], self._buf[n:]
-                return pdu
+        while not self._ready:
             chunk = self.sock.recv(1 << 18)
             if not chunk:
                 raise ConnectionResetError("the server closed the connection")
-            self._buf += chunk
+            self._ready.extend(self.frames(chunk))
+        return self._ready.popleft()
+
+    def frames(self, data: bytes) -> list[bytes]:
+        """Buffer ``data`` read from ``sock``; return every LDAPMessage it completes.
+        (For callers that read the socket themselves: pipelined requests sent with
+        ``reserve_ids``.) Raises RemoteProtocolError on a malformed or oversized frame."""
+        buf = self._buf + data if self._buf else data
+        out, pos = [], 0
+        while True:
+            n = peek_frame(buf, pos, MAX_PDU)
+            if n is None:
+                break
+            out.append(buf[pos:pos + n])
+            pos += n
+        self._buf = buf[pos:]
+        return out
+
+    def reserve_ids(self, n: int) -> int:
+        """Reserve ``n`` message ids for requests the caller encodes and sends itself;
+        returns the first."""
+        first = self._next
+        self._next += n
+        return first
 
     def bind(self, dn: str, password: str) -> None:
         (r,), _ = self.request(m.BindRequest(3, dn, password.encode()))
