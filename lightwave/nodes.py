@@ -332,7 +332,8 @@ def run_worker(cfg: NodeConfig, slot: int, slots: int, ldapi_fd: int | None = No
     limits = Limits(cfg.max_pdu_size, cfg.max_outstanding, cfg.max_filter_depth, cfg.max_filter_terms,
                     cfg.idle_timeout, cfg.max_connections)
     from replication.service import SupplierService
-    supplier = SupplierService(reactor, d, reactor.getThreadPool(), node_name=cfg.effective_node_name, writer=writer)
+    supplier = SupplierService(reactor, d, reactor.getThreadPool(), node_name=cfg.effective_node_name, writer=writer,
+                               log=lambda msg: log.warn("{msg}", msg=msg))
     ctx = ServerContext(reactor, d, writer, limits, tls_options=tls, counters=counters,
                         threadpool=reactor.getThreadPool(), log_ops=cfg.log_ops,
                         search_handlers=supplier.search_handlers(), extended_handlers=supplier.extended_handlers())

@@ -38,15 +38,17 @@ INLINE_ENTRIES = 20  # entries a woken hold reads on the reactor thread at most
 
 class SupplierService:
     def __init__(self, reactor: Any, directory: Directory, threadpool: Any, *, node_name: str = "",
-                 writer: Any = None, poll: float = 0.05, max_wait: float = 20.0) -> None:
+                 writer: Any = None, poll: float = 0.05, max_wait: float = 20.0,
+                 log: Callable[[str], None] = lambda msg: None) -> None:
         self.node_name = node_name
+        self.log = log
         self.writer = writer  # vmdir.server.writer.WriteQueue: records announced certificates
         self.reactor = reactor
         self.directory = directory
         self.threadpool = threadpool
         self.poll = poll
         self.max_wait = max_wait
-        self._waiters: list[tuple[tuple[int, int], defer.Deferred[Outcome], Any]] = []
+        self._waiters: list[tuple[tuple[int, int], defer.Deferred[None], Any]] = []
         self._loop: LoopingCall | None = None
         directory.on_commit.append(lambda usn: reactor.callFromThread(self.wake))
         if node_name:
@@ -126,6 +128,8 @@ class SupplierService:
         req = decode_pull_request(c.value)
         if not may_pull(s):
             raise LDAPError(ResultCode.insufficientAccessRights, "replication needs the replication role")
+        if not s.secure:  # (pull_page says so too) before anything the request asks is done
+            raise LDAPError(ResultCode.confidentialityRequired, "replication needs TLS (StartTLS or LDAPS)")
         if req.certificate is not None:
             self._note_certificate(s, req.certificate)
         deadline = self.reactor.seconds() + min(req.hold / 1000, self.max_wait)
@@ -170,7 +174,8 @@ class SupplierService:
         if e is None or (e.attrs.get("usercertificate") or []) == [der]:
             return
         change = m.ModifyRequest(s.dn, (m.Change(m.MOD_REPLACE, "userCertificate", (der,)),))
-        self.writer.submit(self.directory.modify(self.directory.internal_session(s.dn), change))
+        done = self.writer.submit(self.directory.modify(self.directory.internal_session(s.dn), change))
+        done.addErrback(lambda f: self.log(f"recording the certificate {s.dn} announced failed: {f.getErrorMessage()}"))
 
     # ------------------------------------------------------------------ holding
 
