@@ -107,18 +107,12 @@ def prepare(cfg: NodeConfig) -> tuple[NodeConfig, str | None]:
 def own_certificate(cfg: NodeConfig) -> bytes | None:
     """The node's TLS certificate (DER, the first of its file), or None if it has none
     readable yet."""
-    import ssl
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
     try:
-        with open(cfg.cert_file, encoding="ascii") as f:
-            pem = f.read()
-    except OSError:
-        return None
-    end = pem.find("-----END CERTIFICATE-----")
-    if end < 0:
-        return None
-    try:
-        return ssl.PEM_cert_to_DER_cert(pem[:end + len("-----END CERTIFICATE-----")])
-    except ValueError:
+        with open(cfg.cert_file, "rb") as f:
+            return x509.load_pem_x509_certificates(f.read())[0].public_bytes(Encoding.DER)
+    except (OSError, ValueError, IndexError):
         return None
 
 

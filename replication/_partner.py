@@ -45,7 +45,12 @@ def key_digest(der: bytes) -> bytes:
 
 def fingerprint(der: bytes) -> str:
     """A certificate's SHA-256 fingerprint as ``openssl x509 -fingerprint -sha256`` prints it."""
-    return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
+    return colon_hex(hashlib.sha256(der).digest())
+
+
+def colon_hex(digest: bytes) -> str:
+    """``AB:CD:...``, the way openssl prints fingerprints."""
+    return ":".join(f"{b:02X}" for b in digest)
 
 
 def parse_fingerprint(text: str) -> bytes:
@@ -101,7 +106,7 @@ class Trust:
         except ValueError:
             pass
         if not self.keys:
-            want = ", ".join(":".join(f"{b:02X}" for b in f) for f in sorted(self.fingerprints))
+            want = ", ".join(colon_hex(f) for f in sorted(self.fingerprints))
             raise PartnerError(f"{url} presented a certificate with SHA-256 fingerprint {fingerprint(der)}, not the "
                                f"expected {want}: refusing it (check the fingerprint on the partner with "
                                f"'openssl x509 -noout -fingerprint -sha256 -in <its data-dir>/tls/server.crt')")
