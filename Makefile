@@ -12,10 +12,25 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,accel]'
 	touch $(STAMP)
 
+# the directory's hot path compiled with mypyc (tools/build_accel.py); LIGHTWAVE_PURE_PYTHON=1: interpreted
+ACCEL := $(VENV)/.accel
+ACCEL_SRC := $(shell $(PY) tools/build_accel.py --sources 2>/dev/null)
+
+$(ACCEL): $(STAMP) $(ACCEL_SRC) vmdir/_accel.py tools/build_accel.py
+	@echo "compiling the directory's hot path with mypyc (about 2 minutes, once per change of those files)"
+	$(BIN)/python tools/build_accel.py
+	touch $(ACCEL)
+
+ifeq ($(LIGHTWAVE_PURE_PYTHON),1)
 install: $(STAMP)
+	$(BIN)/python tools/build_accel.py --clean
+	rm -f $(ACCEL)
+else
+install: $(STAMP) $(ACCEL)
+endif
 
 ## run: install, initialise ./var on first start, serve LDAP/LDAPS on localhost
 run: install
@@ -38,4 +53,5 @@ bench: install
 	$(BIN)/python -m bench.ldap_bench $(ARGS) || true
 
 clean:
+	-$(PY) tools/build_accel.py --clean
 	rm -rf $(VENV) var .pytest_cache .hypothesis

@@ -585,7 +585,7 @@ def encode_request(msgid: int, request: Request, controls: tuple[Control, ...] =
 _RESULT_CODES: dict[int, ResultCode] = {int(c): c for c in ResultCode}
 
 
-def _d_result(d: bytes, s: int, e: int) -> tuple[ResultCode, str, str, int]:
+def _d_result(d: bytes, s: int, e: int) -> tuple[Any, str, str, int]:
     """Decode the LDAPResult fields; return ``(code, matched_dn, message, next)``.
 
     A referral [3] is skipped (the message values have no field for it). An
@@ -597,7 +597,7 @@ def _d_result(d: bytes, s: int, e: int) -> tuple[ResultCode, str, str, int]:
     if j < e and d[j] == 0xA3:
         _, j = expect(d, j, e, 0xA3, "referral")
     rc = _RESULT_CODES.get(code)
-    return (code if rc is None else rc), matched, message, j  # type: ignore[return-value]
+    return (code if rc is None else rc), matched, message, j
 
 
 def _plain_result(cls: type) -> Callable[[bytes, int, int], Any]:

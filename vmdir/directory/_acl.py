@@ -114,16 +114,17 @@ def default_rules(tenant_dn: str) -> list[str]:
     ]
 
 
+_VIEW_KEYS = itertools.count(1)  # a View's cache key
+
+
 class View:
     """What one session may do with the entries of one rule scope (computed once, cached)."""
 
     __slots__ = ("key", "read_all", "read_names", "read_prot", "deny_read_all", "deny_read", "write_all",
                  "write_names", "write_prot", "deny_write_all", "deny_write", "add", "delete", "read", "plain",
                  "secrets")
-    _keys = itertools.count(1)
-
     def __init__(self) -> None:
-        self.key = next(View._keys)
+        self.key = next(_VIEW_KEYS)
         self.read_all = self.read_prot = self.deny_read_all = False
         self.write_all = self.write_prot = self.deny_write_all = False
         self.read_names: set[str] = set()
@@ -273,7 +274,7 @@ class AccessPolicy:
         grant = View()
         if "replication" in s.roles:
             grant.read_all = grant.read_prot = True
-        if not system and s.roles & ROLE_CONTAINERS.keys():
+        if not system and s.roles.intersection(ROLE_CONTAINERS):
             grant.read_all = True
             if managed:
                 grant.read_prot = grant.write_all = grant.write_prot = grant.add = grant.delete = True
@@ -350,7 +351,7 @@ class AccessPolicy:
             return True
         if s.anonymous:
             return root_ndn == system_tenant
-        return root == s.root_id or (root_ndn != SYSTEM_NDN and bool(s.roles & ROLE_CONTAINERS.keys()))
+        return root == s.root_id or (root_ndn != SYSTEM_NDN and bool(s.roles.intersection(ROLE_CONTAINERS)))
 
 
 def _matches(rule: Rule, s: Session, same_tenant: bool, self_: bool) -> bool:

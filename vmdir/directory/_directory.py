@@ -10,9 +10,9 @@ import itertools
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Union
 
 from vmdir.directory._acl import (
     EVERYTHING, NOTHING, SECRET_ATTRS, SERVICE_ROLES, SYSTEM_NDN, AccessPolicy, Holder, View, parse_rule,
@@ -601,10 +601,10 @@ class Directory:
 
     # ================================================================== writes
 
-    def run_writes(self, ops: Sequence[Callable[[WriteTxn], Outcome]]) -> list[Outcome | BaseException]:
+    def run_writes(self, ops: Sequence[Callable[[WriteTxn], Any]]) -> list[Any]:
         """Run write operations in ONE LMDB write transaction (group commit).
 
-        Returns one Outcome (or the exception it raised) per op, in order. The batch is
+        Returns what each op returned (an Outcome for LDAP writes), or the exception it raised, in order. The batch is
         first run optimistically, ops directly in the transaction; if any op fails, that
         transaction is aborted and the batch replayed with each op in a nested
         transaction, so a failed op leaves nothing and the others still commit (ops
@@ -627,9 +627,9 @@ class Directory:
             hook(last)
         return results
 
-    def _run_batch(self, ops: Sequence[Callable[[WriteTxn], Outcome]], *, isolate: bool
-                   ) -> tuple[list[Outcome | BaseException], int]:
-        results: list[Outcome | BaseException] = []
+    def _run_batch(self, ops: Sequence[Callable[[WriteTxn], Any]], *, isolate: bool
+                   ) -> tuple[list[Any], int]:
+        results: list[Any] = []
         with self.store.write() as w:
             self._begin(w)
             for op in ops:
@@ -754,7 +754,8 @@ class Directory:
         if e.deleted:
             e.wire_user = e.wire_secret = None
             return
-        public, secret = [], []
+        public: list[tuple[str, list[bytes]]] = []
+        secret: list[tuple[str, list[bytes]]] = []
         for key in sorted(e.attrs):
             base = key.split(";", 1)[0]
             at = self.schema.attribute(base)
@@ -809,7 +810,7 @@ class Directory:
             e = self._read_entry(r, eid) if eid is not None else None
             if e is None:
                 return  # the op reports it
-            policy = self.policy_of(r, eid)
+            policy = self.policy_of(r, e.id)
         for v in values:
             self._check_history(e, v, policy)
 
@@ -1689,6 +1690,9 @@ class Selection:
         return False
 
 
+Result = Union[m.SearchResultEntry, m.EncodedSearchResultEntry]  # what a search yields
+
+
 class SearchRun:
     """One search in progress. Iterate it for SearchResultEntry values; ``outcome`` after.
 
@@ -1702,13 +1706,15 @@ class SearchRun:
         self.ctrls = ctrls
         self.outcome = Outcome()
         self._ctx: Any = None
-        self._gen: Iterator[m.SearchResultEntry] | None = None
+        self._gen: Generator[Result, None, None] | None = None
         self.sent = 0
         self._exact = False
         self._exact_attr = ""
         self._memberof = _mentions(req.filter, "memberof", d)
+        self.t0 = 0.0  # when the request arrived (the server's log)
+        self.it: Iterator[Result] | None = None  # the server's iteration of it
 
-    def __iter__(self) -> Iterator[m.SearchResultEntry]:
+    def __iter__(self) -> Iterator[Result]:
         if self._gen is None:
             self._gen = self._run()
         return self._gen
@@ -1729,7 +1735,7 @@ class SearchRun:
         deadline = time.monotonic() + tlim if tlim else 0.0
         return size, deadline
 
-    def _run(self) -> Iterator[m.SearchResultEntry]:
+    def _run(self) -> Generator[Result, None, None]:
         d = self.d
         try:
             with d.store.read() as r:
@@ -1755,7 +1761,7 @@ class SearchRun:
                 return d.monitor()
         return None
 
-    def _search(self, r: ReadTxn) -> Iterator[m.SearchResultEntry]:
+    def _search(self, r: ReadTxn) -> Iterator[Result]:
         d, s, req = self.d, self.s, self.req
         rdns = d.dit.norm_rdns(req.base)
         sel = d.select_attrs(req.attributes)
@@ -1763,13 +1769,13 @@ class SearchRun:
         special = self._special(r, rdns)
         if special is not None:
             if req.scope == m.SCOPE_BASE:
-                e = StoredEntry(0, 0, req.base, special)
-                e.dn = req.base if rdns else ""
-                if match(special, e.dn):
+                se = StoredEntry(0, 0, req.base, special)
+                se.dn = req.base if rdns else ""
+                if match(special, se.dn):
                     if ctl.ASSERTION_OID in self.ctrls:
-                        d._assert(r, self.ctrls, e, s)
+                        d._assert(r, self.ctrls, se, s)
                     self.sent += 1
-                    yield self._render_special(e, sel)
+                    yield self._render_special(se, sel)
             return
         if req.scope == m.SCOPE_BASE or ctl.ASSERTION_OID in self.ctrls:
             base = d._find(r, req.base, s)
@@ -1811,11 +1817,11 @@ class SearchRun:
                 if not view.plain:
                     if not view.read or not view.can_read(self._exact_attr):
                         continue
-                    e = r.get(eid)
-                    if e is None or not match(view.readable(e.attrs), dn):
+                    fe = r.get(eid)
+                    if fe is None or not match(view.readable(fe.attrs), dn):
                         continue
-                    e.dn, e.ndn = dn, ndn
-                    entry: Any = d.render(r, s, e, sel, False, view=view)
+                    fe.dn, fe.ndn = dn, ndn
+                    entry: Any = d.render(r, s, fe, sel, False, view=view)
                 else:
                     entry = d.wire_entry(view, dn, wu, ws)
                 if size and self.sent >= size:
@@ -1859,6 +1865,7 @@ class SearchRun:
                 self.outcome.controls = (m.Control(ctl.PAGED_RESULTS_OID, False, ctl.encode_paged_results(ctl.PagedResults(0, nxt))),)
                 return
         if results is not None:
+            assert sort_ctrl is not None  # results is a list only when sorting
             results = self._sort(results, sort_ctrl)
             end = len(results)
             if paged is not None and page_size:
@@ -2013,48 +2020,48 @@ class SearchRun:
                 return None
             keys: list[bytes] = []
             if f.initial:
-                p = d.dit.sub_norm(key, f.initial)
-                if p is not None and len(p) >= SUB_N:
-                    keys.append(KIND_SUBINIT + p[:SUB_N])
+                piece_n = d.dit.sub_norm(key, f.initial)
+                if piece_n is not None and len(piece_n) >= SUB_N:
+                    keys.append(KIND_SUBINIT + piece_n[:SUB_N])
             if f.final:
-                p = d.dit.sub_norm(key, f.final)
-                if p is not None and len(p) >= SUB_N:
-                    keys.append(KIND_SUBFINAL + p[-SUB_N:])
+                piece_n = d.dit.sub_norm(key, f.final)
+                if piece_n is not None and len(piece_n) >= SUB_N:
+                    keys.append(KIND_SUBFINAL + piece_n[-SUB_N:])
             for piece in (f.initial, *f.any, f.final):
                 if not piece:
                     continue
-                p = d.dit.sub_norm(key, piece)
-                if p is None:
+                piece_n = d.dit.sub_norm(key, piece)
+                if piece_n is None:
                     continue
-                for i in range(len(p) - SUB_N + 1):
-                    keys.append(KIND_SUB + p[i:i + SUB_N])
+                for i in range(len(piece_n) - SUB_N + 1):
+                    keys.append(KIND_SUB + piece_n[i:i + SUB_N])
             if not keys:
                 return None
             counts = sorted((r.index_count(key, k), k) for k in set(keys))
             result: set[int] | None = None
             for _, k in counts[:4]:
-                ids = set(r.index_ids(key, k) or [])
-                result = ids if result is None else result & ids
+                found = set(r.index_ids(key, k) or [])
+                result = found if result is None else result & found
                 if not result:
                     break
             return result
         if isinstance(f, m.And):
             best: set[int] | None = None
             for sub in sorted(f.filters, key=_plan_rank):
-                p = self._plan(r, sub)
-                if p is None:
+                sp = self._plan(r, sub)
+                if sp is None:
                     continue
-                best = p if best is None else best & p
+                best = sp if best is None else best & sp
                 if len(best) < 16:
                     break
             return best
         if isinstance(f, m.Or):
             out: set[int] = set()
             for sub in f.filters:
-                p = self._plan(r, sub)
-                if p is None:
+                sp = self._plan(r, sub)
+                if sp is None:
                     return None
-                out |= p
+                out |= sp
             return out
         return None
 

@@ -44,12 +44,14 @@ def member_ids(r: ReadTxn, dit: DIT, group_ndn: str) -> set[int]:
             gid = dit.id_of(r, g)
             if gid is None:
                 continue
-            g = r.get(gid)
-            if g is None or g.deleted:
+            ge = r.get(gid)
+            if ge is None or ge.deleted:
                 continue
-            for v in (v for a in MEMBER_ATTRS for v in g.attrs.get(a, ())):
+            for v in (v for a in MEMBER_ATTRS for v in ge.attrs.get(a, ())):
                 mdn = dit.ndn_or_none(v)
-                mid = dit.id_of(r, mdn) if mdn is not None else None
+                if mdn is None:
+                    continue
+                mid = dit.id_of(r, mdn)
                 if mid is None:
                     continue
                 out.add(mid)

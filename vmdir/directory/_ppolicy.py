@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 from vmdir.proto import controls as ctl
+from vmdir.proto import messages as m
 
 POLICY_RDN = "cn=Password Policy,cn=Policies"
 
@@ -64,7 +65,7 @@ class PasswordPolicy:
 
         def flag(name: str) -> bool:
             v = attrs.get(name)
-            return bool(v) and v[0].upper() == b"TRUE"
+            return bool(v and v[0].upper() == b"TRUE")
 
         scheme = attrs.get("lightwavepwdscheme")
         return cls(
@@ -152,10 +153,8 @@ def expired(policy: PasswordPolicy, attrs: dict[str, list[bytes]], now: float) -
     return False, None
 
 
-def response_control(error: int | None = None, time_before_expiration: int | None = None) -> object:
+def response_control(error: int | None = None, time_before_expiration: int | None = None) -> m.Control:
     """The ppolicy response control for a bind or a password change."""
-    from vmdir.proto import messages as m
-
     value = ctl.encode_ppolicy_response(ctl.PasswordPolicyResponse(time_before_expiration=time_before_expiration,
                                                                    error=error))
     return m.Control(ctl.PPOLICY_OID, False, value)

@@ -103,7 +103,8 @@ class LDAPServerConnection:
       past this limit gets a RemoteProtocolError from next_event().
 
     Raises:
-        ValueError: a limit is not a positive int, ``max_filter_depth`` is over
+        TypeError: a limit is not an int.
+        ValueError: a limit is not positive, ``max_filter_depth`` is over
             256, or ``max_buffer_size < max_pdu_size``.
     """
 
@@ -122,7 +123,9 @@ class LDAPServerConnection:
             ("max_filter_depth", max_filter_depth), ("max_filter_terms", max_filter_terms),
             ("max_buffer_size", max_buffer_size),
         ):
-            if type(v) is not int or v <= 0:
+            if type(v) is not int:  # (compiled, the call itself raises this)
+                raise TypeError("%s must be an int, got %r" % (name, v))
+            if v <= 0:
                 raise ValueError("%s must be a positive int, got %r" % (name, v))
         if max_filter_depth > _MAX_FILTER_DEPTH_CAP:
             raise ValueError("max_filter_depth must be at most %d" % _MAX_FILTER_DEPTH_CAP)

@@ -395,8 +395,8 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
                 self._handled_search(msgid, op, handler(self.session, op, controls), t0)
                 return
         run = self.ctx.directory.search(self.session, op, controls)
-        run.t0 = t0  # type: ignore[attr-defined]
-        run.it = iter(run)  # type: ignore[attr-defined]
+        run.t0 = t0
+        run.it = iter(run)
         self.searches[msgid] = run
         self._pump_search(msgid)
 
@@ -404,7 +404,8 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
         run = self.searches.get(msgid)
         if run is None:
             return
-        it = run.it  # type: ignore[attr-defined]
+        it = run.it
+        assert it is not None
         sent = 0
         try:
             while not self.paused and not self.closed:
@@ -425,7 +426,7 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
         except Exception as exc:  # noqa: BLE001
             self.searches.pop(msgid, None)
             run.close()
-            self._fail(msgid, run.req, exc, run.t0)  # type: ignore[attr-defined]
+            self._fail(msgid, run.req, exc, run.t0)
             return
         if sent:
             self.ctx.count("entries_sent", sent)
@@ -434,7 +435,7 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
         self._send(msgid, m.SearchResultDone(out.code, out.matched_dn, out.message), out.controls)
         self._flush()
         op = run.req
-        self._log(msgid, op, out.code, run.t0,  # type: ignore[attr-defined]
+        self._log(msgid, op, out.code, run.t0,
                   f'base="{op.base}" scope={op.scope} nentries={run.sent} ')
 
 

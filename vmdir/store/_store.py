@@ -330,19 +330,21 @@ class WriteTxn(ReadTxn):
         key = pack_u64(new.id)
         live_new = not (new.flags & FLAG_DELETED)
         live_old = old is not None and not (old.flags & FLAG_DELETED)
+        old_parent = old.parent_id if old is not None else 0
+        old_attrs = old.attrs if old is not None else {}
         # dn2id / children
-        if live_old and (not live_new or old.parent_id != new.parent_id or old_nrdn != nrdn):
-            t.delete(dn2id_key(old.parent_id, old_nrdn or ""), db=s.db_dn2id)
-            t.delete(pack_u64(old.parent_id), key, db=s.db_children)
-        if live_new and (not live_old or old.parent_id != new.parent_id or old_nrdn != nrdn):
+        if live_old and (not live_new or old_parent != new.parent_id or old_nrdn != nrdn):
+            t.delete(dn2id_key(old_parent, old_nrdn or ""), db=s.db_dn2id)
+            t.delete(pack_u64(old_parent), key, db=s.db_children)
+        if live_new and (not live_old or old_parent != new.parent_id or old_nrdn != nrdn):
             if not t.put(dn2id_key(new.parent_id, nrdn), key, db=s.db_dn2id, overwrite=False):
                 raise StoreError("dn2id key already present")
             t.put(pack_u64(new.parent_id), key, db=s.db_children, dupdata=True)
         # indexes
-        old_opts = live_old and any(";" in k for k in old.attrs)
+        old_opts = live_old and any(";" in k for k in old_attrs)
         new_opts = live_new and any(";" in k for k in new.attrs)
         for attr, idb in s.db_idx.items():
-            old_vals = _values(old.attrs, attr, old_opts) if live_old else []
+            old_vals = _values(old_attrs, attr, old_opts) if live_old else []
             new_vals = _values(new.attrs, attr, new_opts) if live_new else []
             if old_vals == new_vals:
                 continue  # unchanged values keep their index keys (most attributes of a modify)

@@ -400,8 +400,13 @@ def test_local_errors_move_to_error(msgid, response):
 
 @pytest.mark.parametrize("kwargs", [
     dict(max_pdu_size=0), dict(max_outstanding=-1), dict(max_filter_depth=1000),
-    dict(max_filter_terms=1.5), dict(max_pdu_size=100, max_buffer_size=50),
+    dict(max_pdu_size=100, max_buffer_size=50),
 ])
 def test_bad_limits(kwargs):
     with pytest.raises(ValueError):
         LDAPServerConnection(**kwargs)
+
+
+def test_limits_must_be_ints():
+    with pytest.raises(TypeError):
+        LDAPServerConnection(max_filter_terms=1.5)  # type: ignore[arg-type]
