@@ -7,6 +7,8 @@ import threading
 import time
 from typing import Any, TextIO
 
+_ENCODE = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode  # json.dumps builds one per call
+
 
 class AuditLog:
     def __init__(self, out: TextIO) -> None:
@@ -20,7 +22,7 @@ class AuditLog:
         if now != self._second:
             self._second = now
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(now))
-        line = f"{self._stamp} [audit] audit {json.dumps(rec, sort_keys=True, ensure_ascii=False)}\n"
+        line = f"{self._stamp} [audit] audit {_ENCODE(rec)}\n"
         with self._lock:  # writer thread, pool threads and the reactor all report events
             self._out.write(line)
             self._out.flush()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import mmap
 import os
-import struct
 
 NAMES = (
     "connections_total", "connections_current", "ops_bind", "ops_search", "ops_compare", "ops_add",
@@ -32,16 +31,16 @@ class Counters:
         self.base = ROW * slot
         # a fresh row for this worker (its old values belong to a previous run)
         self._mm[self.base:self.base + ROW] = bytes(ROW)
+        self._all = memoryview(self._mm).cast("q")  # native 64-bit integers (one host's processes)
+        self._row = self._all[slot * len(NAMES):(slot + 1) * len(NAMES)]
 
     def add(self, name: str, n: int = 1) -> None:
-        off = self.base + 8 * INDEX[name]
-        (v,) = struct.unpack_from("<q", self._mm, off)
-        struct.pack_into("<q", self._mm, off, v + n)
+        self._row[INDEX[name]] += n
 
     def snapshot(self) -> dict[str, int]:
         out = dict.fromkeys(NAMES, 0)
+        width = len(NAMES)
         for s in range(self.slots):
-            vals = struct.unpack_from("<%dq" % len(NAMES), self._mm, ROW * s)
-            for n, v in zip(NAMES, vals):
-                out[n] += v
+            for i, n in enumerate(NAMES):
+                out[n] += self._all[s * width + i]
         return out
