@@ -326,3 +326,93 @@ def test_group_membership_follows_deletes_and_renames(acme: Server) -> None:
     assert [v.lower() for v in ta.entries[0]["member"].values] == [f"cn=hal2,cn=users,{ACME}"]
     ta.search(f"cn=hal2,cn=Users,{ACME}", "(objectClass=*)", ldap3.BASE, attributes=["memberOf"])
     assert [v.lower() for v in ta.entries[0]["memberOf"].values] == [grp.lower()]
+
+
+def test_password_set_by_an_administrator_must_be_changed_first(srv: Server) -> None:
+    """pwdMustChange (OpenLDAP's ppolicy): a password an administrator sets (add or reset)
+    marks the account pwdReset; its next session may only change the password."""
+    c = conn(srv)
+    assert c.extended(OID_TENANT_CREATE, encode_create("musts.example", ACME_PW.encode())), c.result
+    base = "dc=musts,dc=example"
+    ta = conn(srv, f"cn=Administrator,cn=Users,{base}", ACME_PW)
+    policy = f"cn=Password Policy,cn=Policies,{base}"
+    assert ta.modify(policy, {"pwdMustChange": [(ldap3.MODIFY_REPLACE, ["TRUE"])]}), ta.result
+    gina = add_user(ta, base, "gina")
+
+    def reset_flag() -> list[str]:  # ldap3 without the schema: the raw "TRUE"
+        ta.search(gina, "(objectClass=*)", ldap3.BASE, attributes=["pwdReset"])
+        return ta.entries[0]["pwdReset"].values
+
+    assert reset_flag() == ["TRUE"]
+    # the bind succeeds and says why nothing else will
+    r = run_tool("ldapwhoami", "-H", srv.url, "-x", "-e", "ppolicy", "-D", gina, "-w", USER_PW)
+    out = r.stdout + r.stderr
+    assert "ldap_bind: Success (0); Password must be changed" in out, out
+    assert r.returncode != 0 and "Result: Insufficient access (50)" in out, out  # the Who am I? that follows
+    assert "Operations are restricted to bind/unbind/abandon/StartTLS/modify password" in out, out
+    assert "ppolicy: error=2 (Password must be changed)" in out, out
+    r = run_tool("ldapsearch", "-H", srv.url, "-x", "-D", gina, "-w", USER_PW, "-b", base, "(cn=gina)", "cn")
+    assert r.returncode == 50 and "Operations are restricted" in r.stdout + r.stderr
+    g = conn(srv, gina, USER_PW)
+    assert not g.modify(gina, {"description": [(ldap3.MODIFY_REPLACE, ["x"])]}) and g.result["result"] == 50
+    assert not g.compare(gina, "cn", "gina") and g.result["result"] == 50
+    # changing its own password lifts it, on the same connection, and clears pwdReset
+    assert g.modify(gina, {"userPassword": [(ldap3.MODIFY_REPLACE, ["Gina-own-pw-2"])]}), g.result
+    assert g.search(base, "(cn=gina)", attributes=["cn"]) and len(g.entries) == 1, g.result
+    assert reset_flag() == []
+    # an administrator's reset marks it again; ldappasswd (Password Modify) is allowed
+    r = run_tool("ldappasswd", "-H", srv.url, "-x", "-D", f"cn=Administrator,cn=Users,{base}", "-w", ACME_PW,
+                 "-s", "Admin-set-pw-3", gina)
+    assert r.returncode == 0, r.stderr
+    assert reset_flag() == ["TRUE"]
+    r = run_tool("ldapsearch", "-H", srv.url, "-x", "-D", gina, "-w", "Admin-set-pw-3", "-b", base, "(cn=gina)")
+    assert r.returncode == 50
+    r = run_tool("ldappasswd", "-H", srv.url, "-x", "-D", gina, "-w", "Admin-set-pw-3", "-a", "Admin-set-pw-3",
+                 "-s", "Gina-own-pw-4")
+    assert r.returncode == 0, r.stderr
+    assert reset_flag() == []
+    r = run_tool("ldapsearch", "-H", srv.url, "-x", "-D", gina, "-w", "Gina-own-pw-4", "-b", base, "(cn=gina)", "cn")
+    assert r.returncode == 0 and "cn: gina" in r.stdout, r.stderr
+    # without pwdMustChange an administrator's reset restricts nothing
+    assert ta.modify(policy, {"pwdMustChange": [(ldap3.MODIFY_REPLACE, ["FALSE"])]}), ta.result
+    assert ta.extend.standard.modify_password(gina, None, "Admin-set-pw-5"), ta.result
+    assert reset_flag() == []
+    r = run_tool("ldapwhoami", "-H", srv.url, "-x", "-D", gina, "-w", "Admin-set-pw-5")
+    assert r.returncode == 0, r.stderr
+
+
+def test_expired_password_grace_binds_only_change_it(srv: Server) -> None:
+    """pwdGraceAuthNLimit: an expired password still binds that many times, each saying how many
+    remain, only to change it; then it is refused."""
+    c = conn(srv)
+    assert c.extended(OID_TENANT_CREATE, encode_create("grace.example", ACME_PW.encode())), c.result
+    base = "dc=grace,dc=example"
+    admin = f"cn=Administrator,cn=Users,{base}"
+    ta = conn(srv, admin, ACME_PW)
+    policy = f"cn=Password Policy,cn=Policies,{base}"
+    assert ta.modify(policy, {"pwdMaxAge": [(ldap3.MODIFY_REPLACE, ["1"])],
+                              "pwdGraceAuthNLimit": [(ldap3.MODIFY_REPLACE, ["2"])]}), ta.result
+    hank, ivan = add_user(ta, base, "hank"), add_user(ta, base, "ivan")
+    time.sleep(1.5)  # both passwords are now past pwdMaxAge
+
+    def whoami(dn: str) -> tuple[int, str]:
+        r = run_tool("ldapwhoami", "-H", srv.url, "-x", "-e", "ppolicy", "-D", dn, "-w", USER_PW)
+        return r.returncode, r.stdout + r.stderr
+
+    rc, out = whoami(ivan)
+    assert "ldap_bind: Success (0) (Password expired, 1 grace logins remain)" in out, out
+    assert rc != 0 and "Operations are restricted" in out, out  # the Who am I? that follows
+    rc, out = whoami(ivan)
+    assert "ldap_bind: Success (0) (Password expired, 0 grace logins remain)" in out, out
+    rc, out = whoami(ivan)
+    assert rc == 49 and "ldap_bind: Invalid credentials (49); Password expired" in out, out
+    ta.search(ivan, "(objectClass=*)", ldap3.BASE, attributes=["pwdGraceUseTime"])
+    assert len(ta.entries[0]["pwdGraceUseTime"].values) == 2
+    # a grace bind may change the password; the grace uses are then forgotten
+    r = run_tool("ldappasswd", "-H", srv.url, "-x", "-D", hank, "-w", USER_PW, "-a", USER_PW, "-s", "Hank-new-pw-2")
+    assert r.returncode == 0, r.stderr
+    ta.search(hank, "(objectClass=*)", ldap3.BASE, attributes=["pwdGraceUseTime", "pwdChangedTime"])
+    assert not ta.entries[0]["pwdGraceUseTime"].values and ta.entries[0]["pwdChangedTime"].value
+    assert ta.modify(policy, {"pwdMaxAge": [(ldap3.MODIFY_REPLACE, ["0"])]}), ta.result
+    r = run_tool("ldapsearch", "-H", srv.url, "-x", "-D", hank, "-w", "Hank-new-pw-2", "-b", base, "(cn=hank)", "cn")
+    assert r.returncode == 0 and "cn: hank" in r.stdout, r.stderr

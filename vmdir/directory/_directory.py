@@ -358,13 +358,25 @@ class Directory:
                 self.audit("bind_failure", s, dn=e.dn, reason="account disabled")
                 return Outcome(RC.invalidCredentials, "account disabled")
             expired, warn = pp.expired(policy, e.attrs, now)
+            grace: int | None = None
             if expired:
-                self.audit("bind_failure", s, dn=e.dn, reason="password expired")
-                return Outcome(RC.invalidCredentials, controls=(pp.response_control(pp.EXPIRED),) if want_pp else ())
+                left = pp.grace_left(policy, e.attrs)
+                if not left:
+                    self.audit("bind_failure", s, dn=e.dn, reason="password expired")
+                    return Outcome(RC.invalidCredentials, controls=(pp.response_control(pp.EXPIRED),) if want_pp else ())
+                grace = left - 1  # this bind uses one
             self._login(s, e, root, r)
-        self.audit("bind", s, dn=e.dn)
-        out = Outcome(controls=(pp.response_control(None, warn),) if want_pp and warn is not None else ())
-        if e.attrs.get("pwdfailuretime"):
+            reset = pp.must_change(policy, e.attrs)
+            # an expired password (a grace bind) or one an administrator set: only changing it is allowed
+            s.must_change = reset or expired
+        self.audit("bind", s, dn=e.dn, **({"grace_left": grace} if grace is not None else {}))
+        error = pp.CHANGE_AFTER_RESET if reset else None
+        out = Outcome()
+        if want_pp and (error is not None or warn is not None or grace is not None):
+            out.controls = (pp.response_control(error, warn, grace),)
+        if grace is not None:
+            out.after = self._record_grace(e.id, now)
+        elif e.attrs.get("pwdfailuretime"):
             out.after = self._clear_failures(e.id)
         return out
 
@@ -392,6 +404,13 @@ class Directory:
                 self.audit("lockout", None, dn=e.dn, failures=len(recent))
                 return {"pwdfailuretime", "pwdaccountlockedtime"}
             return {"pwdfailuretime"}
+        return self._account_update(eid, change)
+
+    def _record_grace(self, eid: int, now: float) -> Callable[[WriteTxn], Outcome]:
+        """A grace bind: one more pwdGraceUseTime value (and the failure count starts afresh)."""
+        def change(e: StoredEntry) -> set[str]:
+            e.attrs["pwdgraceusetime"] = e.attrs.get("pwdgraceusetime", []) + [gentime(now, frac=True)]
+            return {"pwdgraceusetime"} | ({"pwdfailuretime"} if e.attrs.pop("pwdfailuretime", None) is not None else set())
         return self._account_update(eid, change)
 
     def _clear_failures(self, eid: int) -> Callable[[WriteTxn], Outcome]:
@@ -436,6 +455,26 @@ class Directory:
                 rec["peer"] = s.peer
         rec.update(fields)
         self.audit_sink(rec)
+
+    def restricted(self, s: Session, op: Any, controls: Sequence[m.Control]) -> Outcome | None:
+        """The answer for ``op`` from a session bound with a password an administrator set
+        (``s.must_change``, pwdMustChange), or None when it may go ahead: such a session may
+        only change its own password (the Password Modify operation, or a modify of its
+        own userPassword), start TLS, bind again, unbind and abandon."""
+        if not s.must_change or isinstance(op, m.BindRequest):
+            return None
+        if isinstance(op, m.ExtendedRequest) and op.oid in (OID_PASSWD, OID_STARTTLS):
+            return None
+        if isinstance(op, m.ModifyRequest):
+            try:
+                if (all(self._canon(c.attr).split(";", 1)[0] == "userpassword" for c in op.changes)
+                        and self.dit.ndn(op.dn) == s.ndn):
+                    return None
+            except LDAPError:
+                pass
+        want_pp = any(c.oid == ctl.PPOLICY_OID for c in controls)
+        return Outcome(RC.insufficientAccessRights, pp.RESTRICTED,
+                       controls=(pp.response_control(pp.CHANGE_AFTER_RESET),) if want_pp else ())
 
     def _login(self, s: Session, e: StoredEntry, root: int, r: ReadTxn) -> None:
         s.dn, s.ndn, s.entry_id, s.root_id = e.dn, e.ndn, e.id, root
@@ -876,9 +915,10 @@ class Directory:
         if any(pw.verify_password(clear, h) for h in hashes[:policy.history + 1]):
             raise LDAPError(RC.constraintViolation, "Password is in history of old passwords")
 
-    def _password_changed(self, e: StoredEntry, old: StoredEntry, policy: pp.PasswordPolicy) -> set[str]:
-        """Bookkeeping after ``e``'s password changed: change time, history, failures. Returns the
-        attributes it touched."""
+    def _password_changed(self, e: StoredEntry, old: StoredEntry, policy: pp.PasswordPolicy, s: Session) -> set[str]:
+        """Bookkeeping after ``s`` changed ``e``'s password: change time, history, failures, and
+        pwdReset (set when someone else set it and the policy says it must then be changed).
+        Returns the attributes it touched."""
         now = self.clock()
         e.attrs["pwdchangedtime"] = [gentime(now)]
         touched = {"pwdchangedtime"}
@@ -887,9 +927,12 @@ class Directory:
             hist += [pp.history_value(h, gentime(now, frac=True)) for h in old.attrs["userpassword"]]
             e.attrs["pwdhistory"] = hist[-policy.history:]
             touched.add("pwdhistory")
-        for a in ("pwdfailuretime", "pwdaccountlockedtime", "pwdreset"):
+        for a in ("pwdfailuretime", "pwdaccountlockedtime", "pwdreset", "pwdgraceusetime"):
             if e.attrs.pop(a, None) is not None:
                 touched.add(a)
+        if policy.must_change and s.ndn != e.ndn and s.method != "internal":
+            e.attrs["pwdreset"] = [b"TRUE"]
+            touched.add("pwdreset")
         return touched
 
     def _dedupe(self, key: str, values: list[bytes]) -> list[bytes]:
@@ -1049,6 +1092,9 @@ class Directory:
         for k, v in ops_attrs.items():
             if not (p.relax and k in e.attrs):
                 e.attrs[k] = v
+        if ("userpassword" in e.attrs and parent_id and not p.relax and s.method != "internal"
+                and self.policy_of(w, parent_id).must_change):
+            e.attrs["pwdreset"] = [b"TRUE"]  # set by its creator: to be changed at the first bind
         self._stamp(e, set(e.attrs) | {NAME_META}, usn, now_ms)
         for a in PER_VALUE_ATTRS:
             if a in e.attrs:
@@ -1289,7 +1335,9 @@ class Directory:
             if "userprincipalname" in changed and e.attrs.get("userprincipalname"):
                 self._check_upn(w, s, e, e.parent_id)
             if "userpassword" in changed:
-                changed |= self._password_changed(e, old, self.policy_of(w, e.id))
+                changed |= self._password_changed(e, old, self.policy_of(w, e.id), s)
+                if s.ndn == e.ndn:
+                    s.must_change = False  # changed: the session is no longer restricted
             if "pwdaccountlockedtime" in changed and not e.attrs.get("pwdaccountlockedtime"):
                 if e.attrs.pop("pwdfailuretime", None) is not None:  # an unlock starts the count afresh
                     changed.add("pwdfailuretime")
@@ -1442,7 +1490,9 @@ class Directory:
                 raise LDAPError(RC.unwillingToPerform, "unwilling to verify old password")
             old = e.copy()
             e.attrs["userpassword"] = [hashed]
-            changed = {"userpassword"} | self._password_changed(e, old, policy)
+            changed = {"userpassword"} | self._password_changed(e, old, policy, s)
+            if s.ndn == e.ndn:
+                s.must_change = False  # changed: the session is no longer restricted
             self._save_change(w, s, e, old, changed)
             self.audit("password_change", s, dn=e.dn)
             return Outcome(extra=(None, ctl.encode_passwd_modify_response(generated) if generated else None))

@@ -36,7 +36,10 @@ DEFAULTS: dict[str, list[bytes]] = {
 # every attribute PasswordPolicy.from_attrs reads: a write to one changes the policy in force
 POLICY_ATTRS = ("pwdminlength", "lightwavepwdminclasses", "pwdcheckquality", "pwdinhistory", "pwdmaxage",
                 "pwdexpirewarning", "pwdlockout", "pwdmaxfailure", "pwdlockoutduration", "pwdfailurecountinterval",
-                "lightwavepwdscheme", "lightwavepwdcost")
+                "pwdmustchange", "pwdgraceauthnlimit", "lightwavepwdscheme", "lightwavepwdcost")
+
+# what a session bound with a reset password may still do (OpenLDAP's wording)
+RESTRICTED = "Operations are restricted to bind/unbind/abandon/StartTLS/modify password"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,8 @@ class PasswordPolicy:
     max_failure: int = 0
     lockout_duration: int = 0  # seconds, 0 = until an administrator unlocks
     failure_interval: int = 0  # seconds, 0 = failures never expire
+    must_change: bool = False  # a password set by an administrator must be changed at the next bind
+    grace_limit: int = 0  # binds allowed with an expired password (to change it)
     scheme: str | None = None  # hashing scheme for new passwords (else the server's)
     cost: int | None = None  # its cost: argon2 time cost, PBKDF2 iterations
 
@@ -73,6 +78,7 @@ class PasswordPolicy:
             check_quality=num("pwdcheckquality"), history=num("pwdinhistory"), max_age=num("pwdmaxage"),
             expire_warning=num("pwdexpirewarning"), lockout=flag("pwdlockout"), max_failure=num("pwdmaxfailure"),
             lockout_duration=num("pwdlockoutduration"), failure_interval=num("pwdfailurecountinterval"),
+            must_change=flag("pwdmustchange"), grace_limit=num("pwdgraceauthnlimit"),
             scheme=scheme[0].decode("ascii", "replace").upper() if scheme else None,
             cost=num("lightwavepwdcost") or None,
         )
@@ -153,10 +159,26 @@ def expired(policy: PasswordPolicy, attrs: dict[str, list[bytes]], now: float) -
     return False, None
 
 
-def response_control(error: int | None = None, time_before_expiration: int | None = None) -> m.Control:
-    """The ppolicy response control for a bind or a password change."""
-    value = ctl.encode_ppolicy_response(ctl.PasswordPolicyResponse(time_before_expiration=time_before_expiration,
-                                                                   error=error))
+def must_change(policy: PasswordPolicy, attrs: dict[str, list[bytes]]) -> bool:
+    """Whether the account's password was set by an administrator and must be changed before
+    anything else (pwdMustChange in the policy, pwdReset on the account)."""
+    v = attrs.get("pwdreset")
+    return policy.must_change and bool(v and v[0].upper() == b"TRUE")
+
+
+def grace_left(policy: PasswordPolicy, attrs: dict[str, list[bytes]]) -> int:
+    """Binds still allowed with the account's expired password (pwdGraceAuthNLimit less the
+    pwdGraceUseTime values recorded)."""
+    return max(0, policy.grace_limit - len(attrs.get("pwdgraceusetime", ())))
+
+
+def response_control(error: int | None = None, time_before_expiration: int | None = None,
+                     grace: int | None = None) -> m.Control:
+    """The ppolicy response control for a bind or a password change (at most one warning:
+    the time before expiry, or the grace binds remaining)."""
+    value = ctl.encode_ppolicy_response(ctl.PasswordPolicyResponse(
+        time_before_expiration=time_before_expiration if grace is None else None,
+        grace_authns_remaining=grace, error=error))
     return m.Control(ctl.PPOLICY_OID, False, value)
 
 

@@ -23,6 +23,7 @@ class Session:
     roles: frozenset[str] = frozenset()  # built-in service roles held through those groups (_acl.SERVICE_ROLES)
     views: dict[Any, Any] = field(default_factory=dict)  # access views by rule scope (AccessPolicy)
     acl_gen: int = -1  # policy generation groups and views were computed at
+    must_change: bool = False  # bound with a password an administrator reset (pwdReset): may only change it
 
     @property
     def secure(self) -> bool:
@@ -42,3 +43,4 @@ class Session:
         self.groups = self.roles = frozenset()
         self.views = {}
         self.acl_gen = -1
+        self.must_change = False

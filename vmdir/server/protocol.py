@@ -302,6 +302,11 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
         self.ctx.count(_COUNTER.get(type(op), "ops_extended"))
         d = self.ctx.directory
         try:
+            if self.session.must_change:  # bound with a reset password: little else is allowed
+                refused = d.restricted(self.session, op, controls)
+                if refused is not None:
+                    self._finish(msgid, op, refused, t0)
+                    return
             if isinstance(op, m.SearchRequest):
                 self._start_search(msgid, op, controls, t0)
             elif isinstance(op, m.BindRequest):
