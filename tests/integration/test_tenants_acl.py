@@ -416,3 +416,27 @@ def test_expired_password_grace_binds_only_change_it(srv: Server) -> None:
     assert ta.modify(policy, {"pwdMaxAge": [(ldap3.MODIFY_REPLACE, ["0"])]}), ta.result
     r = run_tool("ldapsearch", "-H", srv.url, "-x", "-D", hank, "-w", "Hank-new-pw-2", "-b", base, "(cn=hank)", "cn")
     assert r.returncode == 0 and "cn: hank" in r.stdout, r.stderr
+
+
+def test_password_change_errors_carry_the_ppolicy_control_when_asked(acme: Server) -> None:
+    ta = conn(acme, ACME_ADMIN, ACME_PW)
+    jill = add_user(ta, ACME, "jill")
+    args = ("-H", acme.url, "-x", "-D", jill, "-w", USER_PW)
+    r = run_tool("ldappasswd", *args, "-e", "ppolicy", "-a", USER_PW, "-s", "short1!")
+    out = r.stdout + r.stderr
+    # (ldappasswd exits 1 on any failure; the result code is in its output)
+    assert r.returncode == 1 and "Constraint violation (19)" in out, out
+    assert "ppolicy: error=6 (Password is too short for policy)" in out, out
+    r = run_tool("ldappasswd", *args, "-a", USER_PW, "-s", "short1!")  # not asked: not sent
+    assert "Constraint violation (19)" in r.stdout + r.stderr and "ppolicy" not in r.stdout + r.stderr
+    r = run_tool("ldappasswd", *args, "-e", "ppolicy", "-a", USER_PW, "-s", "alllowercaseletters")
+    assert "Constraint violation (19)" in r.stdout + r.stderr and "ppolicy: error=5" in r.stdout + r.stderr
+    # the current password is in the history: a modify says so too
+    ldif = f"dn: {jill}\nchangetype: modify\nreplace: userPassword\nuserPassword: {USER_PW}\n"
+    r = run_tool("ldapmodify", *args, "-e", "ppolicy", input=ldif)
+    out = r.stdout + r.stderr
+    assert r.returncode == 19 and "ppolicy: error=8" in out and "history" in out, out
+    # an add with a weak password, by the administrator
+    ldif = f"dn: cn=kim,cn=Users,{ACME}\nobjectClass: inetOrgPerson\ncn: kim\nsn: kim\nuserPassword: abc\n"
+    r = run_tool("ldapadd", "-H", acme.url, "-x", "-D", ACME_ADMIN, "-w", ACME_PW, "-e", "ppolicy", input=ldif)
+    assert r.returncode == 19 and "ppolicy: error=6" in r.stdout + r.stderr, r.stdout + r.stderr

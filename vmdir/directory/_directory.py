@@ -73,6 +73,21 @@ def gentime(ts: float, frac: bool = False) -> bytes:
         "%Y%m%d%H%M%S.%fZ" if frac else "%Y%m%d%H%M%SZ").encode()
 
 
+class _PolicyAnswer:
+    """``with _PolicyAnswer(ctrls):`` a password policy error raised inside carries the ppolicy
+    response control only when the request asked for it (draft-behera)."""
+
+    def __init__(self, ctrls: Mapping[str, m.Control]) -> None:
+        self.wanted = ctl.PPOLICY_OID in ctrls
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if isinstance(exc, LDAPError) and not self.wanted:
+            exc.controls = ()
+
+
 @dataclass(slots=True)
 class Outcome:
     """A finished operation: its result plus response controls."""
@@ -828,11 +843,12 @@ class Directory:
         """The stored form of a new password: checked against ``policy``, then hashed."""
         if pw.is_hashed(v):
             if policy.check_quality >= 2 and not s.is_admin:
-                raise LDAPError(RC.constraintViolation, "the password policy does not accept pre-hashed passwords")
+                raise LDAPError(RC.constraintViolation, "the password policy does not accept pre-hashed passwords",
+                                controls=(pp.response_control(pp.INSUFFICIENT_QUALITY),))
             return v
         bad = policy.quality_error(v)
         if bad is not None:
-            raise LDAPError(RC.constraintViolation, bad[1])
+            raise LDAPError(RC.constraintViolation, bad[1], controls=(pp.response_control(bad[0]),))
         scheme = policy.scheme or self.config.password_scheme
         params = dict(self._pw_params) if scheme == self.config.password_scheme else {}
         if policy.cost:
@@ -913,7 +929,8 @@ class Directory:
         hashes = list(e.attrs.get("userpassword", []))
         hashes += [h for h in (pp.history_hash(v) for v in e.attrs.get("pwdhistory", [])) if h]
         if any(pw.verify_password(clear, h) for h in hashes[:policy.history + 1]):
-            raise LDAPError(RC.constraintViolation, "Password is in history of old passwords")
+            raise LDAPError(RC.constraintViolation, "Password is in history of old passwords",
+                            controls=(pp.response_control(pp.IN_HISTORY),))
 
     def _password_changed(self, e: StoredEntry, old: StoredEntry, policy: pp.PasswordPolicy, s: Session) -> set[str]:
         """Bookkeeping after ``s`` changed ``e``'s password: change time, history, failures, and
@@ -951,7 +968,8 @@ class Directory:
 
     # ---------------------------------------------------------------- add
 
-    ADD_CONTROLS = frozenset({ctl.POST_READ_OID, ctl.ASSERTION_OID, ctl.MANAGE_DSA_IT_OID, RELAX_OID})
+    ADD_CONTROLS = frozenset({ctl.POST_READ_OID, ctl.ASSERTION_OID, ctl.MANAGE_DSA_IT_OID, RELAX_OID, ctl.PPOLICY_OID})
+    PASSWD_CONTROLS = frozenset({ctl.PPOLICY_OID})
 
     def add(self, s: Session, req: m.AddRequest, controls: Sequence[m.Control] = ()) -> Callable[[WriteTxn], Outcome]:
         """Validate what needs no store access now; return the op to run in the writer."""
@@ -985,7 +1003,8 @@ class Directory:
             at = self.schema.attribute(base)
             if at is not None and at.no_user_modification and not relax:
                 raise LDAPError(RC.constraintViolation, f"{self.display_name(base)}: no user modification allowed")
-            attrs[key] = self._dedupe(key, self._prepare_values(s, key, attrs[key], dn=req.dn))
+            with _PolicyAnswer(ctrls):
+                attrs[key] = self._dedupe(key, self._prepare_values(s, key, attrs[key], dn=req.dn))
         for t, v in self.dit.rdn_avas(req.dn):
             # as slapd does: naming values missing from the entry are added to it
             have = attrs.setdefault(t, [])
@@ -1218,16 +1237,11 @@ class Directory:
     # ---------------------------------------------------------------- modify
 
     MODIFY_CONTROLS = frozenset({ctl.PRE_READ_OID, ctl.POST_READ_OID, ctl.ASSERTION_OID, ctl.MANAGE_DSA_IT_OID,
-                                 ctl.PERMISSIVE_MODIFY_OID, RELAX_OID})
+                                 ctl.PERMISSIVE_MODIFY_OID, RELAX_OID, ctl.PPOLICY_OID})
 
-    def modify(self, s: Session, req: m.ModifyRequest, controls: Sequence[m.Control] = ()) -> Callable[[WriteTxn], Outcome]:
-        ctrls = self.check_controls(controls, self.MODIFY_CONTROLS)
-        if s.anonymous:  # before any lookup: say 'authenticate', not 'no such object'
-            self.acl.check_write(s, NOTHING, None, "entry")
-        self.dit.norm_rdns(req.dn)
-        permissive = ctl.PERMISSIVE_MODIFY_OID in ctrls
-        relax = RELAX_OID in ctrls and s.is_admin
-        changes: list[tuple[int, str, list[bytes]]] = []
+    def _modify_changes(self, s: Session, req: m.ModifyRequest, relax: bool,
+                        changes: list[tuple[int, str, list[bytes]]]) -> None:
+        """Check and prepare the changes of a modify (no store write): appends (op, key, values)."""
         for ch in req.changes:
             key = self._canon(ch.attr)
             base = key.split(";", 1)[0]
@@ -1249,6 +1263,17 @@ class Directory:
                 except ValueError:
                     raise LDAPError(RC.invalidAttributeSyntax, f"{ch.attr}: value #0 invalid per syntax") from None
             changes.append((ch.op, key, vals))
+
+    def modify(self, s: Session, req: m.ModifyRequest, controls: Sequence[m.Control] = ()) -> Callable[[WriteTxn], Outcome]:
+        ctrls = self.check_controls(controls, self.MODIFY_CONTROLS)
+        if s.anonymous:  # before any lookup: say 'authenticate', not 'no such object'
+            self.acl.check_write(s, NOTHING, None, "entry")
+        self.dit.norm_rdns(req.dn)
+        permissive = ctl.PERMISSIVE_MODIFY_OID in ctrls
+        relax = RELAX_OID in ctrls and s.is_admin
+        changes: list[tuple[int, str, list[bytes]]] = []
+        with _PolicyAnswer(ctrls):
+            self._modify_changes(s, req, relax, changes)
         touched = {k.split(";", 1)[0] for _, k, _ in changes}
 
         def op(w: WriteTxn) -> Outcome:
@@ -1457,8 +1482,10 @@ class Directory:
     def whoami(self, s: Session) -> Outcome:
         return Outcome(extra=(None, ("dn:" + s.dn).encode() if s.dn else b""))
 
-    def password_modify(self, s: Session, value: bytes | None) -> Callable[[WriteTxn], Outcome]:
+    def password_modify(self, s: Session, value: bytes | None, controls: Sequence[m.Control] = ()
+                        ) -> Callable[[WriteTxn], Outcome]:
         """RFC 3062. Returns the write op; its Outcome.extra is (name, value) for the response."""
+        ctrls = self.check_controls(controls, self.PASSWD_CONTROLS)
         preq = ctl.decode_passwd_modify_request(value)
         user, old_pw, new_pw = preq.user, preq.old_password, preq.new_password
         if s.anonymous:  # as slapd
@@ -1476,9 +1503,10 @@ class Directory:
             # access before quality: a stranger learns nothing about the policy
             self.acl.check_write(s, self._view(r, s, target.id), {"userpassword"}, "the password of another user")
             policy = self.policy_of(r, target.id)
-        if not generated:
-            self._check_history(target, new_pw, policy)
-        hashed = self._new_password(s, new_pw, policy)
+        with _PolicyAnswer(ctrls):
+            if not generated:
+                self._check_history(target, new_pw, policy)
+            hashed = self._new_password(s, new_pw, policy)
 
         def op(w: WriteTxn) -> Outcome:
             self.check_writable(w)

@@ -6,6 +6,7 @@ Layer 1: pure, no I/O.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Any
 
 
 class ResultCode(IntEnum):
@@ -63,11 +64,13 @@ class LDAPError(Exception):
     the client: never put internal exception text in it.
     """
 
-    def __init__(self, code: ResultCode | int, message: str = "", matched_dn: str = "") -> None:
+    def __init__(self, code: ResultCode | int, message: str = "", matched_dn: str = "",
+                 controls: tuple[Any, ...] = ()) -> None:
         super().__init__(message)
         self.code = ResultCode(code)
         self.message = message
         self.matched_dn = matched_dn
+        self.controls = controls  # response controls of the failed operation (messages.Control)
 
     def __repr__(self) -> str:
         return f"LDAPError({self.code.name}, {self.message!r}, matched_dn={self.matched_dn!r})"

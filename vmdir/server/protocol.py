@@ -287,7 +287,7 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
 
     def _fail(self, msgid: int, op: Any, exc: BaseException, t0: float) -> None:
         if isinstance(exc, LDAPError):
-            out = Outcome(exc.code, exc.message, exc.matched_dn)
+            out = Outcome(exc.code, exc.message, exc.matched_dn, controls=exc.controls)
         else:
             incident = secrets.token_hex(4)
             self.ctx.count("errors_internal")
@@ -378,11 +378,12 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
 
     def _extended(self, msgid: int, op: m.ExtendedRequest, controls: tuple[m.Control, ...], t0: float) -> None:
         d = self.ctx.directory
-        d.check_controls(controls, frozenset())  # no extended operation takes a control
+        if op.oid != OID_PASSWD:
+            d.check_controls(controls, frozenset())  # no other extended operation takes a control
         if op.oid == OID_WHOAMI:
             self._finish(msgid, op, d.whoami(self.session), t0, "oid=whoami ")
         elif op.oid == OID_PASSWD:
-            self._prepare_write(msgid, op, t0, d.password_modify, self.session, op.value)
+            self._prepare_write(msgid, op, t0, d.password_modify, self.session, op.value, controls)
         elif op.oid in (OID_TENANT_CREATE, OID_TENANT_DELETE):
             prep = tenant_create if op.oid == OID_TENANT_CREATE else tenant_delete
             self._prepare_write(msgid, op, t0, prep, d, self.session, op.value)
