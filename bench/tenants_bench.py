@@ -1,14 +1,17 @@
 """Many tenants on one node: how fast tenants are created, and whether operations in an
 existing tenant slow down once 1,000 others exist (issue 3: "tenant creation is cheap").
 
-    python -m bench.tenants_bench                      # 1,000 tenants, 10,000 people
-    python -m bench.tenants_bench --tenants 200 --people 2000 --duration 3
+    python -m bench.tenants_bench                      # 1,000 tenants of 100 users, 10,000 people
+    python -m bench.tenants_bench --tenants 200 --users-per-tenant 10 --people 2000 --duration 3
 
 It loads the people data set into the default tenant, measures search and bind there
 (bound as an ordinary user, so every operation goes through the stored access rules, and
 as the administrator), creates the tenants through the tenantCreate extended operation
-(each a full tenant: naming context, containers, administrator, rules, policy), then
-measures the same workloads again and prints the ratios. Figures only; exit status 0.
+(each a full tenant: naming context, containers, administrator, rules, policy) and adds
+``--users-per-tenant`` users to each (pipelined LDAP adds, {SSHA} passwords as a migration
+would bring them), then measures the same workloads again and prints the ratios, with the
+server's resident memory (RSS and PSS, all processes) before and after. Figures only;
+exit status 0.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -25,20 +29,26 @@ if __package__ in (None, ""):
 import ldap3  # noqa: E402
 
 from bench import data as D  # noqa: E402
-from bench.loadgen import run_load  # noqa: E402
+from bench.loadgen import add_request, run_load  # noqa: E402
+from bench.procinfo import du, memory, tree_pids  # noqa: E402
+from bench.repl_bench import run_adds  # noqa: E402
 from bench.servers import LightwaveServer, remove  # noqa: E402
 from vmdir.directory import OID_TENANT_CREATE, encode_create  # noqa: E402
 
 
-def du(path: str) -> int:
-    total = 0
-    for root, _, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.stat(os.path.join(root, f)).st_blocks * 512
-            except OSError:
-                pass
-    return total
+def tenant_users(tenant: int, n: int) -> list:
+    """``n`` users for tenant ``tenant``: the add workload's entries, in its cn=Users."""
+    out = []
+    for k in range(n):
+        req = add_request(f"t{tenant:05d}u{k:04d}", f"{tenant:05d}{k:04d}")
+        out.append(replace(req, dn=req.dn.replace(D.PEOPLE, f"cn=Users,dc=t{tenant:05d},dc=example")))
+    return out
+
+
+def mem_line(srv: LightwaveServer) -> str:
+    m = memory(tree_pids(srv.pid))
+    return (f"{m.processes} processes, RSS {m.rss / 1e6:,.0f} MB, PSS {m.pss / 1e6:,.0f} MB "
+            f"(heap {m.pss_anon / 1e6:,.0f} MB, mapped files {m.pss_file / 1e6:,.0f} MB)")
 
 
 def measure(srv: LightwaveServer, args: argparse.Namespace, width: int) -> dict[str, float]:
@@ -61,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tenants", type=int, default=1000)
     p.add_argument("--people", type=int, default=10_000)
+    p.add_argument("--users-per-tenant", type=int, default=100)
     p.add_argument("--duration", type=float, default=5)
     p.add_argument("--conns", type=int, default=4)
     p.add_argument("--keep", action="store_true")
@@ -74,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.people:,} people in lightwave.local; {srv.describe()}")
         print("before:")
         before = measure(srv, args, ds.width)
+        print(f"  memory: {mem_line(srv)}")
         disk0 = du(srv.db_dir)
         c = ldap3.Connection(ldap3.Server(f"ldap://127.0.0.1:{srv.port}", get_info=ldap3.NONE),
                              D.ADMIN_DN, D.ADMIN_PASSWORD, auto_bind=True)
@@ -91,10 +103,19 @@ def main(argv: list[str] | None = None) -> int:
         dt = time.perf_counter() - t0
         lat.sort()
         print(f"created {args.tenants:,} tenants in {dt:.1f} s: {args.tenants / dt:.1f} tenants/s, "
-              f"p50 {statistics.median(lat) * 1000:.1f} ms, p99 {lat[int(len(lat) * 0.99) - 1] * 1000:.1f} ms, "
-              f"disk +{(du(srv.db_dir) - disk0) / args.tenants / 1024:.1f} KiB per tenant")
+              f"p50 {statistics.median(lat) * 1000:.1f} ms, p99 {lat[int(len(lat) * 0.99) - 1] * 1000:.1f} ms")
+        if args.users_per_tenant:
+            reqs = [r for i in range(args.tenants) for r in tenant_users(i, args.users_per_tenant)]
+            run = run_adds(srv.port, reqs, conns=4, window=8)
+            errors = sum(run.errors.values())
+            print(f"added {run.ok:,} users ({args.users_per_tenant} per tenant) in {run.seconds:.1f} s: "
+                  f"{run.ok / run.seconds if run.seconds else 0:,.0f} adds/s"
+                  f"{'; errors: ' + str(dict(run.errors)) if errors else ''}", flush=True)
+        print(f"disk +{(du(srv.db_dir) - disk0) / args.tenants / 1024:.1f} KiB per tenant, its users included "
+              "(LMDB grows in steps: meaningful for many tenants)")
         print(f"after {args.tenants:,} tenants:")
         after = measure(srv, args, ds.width)
+        print(f"  memory: {mem_line(srv)}")
         print("ratio after/before (ops per server CPU-second):")
         for k in before:
             print(f"  {k:16s} {after[k] / before[k] if before[k] else 0:.2f}x")

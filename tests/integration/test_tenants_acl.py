@@ -440,3 +440,13 @@ def test_password_change_errors_carry_the_ppolicy_control_when_asked(acme: Serve
     ldif = f"dn: cn=kim,cn=Users,{ACME}\nobjectClass: inetOrgPerson\ncn: kim\nsn: kim\nuserPassword: abc\n"
     r = run_tool("ldapadd", "-H", acme.url, "-x", "-D", ACME_ADMIN, "-w", ACME_PW, "-e", "ppolicy", input=ldif)
     assert r.returncode == 19 and "ppolicy: error=6" in r.stdout + r.stderr, r.stdout + r.stderr
+    # someone who may not set another's password learns nothing about the policy: 50, not 19
+    lena = add_user(ta, ACME, "lena")
+    r = run_tool("ldapmodify", *args, input=f"dn: {lena}\nchangetype: modify\nreplace: userPassword\nuserPassword: weak\n")
+    assert r.returncode == 50, r.stdout + r.stderr
+    # a wrong old password (verified before the write is queued)
+    r = run_tool("ldappasswd", *args, "-a", "not-my-password", "-s", "Jill-new-pw-9")
+    out = r.stdout + r.stderr
+    assert r.returncode == 1 and "unwilling to perform (53)" in out and "unwilling to verify old password" in out, out
+    r = run_tool("ldappasswd", *args, "-a", USER_PW, "-s", "Jill-new-pw-9")
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -863,8 +863,10 @@ class Directory:
             self._begin(r, s)
             eid = self.dit.id_of(r, dn)
             e = self._read_entry(r, eid) if eid is not None else None
-            if e is None:
-                return  # the op reports it
+            if e is None or not self._may_see(r, s, e.id):
+                return  # the op reports it (noSuchObject)
+            # access before policy: someone who may not set it learns nothing about the policy
+            self.acl.check_write(s, self._view(r, s, e.id), {"userpassword"}, "entry")
             policy = self.policy_of(r, e.id)
         for v in values:
             self._check_history(e, v, policy)
@@ -1503,6 +1505,10 @@ class Directory:
             # access before quality: a stranger learns nothing about the policy
             self.acl.check_write(s, self._view(r, s, target.id), {"userpassword"}, "the password of another user")
             policy = self.policy_of(r, target.id)
+        # the old password is verified here (in the thread pool: argon2 is slow), not in the writer
+        checked = list(target.attrs.get("userpassword", []))
+        if old_pw is not None and not any(pw.verify_password(old_pw, h) for h in checked):
+            raise LDAPError(RC.unwillingToPerform, "unwilling to verify old password")
         with _PolicyAnswer(ctrls):
             if not generated:
                 self._check_history(target, new_pw, policy)
@@ -1514,7 +1520,9 @@ class Directory:
             if e is None or not self._may_see(w, s, e.id):
                 raise LDAPError(RC.noSuchObject, "user not found")
             self.acl.check_write(s, self._view(w, s, e.id), {"userpassword"}, "the password of another user")
-            if old_pw is not None and not any(pw.verify_password(old_pw, h) for h in e.attrs.get("userpassword", [])):
+            now_stored = e.attrs.get("userpassword", [])
+            if (old_pw is not None and now_stored != checked  # changed meanwhile (rare): verify against it
+                    and not any(pw.verify_password(old_pw, h) for h in now_stored)):
                 raise LDAPError(RC.unwillingToPerform, "unwilling to verify old password")
             old = e.copy()
             e.attrs["userpassword"] = [hashed]
