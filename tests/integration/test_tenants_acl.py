@@ -326,6 +326,21 @@ def test_group_membership_follows_deletes_and_renames(acme: Server) -> None:
     assert [v.lower() for v in ta.entries[0]["member"].values] == [f"cn=hal2,cn=users,{ACME}"]
     ta.search(f"cn=hal2,cn=Users,{ACME}", "(objectClass=*)", ldap3.BASE, attributes=["memberOf"])
     assert [v.lower() for v in ta.entries[0]["memberOf"].values] == [grp.lower()]
+    # a subtree rename: members below the renamed entry follow too, at any depth
+    assert ta.add(f"ou=team,cn=Users,{ACME}", ["organizationalUnit"], {"ou": "team"}), ta.result
+    assert ta.add(f"ou=sub,ou=team,cn=Users,{ACME}", ["organizationalUnit"], {"ou": "sub"}), ta.result
+    for dn in (f"cn=max,ou=team,cn=Users,{ACME}", f"cn=nia,ou=sub,ou=team,cn=Users,{ACME}"):
+        assert ta.add(dn, ["inetOrgPerson"], {"sn": "x"}), ta.result
+    crew = add_group(ta, ACME, "crew", [f"cn=max,ou=team,cn=Users,{ACME}", f"cn=nia,ou=sub,ou=team,cn=Users,{ACME}"])
+    r = run_tool("ldapmodrdn", "-H", acme.url, "-x", "-D", ACME_ADMIN, "-w", ACME_PW, "-r",
+                 f"ou=team,cn=Users,{ACME}", "ou=squad")
+    assert r.returncode == 0, r.stderr
+    ta.search(crew, "(objectClass=*)", ldap3.BASE, attributes=["member"])
+    assert sorted(v.lower() for v in ta.entries[0]["member"].values) == [
+        f"cn=max,ou=squad,cn=users,{ACME}", f"cn=nia,ou=sub,ou=squad,cn=users,{ACME}"]
+    ta.search(ACME, f"(memberOf={crew})", attributes=["cn"])
+    assert sorted(e.entry_dn.lower() for e in ta.entries) == [
+        f"cn=max,ou=squad,cn=users,{ACME}", f"cn=nia,ou=sub,ou=squad,cn=users,{ACME}"]
 
 
 def test_password_set_by_an_administrator_must_be_changed_first(srv: Server) -> None:

@@ -1236,6 +1236,16 @@ class Directory:
                     continue
                 self._save_change(w, s, g, old, {attr}, {attr: added} if added else None, {attr: gone})
 
+    def _refint_below(self, w: WriteTxn, s: Session, top_id: int, old_ndn: str, new_ndn: str) -> None:
+        """After the entry ``top_id`` was renamed or moved from ``old_ndn`` to ``new_ndn``,
+        group members naming entries below it follow them too."""
+        stack = list(w.children(top_id))
+        while stack:
+            cid = stack.pop()
+            stack.extend(w.children(cid))
+            dn, ndn, _ = self.dit.dn_of(w, cid)
+            self._refint(w, s, ndn[:len(ndn) - len(new_ndn)] + old_ndn, (dn, ndn))
+
     # ---------------------------------------------------------------- modify
 
     MODIFY_CONTROLS = frozenset({ctl.PRE_READ_OID, ctl.POST_READ_OID, ctl.ASSERTION_OID, ctl.MANAGE_DSA_IT_OID,
@@ -1472,6 +1482,7 @@ class Directory:
             new_dn, new_ndn, _ = self.dit.dn_of(w, e.id, e.parent_id, e.rdn)
             if new_ndn != old.ndn:
                 self._refint(w, s, old.ndn, (new_dn, new_ndn))
+                self._refint_below(w, s, e.id, old.ndn, new_ndn)
             if ctl.POST_READ_OID in ctrls:
                 e.dn, e.ndn, _ = self.dit.dn_of(w, e.id, e.parent_id, e.rdn)
                 out_ctrls.append(self._read_control(w, s, e, ctrls[ctl.POST_READ_OID], ctl.POST_READ_OID))
