@@ -80,6 +80,8 @@ class ServerContext:
 
 @implementer(IPushProducer)
 class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
+    transport: Any  # a TCP, unix or TLS transport: what each offers is checked where it is used
+
     def __init__(self, ctx: ServerContext, tls: bool, ldapi: bool = False) -> None:
         self.ctx = ctx
         self.ldapi = ldapi  # a unix-socket connection: the peer's uid comes from the kernel
