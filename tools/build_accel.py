@@ -39,10 +39,16 @@ def sources() -> list[str]:
     return [os.path.relpath(_A.source_of(ROOT, m), ROOT) for m in _A.COMPILED]
 
 
-def clean() -> None:
+def clean(keep_log: bool = False) -> None:
     for path in _A.compiled_files(ROOT):
         os.remove(path)
-    shutil.rmtree(os.path.join(ROOT, BUILD), ignore_errors=True)
+    if keep_log:  # a failed build: its log stays for reading
+        for name in os.listdir(os.path.join(ROOT, BUILD)):
+            if name != "build.log":
+                path = os.path.join(ROOT, BUILD, name)
+                shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    else:
+        shutil.rmtree(os.path.join(ROOT, BUILD), ignore_errors=True)
 
 
 def build() -> int:
@@ -81,7 +87,7 @@ def build() -> int:
         print("\n".join(tail), file=sys.stderr)
         print(f"lightwave: compiling the hot path with mypyc failed (full log: {log_path}). Fix the error above, "
               "or set LIGHTWAVE_PURE_PYTHON=1 to run the source interpreted.", file=sys.stderr)
-        clean()
+        clean(keep_log=True)
         return 1
     return 0
 

@@ -31,11 +31,10 @@ def source_of(root: str, module: str) -> str:
 
 
 def compiled_files(root: str) -> list[str]:
-    """The compiled files present under ``root`` (the project directory)."""
-    out = glob.glob(source_of(root, GROUP)[:-3] + "__mypyc.*.so")
-    for mod in COMPILED:
-        out += glob.glob(source_of(root, mod)[:-3] + ".*.so")
-    return out
+    """The compiled files present under ``root`` (the project directory): every extension
+    module in the package, so that one left from a module since taken off the list goes too
+    (vmdir has no other native code)."""
+    return glob.glob(os.path.join(root, "vmdir", "**", "*.so"), recursive=True)
 
 
 class StaleBuild(ImportError):

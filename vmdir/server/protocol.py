@@ -7,7 +7,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from twisted.internet import defer, protocol, tcp, threads
+from twisted.internet import defer, tcp, threads
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
@@ -79,7 +80,7 @@ class ServerContext:
 
 
 @implementer(IPushProducer)
-class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
+class LDAPServerProtocol(Protocol, TimeoutMixin):
     transport: Any  # a TCP, unix or TLS transport: what each offers is checked where it is used
 
     def __init__(self, ctx: ServerContext, tls: bool, ldapi: bool = False) -> None:
@@ -348,8 +349,25 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
                 self._bound(msgid, op, out, t0, dn_for_log)
                 return
         dfr = self._in_pool(self.ctx.directory.bind, self.session, op, controls)
-        dfr.addCallbacks(lambda out: self._bound(msgid, op, out, t0, dn_for_log),
-                         lambda f: self._fail(msgid, op, f.value, t0))
+        dfr.addCallbacks(self._bound_then, self._failed, callbackArgs=(msgid, op, t0, dn_for_log),
+                         errbackArgs=(msgid, op, t0))
+
+    # Deferred callbacks are methods with their context as arguments (no closures)
+
+    def _failed(self, f: Failure, msgid: int, op: Any, t0: float) -> None:
+        self._fail(msgid, op, f.value, t0)
+
+    def _finished(self, out: Outcome, msgid: int, op: Any, t0: float, extra: str) -> None:
+        self._finish(msgid, op, out, t0, extra)
+
+    def _bound_then(self, out: Outcome, msgid: int, op: m.BindRequest, t0: float, dn_for_log: str) -> None:
+        self._bound(msgid, op, out, t0, dn_for_log)
+
+    def _recording_failed(self, f: Failure) -> None:
+        log.failure("conn={conn} recording a bind outcome failed", failure=f, conn=self.conn_id)
+
+    def _finish_after(self, _: Any, msgid: int, op: Any, out: Outcome, t0: float, extra: str) -> None:
+        self._finish(msgid, op, out, t0, extra)
 
     def _bound(self, msgid: int, op: m.BindRequest, out: Outcome, t0: float, dn_for_log: str) -> None:
         extra = f'dn="{dn_for_log}" method={self.session.method} '
@@ -358,8 +376,8 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
             return
         # record the failure (or clear the count) before answering, so guesses cannot outrun it
         dfr = self.ctx.writer.submit(out.after)
-        dfr.addErrback(lambda f: log.failure("conn={conn} recording a bind outcome failed", failure=f, conn=self.conn_id))
-        dfr.addBoth(lambda _: self._finish(msgid, op, out, t0, extra))
+        dfr.addErrback(self._recording_failed)
+        dfr.addBoth(self._finish_after, msgid, op, out, t0, extra)
 
     def _in_pool(self, fn: Any, *args: Any) -> "defer.Deferred[Any]":
         """Run blocking work (password hashing) off the reactor; inline when no pool is given."""
@@ -370,13 +388,15 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
     def _prepare_write(self, msgid: int, op: Any, t0: float, prepare: Any, *args: Any) -> None:
         """Prepare a write in the pool (it hashes passwords: slow), then queue it for the writer."""
         dfr = self._in_pool(prepare, *args)
-        dfr.addCallbacks(lambda fn: self._write(msgid, op, fn, t0), lambda f: self._fail(msgid, op, f.value, t0))
+        dfr.addCallbacks(self._write_prepared, self._failed, callbackArgs=(msgid, op, t0), errbackArgs=(msgid, op, t0))
+
+    def _write_prepared(self, fn: Any, msgid: int, op: Any, t0: float) -> None:
+        self._write(msgid, op, fn, t0)
 
     def _write(self, msgid: int, op: Any, fn: Any, t0: float) -> None:
         extra = f'dn="{getattr(op, "dn", "")}" '
         dfr = self.ctx.writer.submit(fn)
-        dfr.addCallbacks(lambda out: self._finish(msgid, op, out, t0, extra),
-                         lambda f: self._fail(msgid, op, f.value, t0))
+        dfr.addCallbacks(self._finished, self._failed, callbackArgs=(msgid, op, t0, extra), errbackArgs=(msgid, op, t0))
 
     def _extended(self, msgid: int, op: m.ExtendedRequest, controls: tuple[m.Control, ...], t0: float) -> None:
         d = self.ctx.directory
@@ -393,8 +413,8 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
             self._starttls(msgid, op, t0)
         elif op.oid in self.ctx.extended_handlers:
             dfr = defer.maybeDeferred(self.ctx.extended_handlers[op.oid], self.session, op.value)
-            dfr.addCallbacks(lambda out: self._finish(msgid, op, out, t0, f"oid={op.oid} "),
-                             lambda f: self._fail(msgid, op, f.value, t0))
+            dfr.addCallbacks(self._finished, self._failed, callbackArgs=(msgid, op, t0, f"oid={op.oid} "),
+                             errbackArgs=(msgid, op, t0))
         else:
             raise LDAPError(RC.protocolError, f"{op.oid} not supported")
 
@@ -480,16 +500,16 @@ class LDAPServerProtocol(protocol.Protocol, TimeoutMixin):
 
     def _handled_search(self, msgid: int, op: m.SearchRequest, dfr: "defer.Deferred[Any]", t0: float) -> None:
         """Send what a search handler answered: (entries, Outcome of SearchResultDone)."""
-        def done(result: tuple[list[Any], Outcome]) -> None:
-            entries, out = result
-            for e in entries:
-                self._send(msgid, e)
-            self.ctx.count("entries_sent", len(entries))
-            self._send(msgid, m.SearchResultDone(out.code, out.matched_dn, out.message), out.controls)
-            self._flush()
-            self._log(msgid, op, out.code, t0, f'base="{op.base}" handler nentries={len(entries)} ')
+        dfr.addCallbacks(self._handled, self._failed, callbackArgs=(msgid, op, t0), errbackArgs=(msgid, op, t0))
 
-        dfr.addCallbacks(done, lambda f: self._fail(msgid, op, f.value, t0))
+    def _handled(self, result: tuple[list[Any], Outcome], msgid: int, op: m.SearchRequest, t0: float) -> None:
+        entries, out = result
+        for e in entries:
+            self._send(msgid, e)
+        self.ctx.count("entries_sent", len(entries))
+        self._send(msgid, m.SearchResultDone(out.code, out.matched_dn, out.message), out.controls)
+        self._flush()
+        self._log(msgid, op, out.code, t0, f'base="{op.base}" handler nentries={len(entries)} ')
 
 
 def _has_password(op: m.AddRequest | m.ModifyRequest) -> bool:
@@ -504,7 +524,7 @@ def _der(cert: Any) -> bytes:
 
 
 
-class LDAPFactory(protocol.Factory):
+class LDAPFactory(Factory):
     def __init__(self, ctx: ServerContext, tls: bool = False, ldapi: bool = False) -> None:
         self.ctx = ctx
         self.tls = tls
