@@ -472,9 +472,10 @@ class Directory:
         self.audit_sink(rec)
 
     def restricted(self, s: Session, op: Any, controls: Sequence[m.Control]) -> Outcome | None:
-        """The answer for ``op`` from a session bound with a password an administrator set
-        (``s.must_change``, pwdMustChange), or None when it may go ahead: such a session may
-        only change its own password (the Password Modify operation, or a modify of its
+        """The answer for ``op`` from a session that must change its password first
+        (``s.must_change``: bound with a password someone else set under pwdMustChange, or
+        with an expired one in a grace bind), or None when it may go ahead: such a session
+        may only change its own password (the Password Modify operation, or a modify of its
         own userPassword), start TLS, bind again, unbind and abandon."""
         if not s.must_change or isinstance(op, m.BindRequest):
             return None
