@@ -82,8 +82,9 @@ def build() -> int:
             os.close(fd_out)
             os.close(fd_err)
     if failed or len(_A.compiled_files(ROOT)) != len(_A.COMPILED) + 1:
-        clean_log = open(log_path).read().splitlines()
-        tail = [ln for ln in clean_log if not ln.startswith(("gcc ", "copying ", "building ", "creating "))][-25:]
+        with open(log_path) as f:
+            lines = f.read().splitlines()
+        tail = [ln for ln in lines if not ln.startswith(("gcc ", "copying ", "building ", "creating "))][-25:]
         print("\n".join(tail), file=sys.stderr)
         print(f"lightwave: compiling the hot path with mypyc failed (full log: {log_path}). Fix the error above, "
               "or set LIGHTWAVE_PURE_PYTHON=1 to run the source interpreted.", file=sys.stderr)
