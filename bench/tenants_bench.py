@@ -21,7 +21,6 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import replace
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -29,20 +28,11 @@ if __package__ in (None, ""):
 import ldap3  # noqa: E402
 
 from bench import data as D  # noqa: E402
-from bench.loadgen import add_request, run_load  # noqa: E402
+from bench.loadgen import run_load  # noqa: E402
 from bench.procinfo import du, memory, tree_pids  # noqa: E402
-from bench.repl_bench import run_adds  # noqa: E402
+from bench.repl_bench import add_requests, run_adds  # noqa: E402
 from bench.servers import LightwaveServer, remove  # noqa: E402
 from vmdir.directory import OID_TENANT_CREATE, encode_create  # noqa: E402
-
-
-def tenant_users(tenant: int, n: int) -> list:
-    """``n`` users for tenant ``tenant``: the add workload's entries, in its cn=Users."""
-    out = []
-    for k in range(n):
-        req = add_request(f"t{tenant:05d}u{k:04d}", f"{tenant:05d}{k:04d}")
-        out.append(replace(req, dn=req.dn.replace(D.PEOPLE, f"cn=Users,dc=t{tenant:05d},dc=example")))
-    return out
 
 
 def mem_line(srv: LightwaveServer) -> str:
@@ -105,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"created {args.tenants:,} tenants in {dt:.1f} s: {args.tenants / dt:.1f} tenants/s, "
               f"p50 {statistics.median(lat) * 1000:.1f} ms, p99 {lat[int(len(lat) * 0.99) - 1] * 1000:.1f} ms")
         if args.users_per_tenant:
-            reqs = [r for i in range(args.tenants) for r in tenant_users(i, args.users_per_tenant)]
+            # the add workload's entries, in each tenant's cn=Users
+            reqs = [r for i in range(args.tenants)
+                    for r in add_requests(f"cn=Users,dc=t{i:05d},dc=example", args.users_per_tenant, f"t{i:05d}")]
             run = run_adds(srv.port, reqs, conns=4, window=8)
             errors = sum(run.errors.values())
             print(f"added {run.ok:,} users ({args.users_per_tenant} per tenant) in {run.seconds:.1f} s: "
