@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any
 
-from lightwave.config import ConfigError, NodeConfig, load
+from lightwave.config import DEFAULT_LDAPI, ConfigError, NodeConfig, load
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf", "lightwave.toml")
 
@@ -47,7 +47,7 @@ def node_config(args: argparse.Namespace) -> NodeConfig:
 
 def cmd_up(args: argparse.Namespace) -> int:
     from lightwave.nodes import open_ldapi, prepare
-    from vmdir.server.ldapi import ListenerError
+    from vmdir.server.ldapi import ListenerError, PathTooLong
 
     cfg = node_config(args)
     cfg, generated = prepare(cfg)
@@ -57,6 +57,12 @@ def cmd_up(args: argparse.Namespace) -> int:
     try:
         # made once here and shared by every worker (a unix socket has no SO_REUSEPORT)
         unix = open_ldapi(cfg)
+    except PathTooLong as exc:
+        if cfg.ldapi_path != DEFAULT_LDAPI:
+            raise CLIError(str(exc)) from None
+        # the default place, under a data directory with a long path: serve without ldapi
+        print(f"lightwave: ldapi is off: {exc} (e.g. --ldapi-path /run/lightwave-ldapi)", file=sys.stderr, flush=True)
+        cfg, unix = cfg.with_overrides(ldapi_path=""), None
     except ListenerError as exc:
         raise CLIError(str(exc)) from None
     try:
@@ -79,7 +85,7 @@ def _serve(cfg: NodeConfig, generated: str | None, ldapi_fd: int | None) -> int:
             keeper.stop()
     sup = Supervisor(cfg, n, ldapi_fd)
     sup.start()
-    if not _wait_port(cfg.listen, cfg.ldap_port or cfg.ldaps_port, 30, sup):
+    if not _wait_ready(cfg, 30, sup):
         sup.stop()
         raise CLIError("the LDAP workers did not start; see the log lines above")
     _banner(cfg, generated)
@@ -101,8 +107,11 @@ def _banner(cfg: NodeConfig, generated: str | None, pending: bool = False) -> No
     if cfg.ldapi_socket:
         lines.append(f"  LDAPI     {ldapi_url(cfg.ldapi_socket)}  (SASL EXTERNAL: root and this user bind as the administrator)")
     lines.append(f"  Admin     {adm}  (also administrator@{cfg.domain})")
-    lines.append(f"  Node      {cfg.effective_node_name} at {cfg.effective_url}  (another node joins with "
-                 f"--join {cfg.effective_url}; lightwave repl status --server {cfg.effective_url})")
+    if cfg.ldap_port or cfg.ldaps_port or cfg.advertise_url:
+        lines.append(f"  Node      {cfg.effective_node_name} at {cfg.effective_url}  (another node joins with "
+                     f"--join {cfg.effective_url}; lightwave repl status --server {cfg.effective_url})")
+    else:
+        lines.append(f"  Node      {cfg.effective_node_name}  (no LDAP port: no other node can replicate with it)")
     if generated:
         lines.append(f"  Password  {generated}   <- generated now, shown once; also saved in {pwfile} (mode 0600)")
     elif os.path.exists(pwfile):
@@ -111,11 +120,13 @@ def _banner(cfg: NodeConfig, generated: str | None, pending: bool = False) -> No
         lines.append("  Password  the LIGHTWAVE_ADMIN_PASSWORD given at first start")
     pw_expr = f'"$(cat {pwfile})"' if os.path.exists(pwfile) else '"$LIGHTWAVE_ADMIN_PASSWORD"'
     lines.append("Try:")
-    lines.append(f'  ldapsearch -H ldap://localhost:{cfg.ldap_port} -x -D "{adm}" -w {pw_expr} -b {base} "(objectClass=*)"')
-    lines.append(f"  ldapwhoami -H ldap://localhost:{cfg.ldap_port} -x -D administrator@{cfg.domain} -w {pw_expr}")
+    if cfg.ldap_port:
+        lines.append(f'  ldapsearch -H ldap://localhost:{cfg.ldap_port} -x -D "{adm}" -w {pw_expr} -b {base} "(objectClass=*)"')
+        lines.append(f"  ldapwhoami -H ldap://localhost:{cfg.ldap_port} -x -D administrator@{cfg.domain} -w {pw_expr}")
     if cfg.ldapi_socket:
         lines.append(f"  ldapwhoami -H {ldapi_url(cfg.ldapi_socket)} -Y EXTERNAL -Q")
-    lines.append(f"  LDAPTLS_REQCERT=never ldapsearch -H ldaps://localhost:{cfg.ldaps_port} -x -D \"{adm}\" -w {pw_expr} -b {base} -E pr=500/noprompt \"(uid=*)\"")
+    if cfg.ldaps_port:
+        lines.append(f"  LDAPTLS_REQCERT=never ldapsearch -H ldaps://localhost:{cfg.ldaps_port} -x -D \"{adm}\" -w {pw_expr} -b {base} -E pr=500/noprompt \"(uid=*)\"")
     lines.append("The CA (vmca) and token service (sts) are not part of this release yet.")
     lines.append("Stop with Ctrl-C (or SIGTERM).")
     print("\n".join(lines), flush=True)
@@ -131,17 +142,43 @@ def _setup_logging(level: str) -> None:
                                      redirectStandardIO=False)
 
 
-def _wait_port(host: str, port: int, timeout: float, sup: "Supervisor | None" = None) -> bool:
+def _wait_ready(cfg: NodeConfig, timeout: float, sup: "Supervisor | None" = None) -> bool:
+    """Whether a worker serves within ``timeout`` seconds: the LDAP or LDAPS port accepts
+    connections (only a worker binds them), or, with both off, a worker answers over ldapi
+    (that socket listens from the start, made by the supervisor, so connecting proves nothing)."""
+    family = socket.AF_INET6 if ":" in cfg.listen else socket.AF_INET
+    if cfg.ldap_port or cfg.ldaps_port:
+        addr: Any = (cfg.listen, cfg.ldap_port or cfg.ldaps_port)
+    elif cfg.ldapi_socket:
+        family, addr = socket.AF_UNIX, cfg.ldapi_socket
+    else:
+        return True  # nothing to serve on: nothing to wait for
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if sup is not None and (sup.all_dead() or sup.stopping):
             return False
-        try:
-            with socket.create_connection((host, port), timeout=1):
-                return True
-        except OSError:
-            time.sleep(0.1)
+        if _serving(family, addr):
+            return True
+        time.sleep(0.1)
     return False
+
+
+def _serving(family: int, addr: Any) -> bool:
+    """Whether a connection to ``addr`` is accepted and, over a unix socket, an anonymous
+    bind answered within a second."""
+    from vmdir.ber import encode_request
+    from vmdir.proto.messages import BindRequest
+
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.settimeout(1)
+            s.connect(addr)
+            if family != socket.AF_UNIX:
+                return True
+            s.sendall(encode_request(1, BindRequest(3, "", b"")))
+            return bool(s.recv(64))
+    except OSError:
+        return False
 
 
 def _spawn_replicator(cfg: NodeConfig) -> "subprocess.Popen[bytes]":
@@ -386,7 +423,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _online_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--server", metavar="URL", help="work through a running server (ldap:// or ldaps://)")
+    p.add_argument("--server", metavar="URL",
+                   help="work through a running server: ldap:// or ldaps:// (binding with --user and a password), "
+                        "or ldapi://%%2Fpath%%2Fto%%2Fsocket (ldapi:/// for the default configuration's socket) "
+                        "with SASL EXTERNAL as root or the server's user, no password")
     p.add_argument("--user", metavar="DN", help="bind DN or UPN (default the administrator)")
     p.add_argument("--password-file", metavar="FILE", help="file holding the password (default: "
                    "$LIGHTWAVE_PASSWORD, then $LIGHTWAVE_ADMIN_PASSWORD, then a prompt)")

@@ -17,6 +17,9 @@ class ConfigError(ValueError):
     """The configuration is invalid; the message says which setting and what to do."""
 
 
+DEFAULT_LDAPI = "ldapi"
+
+
 @dataclass(frozen=True, slots=True)
 class NodeConfig:
     data_dir: str = "./var"
@@ -25,7 +28,7 @@ class NodeConfig:
     ldap_port: int = 10389
     ldaps_port: int = 10636
     https_port: int = 8443
-    ldapi_path: str = "ldapi"  # unix socket for ldapi://, relative to data_dir; "" = off
+    ldapi_path: str = DEFAULT_LDAPI  # unix socket for ldapi://, relative to data_dir; "" = off
     workers: int = 0  # 0 = one per core
     server_id: int = 1
     # replication: this node's name in cn=Nodes,cn=System ("" = <host>:<ldap port>), the URL

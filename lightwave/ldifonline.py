@@ -2,53 +2,19 @@
 from __future__ import annotations
 
 import argparse
-import getpass
-import os
 import sys
 from typing import Any
 
 from vmdir.model import ldif
 
 
-def credentials(args: argparse.Namespace, default_user: str) -> tuple[str, str]:
-    """(user, password) by the CLI contract: --password-file, $LIGHTWAVE_PASSWORD,
-    $LIGHTWAVE_ADMIN_PASSWORD, else a prompt."""
-    from lightwave.cli import CLIError
-
-    user = args.user or default_user
-    if args.password_file:
-        try:
-            with open(args.password_file) as f:
-                return user, f.read().rstrip("\n")
-        except OSError as exc:
-            raise CLIError(f"cannot read password file: {exc}") from None
-    for var in ("LIGHTWAVE_PASSWORD", "LIGHTWAVE_ADMIN_PASSWORD"):
-        if os.environ.get(var):
-            return user, os.environ[var]
-    if not sys.stdin.isatty():
-        raise CLIError("no password: use --password-file, LIGHTWAVE_PASSWORD or a terminal")
-    return user, getpass.getpass(f"Password for {user}: ")
-
-
 def connect(args: argparse.Namespace) -> Any:
-    import ssl
+    """The bound ldap3 connection of the admin commands' contract: ldap:// or ldaps:// with
+    --user and a password, or ldapi:// with SASL EXTERNAL (root or the server's user, no
+    password)."""
+    from lightwave.admin._client import Client
 
-    import ldap3
-
-    from lightwave.cli import CLIError
-    from vmdir.directory import admin_dn
-
-    user, password = credentials(args, admin_dn("lightwave.local"))
-    tls = ldap3.Tls(validate=ssl.CERT_NONE if os.environ.get("LDAPTLS_REQCERT") == "never" else ssl.CERT_REQUIRED)
-    server = ldap3.Server(args.server, tls=tls, get_info=ldap3.NONE, connect_timeout=10)
-    conn = ldap3.Connection(server, user, password, raise_exceptions=False)
-    try:
-        if not conn.bind():
-            raise CLIError(f"bind as {user} failed: {conn.result.get('description')} "
-                           f"({conn.result.get('result')}) {conn.result.get('message', '')}".rstrip())
-    except ldap3.core.exceptions.LDAPException as exc:
-        raise CLIError(f"cannot reach {args.server}: {exc}") from None
-    return conn
+    return Client.open(args).conn
 
 
 def import_online(args: argparse.Namespace) -> int:

@@ -358,9 +358,11 @@ def run_worker(cfg: NodeConfig, slot: int, slots: int, ldapi_fd: int | None = No
 
     reactor.addSystemEventTrigger("before", "shutdown", shutdown)
     reactor.addSystemEventTrigger("after", "shutdown", stop_writer)
-    log.info("worker {slot} serving ldap://{host}:{port} ldaps://{host}:{sport}{unix} (pid {pid})",
-             slot=slot, host=cfg.listen, port=cfg.ldap_port, sport=cfg.ldaps_port, pid=os.getpid(),
-             unix=f" {ldapi_url(cfg.ldapi_socket)}" if ldapi_fd is not None else "")
+    urls = ([f"ldap://{cfg.listen}:{cfg.ldap_port}"] if cfg.ldap_port else []) + (
+        [f"ldaps://{cfg.listen}:{cfg.ldaps_port}"] if cfg.ldaps_port else []) + (
+        [ldapi_url(cfg.ldapi_socket)] if ldapi_fd is not None else [])
+    log.info("worker {slot} serving {urls} (pid {pid})", slot=slot, urls=" ".join(urls) or "nothing (every listener is off)",
+             pid=os.getpid())
     signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
     signal.signal(signal.SIGINT, lambda *_: reactor.callFromThread(reactor.stop))
     reactor.run(installSignalHandlers=False)

@@ -22,7 +22,6 @@ from typing import Any, NoReturn
 from urllib.parse import quote, unquote
 
 from lightwave.cli import CLIError
-from lightwave.ldifonline import credentials
 from vmdir.directory import domain_dn
 
 DEFAULT_SERVER = "ldap://localhost:10389"
@@ -34,6 +33,24 @@ Attrs = dict[str, list[bytes]]
 
 
 # ---------------------------------------------------------------------- options
+
+def credentials(args: argparse.Namespace, default_user: str) -> tuple[str, str]:
+    """(user, password) by the CLI contract: --password-file, $LIGHTWAVE_PASSWORD,
+    $LIGHTWAVE_ADMIN_PASSWORD, else a prompt."""
+    user = args.user or default_user
+    if args.password_file:
+        try:
+            with open(args.password_file) as f:
+                return user, f.read().rstrip("\n")
+        except OSError as exc:
+            raise CLIError(f"cannot read password file: {exc}") from None
+    for var in ("LIGHTWAVE_PASSWORD", "LIGHTWAVE_ADMIN_PASSWORD"):
+        if os.environ.get(var):
+            return user, os.environ[var]
+    if not sys.stdin.isatty():
+        raise CLIError("no password: use --password-file, LIGHTWAVE_PASSWORD or a terminal")
+    return user, getpass.getpass(f"Password for {user}: ")
+
 
 def common_options() -> argparse.ArgumentParser:
     """The options every admin subcommand accepts (after its name), as an argparse parent."""

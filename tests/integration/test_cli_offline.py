@@ -125,4 +125,4 @@ def test_online_import_and_export(server, tmp_path) -> None:
     bad = tmp_path / "badpw"
     bad.write_text("wrong\n")
     r = lw("ldif", "export", "--server", server.url, "--password-file", str(bad))
-    assert r.returncode == 1 and "bind as" in r.stderr and "invalidCredentials" in r.stderr
+    assert r.returncode == 1 and "bind as" in r.stderr and "invalid credentials (wrong user or password)" in r.stderr, r.stderr

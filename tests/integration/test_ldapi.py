@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -19,7 +20,7 @@ from urllib.parse import quote
 import ldap3
 import pytest
 
-from tests.conftest import ADMIN, ADMIN_PW, LIGHTWAVE, ROOT, Server, make_server, run_tool
+from tests.conftest import ADMIN, ADMIN_PW, BASE, LIGHTWAVE, ROOT, Server, free_port, make_server, run_tool
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 needs_root = pytest.mark.skipif(os.getuid() != 0 or shutil.which("setpriv") is None,
@@ -175,3 +176,87 @@ def test_clean_stop_removes_the_socket_and_a_restart_replaces_a_stale_one(srv: S
         time.sleep(0.05)
     assert srv.stop() == 0
     assert not os.path.exists(path)
+
+
+def test_online_ldif_import_and_export_over_ldapi_without_a_password(srv: Server, tmp_path) -> None:
+    if srv.proc is None or srv.proc.poll() is not None:
+        srv.start()
+    f = tmp_path / "in.ldif"
+    f.write_text(f"dn: ou=viaipc,{BASE}\nobjectClass: organizationalUnit\nou: viaipc\n\n"
+                 f"dn: uid=ipc1,ou=viaipc,{BASE}\nobjectClass: account\nuid: ipc1\n\n")
+    r = cli("ldif", "import", str(f), "--server", url_of(sock(srv)))
+    assert r.returncode == 0 and "imported 2 entries" in r.stderr, r.stderr
+    r = cli("ldif", "export", "--server", url_of(sock(srv)), "--base", f"ou=viaipc,{BASE}")
+    assert r.returncode == 0, r.stderr
+    assert f"dn: uid=ipc1,ou=viaipc,{BASE}" in r.stdout and "entryUUID:" in r.stdout
+    # the audit log shows who did it: the administrator, by SASL EXTERNAL over ldapi
+    binds = [json.loads(line.split(" audit ", 1)[1]) for line in srv.log().splitlines() if "[audit]" in line]
+    assert any(b["event"] == "bind" and b.get("method") == "EXTERNAL" and b.get("via") == "ldapi" for b in binds)
+    r = cli("ldif", "export", "--server", url_of(sock(srv)), "--user", ADMIN)
+    assert r.returncode == 1 and "do not apply to ldapi" in r.stderr
+
+
+def _start(data_dir: str, *args: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, LIGHTWAVE_ADMIN_PASSWORD=ADMIN_PW)
+    return subprocess.Popen([LIGHTWAVE, "up", "--data-dir", data_dir, "--listen", "127.0.0.1", "--https-port", "0",
+                             "--quiet-ops", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env, cwd=ROOT)
+
+
+def _until_ready(p: subprocess.Popen[str]) -> str:
+    """The server's output up to its banner's last line (it prints it once it serves)."""
+    seen = []
+    assert p.stdout is not None
+    for line in p.stdout:
+        seen.append(line)
+        if line.startswith("Stop with Ctrl-C") or "did not start" in line:
+            break
+    return "".join(seen)
+
+
+def _stop(p: subprocess.Popen[str]) -> str:
+    p.send_signal(signal.SIGTERM)
+    out, _ = p.communicate(timeout=30)
+    assert p.returncode == 0, out
+    return out
+
+
+def test_several_workers_on_ldapi_alone(tmp_path) -> None:
+    """Both TCP ports off: the supervisor sees its workers answer over the socket, and says so."""
+    d = tempfile.mkdtemp(prefix="lw-ipc-")  # short: /tmp/... fits in a socket address
+    try:
+        p = _start(os.path.join(d, "var"), "--ldap-port", "0", "--ldaps-port", "0", "--workers", "2")
+        banner = ""
+        try:
+            banner = _until_ready(p)
+            assert "Lightwave directory ready" in banner, banner
+            assert "ldap://" not in banner and "ldaps://" not in banner, banner
+            assert "no LDAP port: no other node can replicate with it" in banner
+            for _ in range(6):
+                r = whoami(url_of(os.path.join(d, "var", "ldapi")))
+                assert r.returncode == 0 and r.stdout.strip().lower() == f"dn:{ADMIN}".lower(), r.stderr
+        finally:
+            out = banner + _stop(p)
+        assert "worker 0 serving ldapi://" in out and "worker 1 serving ldapi://" in out, out
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_a_data_dir_too_long_for_the_default_socket_serves_without_it(tmp_path) -> None:
+    deep = tmp_path / ("d" * 120)
+    port = free_port()
+    p = _start(str(deep), "--ldap-port", str(port), "--ldaps-port", "0")
+    try:
+        banner = _until_ready(p)
+        assert "Lightwave directory ready" in banner, banner
+        assert "ldapi is off" in banner and "is longer than 107 bytes; set a shorter ldapi_path" in banner
+        assert "LDAPI" not in banner.split("ldapi is off", 1)[1]
+        r = run_tool("ldapwhoami", "-H", f"ldap://127.0.0.1:{port}", "-x", "-D", ADMIN, "-w", ADMIN_PW)
+        assert r.returncode == 0, r.stderr
+    finally:
+        _stop(p)
+    # a socket path asked for explicitly is not given up on: the server refuses to start
+    r = subprocess.run([LIGHTWAVE, "up", "--data-dir", str(deep), "--ldap-port", str(port), "--ldaps-port", "0",
+                        "--https-port", "0", "--ldapi-path", str(deep / "sock")], capture_output=True, text=True,
+                       env=dict(os.environ, LIGHTWAVE_ADMIN_PASSWORD=ADMIN_PW), timeout=60)
+    assert r.returncode == 1 and "is longer than 107 bytes; set a shorter ldapi_path" in r.stderr, r.stderr

@@ -2,6 +2,8 @@
 ldap3 and OpenLDAP's ldap-utils against a real server."""
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import time
 
@@ -465,3 +467,56 @@ def test_password_change_errors_carry_the_ppolicy_control_when_asked(acme: Serve
     assert r.returncode == 1 and "unwilling to perform (53)" in out and "unwilling to verify old password" in out, out
     r = run_tool("ldappasswd", *args, "-a", USER_PW, "-s", "Jill-new-pw-9")
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_a_tenant_administrator_migrates_pre_hashed_passwords(acme: Server) -> None:
+    """Pre-hashed values are refused under pwdCheckQuality 2 (the default: their quality
+    cannot be checked); a tenant's administrator who migrates users lowers its own tenant's
+    policy to 1, as with OpenLDAP's ppolicy, and the imported hashes bind."""
+    salt = b"migr8"
+    hashed = "{SSHA}" + base64.b64encode(hashlib.sha1(b"Migrated-pw-1" + salt).digest() + salt).decode()
+    policy = f"cn=Password Policy,cn=Policies,{ACME}"
+    admin_args = ("-H", acme.url, "-x", "-D", ACME_ADMIN, "-w", ACME_PW)
+    ldif = (f"dn: cn=migrated,cn=Users,{ACME}\nobjectClass: inetOrgPerson\ncn: migrated\nsn: m\n"
+            f"userPassword: {hashed}\n")
+    r = run_tool("ldapadd", *admin_args, "-e", "ppolicy", input=ldif)
+    out = r.stdout + r.stderr
+    assert r.returncode == 19 and "does not accept pre-hashed passwords" in out and "ppolicy: error=5" in out, out
+
+    def quality(n: int) -> None:
+        q = run_tool("ldapmodify", *admin_args,
+                     input=f"dn: {policy}\nchangetype: modify\nreplace: pwdCheckQuality\npwdCheckQuality: {n}\n")
+        assert q.returncode == 0, q.stdout + q.stderr
+
+    quality(1)
+    try:
+        r = run_tool("ldapadd", *admin_args, input=ldif)
+        assert r.returncode == 0, r.stdout + r.stderr
+        who = run_tool("ldapwhoami", "-H", acme.url, "-x", "-D", "migrated@acme.example", "-w", "Migrated-pw-1")
+        assert who.returncode == 0 and who.stdout.strip() == f"dn:cn=migrated,cn=Users,{ACME}", who.stdout + who.stderr
+        # the hash is stored as given (a later password change hashes with the policy's scheme)
+        c = conn(acme, ACME_ADMIN, ACME_PW)
+        assert c.search(f"cn=migrated,cn=Users,{ACME}", "(objectClass=*)", ldap3.BASE, attributes=["userPassword"])
+        assert c.entries[0].userPassword.raw_values == [hashed.encode()]
+        # another tenant's policy is not this administrator's to change
+        r = run_tool("ldapmodify", *admin_args, input=f"dn: cn=Password Policy,cn=Policies,{BASE}\n"
+                     "changetype: modify\nreplace: pwdCheckQuality\npwdCheckQuality: 0\n")
+        assert r.returncode in (32, 50), r.stdout + r.stderr
+    finally:
+        quality(2)
+
+
+def test_a_tenant_keeps_at_least_one_administrator(acme: Server) -> None:
+    """The Administrators group is a groupOfNames (member is required): removing its last
+    member is refused, so a tenant cannot lose its last administrator by mistake; adding
+    another first, then removing the first, works."""
+    ta = conn(acme, ACME_ADMIN, ACME_PW)
+    admins = f"cn=Administrators,cn=Groups,{ACME}"
+    assert not ta.modify(admins, {"member": [(ldap3.MODIFY_DELETE, [ACME_ADMIN])]})
+    assert ta.result["result"] == 65, ta.result  # objectClassViolation, as slapd answers
+    deputy = add_user(ta, ACME, "deputy")
+    assert ta.modify(admins, {"member": [(ldap3.MODIFY_ADD, [deputy])]}), ta.result
+    d = conn(acme, deputy, USER_PW)
+    assert d.modify(admins, {"member": [(ldap3.MODIFY_DELETE, [ACME_ADMIN])]}), d.result
+    assert d.modify(admins, {"member": [(ldap3.MODIFY_ADD, [ACME_ADMIN])]}), d.result  # and back
+    assert d.modify(admins, {"member": [(ldap3.MODIFY_DELETE, [deputy])]}), d.result

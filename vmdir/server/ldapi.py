@@ -26,6 +26,10 @@ class ListenerError(Exception):
     """The socket cannot be created; the message says why and what to do."""
 
 
+class PathTooLong(ListenerError):
+    """The socket path does not fit in a unix socket address."""
+
+
 class Listener:
     """The listening socket at ``path`` (see :func:`open_listener`); ``close()`` removes the file."""
 
@@ -54,7 +58,7 @@ def open_listener(path: str, backlog: int = 1024) -> Listener:
     Raises ListenerError if ``path`` is too long, is not a socket, or a server answers on it.
     """
     if len(os.fsencode(path)) > _MAX_PATH:
-        raise ListenerError(f"ldapi socket path {path} is longer than {_MAX_PATH} bytes; set a shorter ldapi_path")
+        raise PathTooLong(f"ldapi socket path {path} is longer than {_MAX_PATH} bytes; set a shorter ldapi_path")
     try:
         st = os.lstat(path)
     except FileNotFoundError:
