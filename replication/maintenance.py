@@ -29,6 +29,7 @@ from replication.topology import agreement_dn, agreements, node_dn
 
 DEFAULT_TOMBSTONE_LIFETIME = 60 * 86400  # seconds (60 days); configurable per node
 PURGE_BATCH = 200  # tombstones per write transaction
+SERVER_ID_ATTR = "lightwaveserverid"
 
 
 @dataclass(slots=True)
@@ -151,19 +152,12 @@ def tend_local_node(d: Directory, name: str, url: str, log: Callable[[str], None
         e = r.get(nid) if nid is not None else None
         if e is None:
             return
-        if (e.attrs.get("lightwaveinvocationid") or [b""])[0].lower() != inv:
-            want.append((node_dn(name), "lightwaveInvocationId", inv))
-        if certificate is not None and (e.attrs.get("usercertificate") or []) != [certificate]:
-            want.append((node_dn(name), "userCertificate", certificate))
-        if (e.attrs.get("labeleduri") or [b""])[0] != url.encode():
-            want.append((node_dn(name), "labeledURI", url.encode()))
-            for cid in r.children(e.parent_id):  # every node: its agreement pulling from this one
-                consumer = r.get(cid)
-                if consumer is None or consumer.deleted or consumer.id == e.id:
-                    continue
-                cname = (consumer.attrs.get("cn") or [b""])[0].decode("utf-8", "replace")
-                if d.dit.id_of(r, agreement_dn(name, cname)) is not None:
-                    want.append((agreement_dn(name, cname), "labeledURI", url.encode()))
+        renumber = _server_id_to_take(r, e)
+        if renumber is None:
+            want = _entry_changes(r, d, e, name, url, inv, certificate)
+    if renumber is not None:
+        _renumber(d, name, _server_id_of(e), renumber, log)
+        return  # the rest at the next look
     if not want:
         return
     s = d.internal_session(node_dn(name))  # the node's own work, as itself
@@ -174,6 +168,82 @@ def tend_local_node(d: Directory, name: str, url: str, log: Callable[[str], None
     for dn, attr, value in want:
         log(f"{dn} now gives {attr} " + (f"(SHA-256 fingerprint {fingerprint(value)})" if attr == "userCertificate"
                                           else value.decode()))
+
+
+def _entry_changes(r: Any, d: Directory, e: StoredEntry, name: str, url: str, inv: bytes,
+                   certificate: bytes | None) -> list[tuple[str, str, bytes]]:
+    """(dn, attribute, value) to set so that the node's entry (and the agreements pulling from
+    it) give its invocation id, URL and certificate."""
+    want: list[tuple[str, str, bytes]] = []
+    if (e.attrs.get("lightwaveinvocationid") or [b""])[0].lower() != inv:
+        want.append((node_dn(name), "lightwaveInvocationId", inv))
+    if certificate is not None and (e.attrs.get("usercertificate") or []) != [certificate]:
+        want.append((node_dn(name), "userCertificate", certificate))
+    if (e.attrs.get("labeleduri") or [b""])[0] != url.encode():
+        want.append((node_dn(name), "labeledURI", url.encode()))
+        for cid in r.children(e.parent_id):  # every node: its agreement pulling from this one
+            consumer = r.get(cid)
+            if consumer is None or consumer.deleted or consumer.id == e.id:
+                continue
+            cname = (consumer.attrs.get("cn") or [b""])[0].decode("utf-8", "replace")
+            if d.dit.id_of(r, agreement_dn(name, cname)) is not None:
+                want.append((agreement_dn(name, cname), "labeledURI", url.encode()))
+    return want
+
+
+def _claim(e: StoredEntry) -> tuple[int, bytes]:
+    """When and where a node's server id was set (originating time, then invocation id):
+    the same on every node once the entries have replicated."""
+    meta = e.meta.get(SERVER_ID_ATTR)
+    return (meta[3], meta[2]) if meta is not None else (0, b"")
+
+
+def _server_id_of(e: StoredEntry) -> int:
+    try:
+        return int((e.attrs.get(SERVER_ID_ATTR) or [b"0"])[0])
+    except ValueError:
+        return 0
+
+
+def _server_id_to_take(r: Any, me: StoredEntry) -> int | None:
+    """The server id this node must move to, or None. Two nodes that joined at the same time
+    through different partners can be given the same id (each partner knew only the nodes
+    it had replicated). Once each sees the other's entry, the later claim (``_claim``) gives
+    its id up for the highest known plus one; a renumbering that collides again is settled
+    the same way at a later look."""
+    mine = _server_id_of(me)
+    sids = []
+    twin_first = False
+    for cid in r.children(me.parent_id):
+        other = r.get(cid)
+        if other is None or other.deleted or other.id == me.id or SERVER_ID_ATTR not in other.attrs:
+            continue
+        sid = _server_id_of(other)
+        sids.append(sid)
+        if sid == mine and _claim(other) < _claim(me):
+            twin_first = True
+    return max(sids + [mine]) + 1 if twin_first else None
+
+
+def _renumber(d: Directory, name: str, old: int, sid: int, log: Callable[[str], None]) -> None:
+    """Give this node server id ``sid`` instead of ``old``: its entry and the store's meta in
+    one transaction (the workers allocate POSIX numbers from the store's; see
+    Directory._allocate_posix)."""
+    s = d.internal_session(node_dn(name))
+    mod = d.modify(s, m.ModifyRequest(node_dn(name), (m.Change(m.MOD_REPLACE, "lightwaveServerId",
+                                                                (str(sid).encode(),)),)))
+
+    def op(w: WriteTxn) -> Outcome:
+        out = mod(w)
+        w.set_meta_int("server_id", sid)
+        return out
+
+    out = d.run_writes([op])[0]
+    if isinstance(out, BaseException):
+        raise out
+    d.server_id = sid
+    log(f"server id {old} was also given to a node that joined at the same time and claimed it first; "
+        f"this node is now server id {sid} (its POSIX ids come from that id's range)")
 
 
 __all__ = ["DEFAULT_TOMBSTONE_LIFETIME", "Purged", "purge_tombstones", "mark_restored_store", "tend_local_node"]

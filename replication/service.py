@@ -108,7 +108,8 @@ class SupplierService:
         d = self.directory
         with d.store.read() as r:
             doc = {
-                "node": self.node_name, "server_id": d.server_id, "invocation": d.invocation.hex(),
+                "node": self.node_name, "server_id": r.meta_int("server_id") or d.server_id,
+                "invocation": d.invocation.hex(),
                 "highest_usn": r.meta_int("next_usn"),
                 "utdv": {inv.hex(): usn for inv, usn in full_utdv(r, d.invocation).items()},
                 "partners": read_status(r),

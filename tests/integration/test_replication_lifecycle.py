@@ -217,12 +217,24 @@ def test_removed_value_states_are_purged_and_members_still_converge(pair: list[S
         assert read(n, group, "member")["member"] == sorted([m1.encode(), m2.encode()])
 
 
-def test_two_nodes_joining_through_one_partner_at_once_get_distinct_server_ids(
-        pair: list[Server], tmp_path_factory: pytest.TempPathFactory) -> None:
+def server_ids(s: Server) -> list[int]:
+    r = cli("node", "list", "--server", s.url, "--json")
+    assert r.returncode == 0, r.stderr
+    return [int(x["server_id"]) for x in json.loads(r.stdout).values()]
+
+
+@pytest.mark.parametrize("through", ["one partner", "two partners"])
+def test_two_nodes_joining_at_once_get_distinct_server_ids(
+        pair: list[Server], tmp_path_factory: pytest.TempPathFactory, through: str) -> None:
+    """Through one partner, the second to add its entry sees the first's and takes the next
+    id; through two, each partner may not know the other's newcomer yet, and the later claim
+    of a shared id moves to a new one once both are known (replication.maintenance)."""
     import threading
 
     a, b = pair
-    joiners = [make_server(tmp_path_factory, f"life-{x}", extra=["--quiet-ops", "--join", a.url]) for x in "cd"]
+    partners = [a, a] if through == "one partner" else [a, b]
+    joiners = [make_server(tmp_path_factory, f"life-{x}", extra=["--quiet-ops", "--join", p.url])
+               for x, p in zip("cd", partners)]
     errors: list[BaseException] = []
 
     def start(s: Server) -> None:
@@ -239,16 +251,41 @@ def test_two_nodes_joining_through_one_partner_at_once_get_distinct_server_ids(
             t.join()
         assert not errors, errors
         converge(a)
-        r = cli("node", "list", "--server", b.url, "--json")
-        assert r.returncode == 0, r.stderr
-        ids = [int(x["server_id"]) for x in json.loads(r.stdout).values()]
-        assert len(ids) == 4 and len(set(ids)) == 4, ids
+        for s in pair:
+            wait_for(f"four distinct server ids on {node_name(s)}",
+                     lambda s=s: len(set(server_ids(s))) == 4, timeout=30, interval=0.3)
     finally:
         for s in joiners:
             if s.proc is not None:
                 s.stop()
                 cli("node", "remove", node_name(s), "--server", a.url)  # the others no longer wait for it
     assert sorted(json.loads(cli("node", "list", "--server", a.url, "--json").stdout)) == sorted([node_name(a), node_name(b)])
+
+
+def test_a_node_whose_server_id_another_claimed_first_takes_a_new_one(pair: list[Server]) -> None:
+    """Made by hand here (the race of two joins is rarely this exact): B's entry given A's
+    server id, as if B had joined after A with the same one. B gives it up for a new one,
+    and its POSIX numbers come from the new range."""
+    a, b = pair
+    ids = {n: int(x["server_id"]) for n, x in json.loads(cli("node", "list", "--server", a.url, "--json").stdout).items()}
+    mark = log_mark(b)
+    c = conn(a)
+    assert c.modify(f"cn={node_name(b)},cn=Nodes,cn=System",
+                    {"lightwaveServerId": [(ldap3.MODIFY_REPLACE, [str(ids[node_name(a)])])]}), c.result
+    new = max(v for n, v in ids.items() if n != node_name(b)) + 1  # the highest B then knows, plus one
+    wait_for("B to take a new server id", lambda: logged_since(b, mark, f"this node is now server id {new}"))
+    converge(b)
+    for s in pair:
+        want = {node_name(a): ids[node_name(a)], node_name(b): new}
+        got = {n: int(x["server_id"]) for n, x in
+               json.loads(cli("node", "list", "--server", s.url, "--json").stdout).items() if n in want}
+        assert got == want, (node_name(s), got)
+    cb = conn(b)
+    assert cb.add(f"uid=posix-after-renumber,{USERS}", ["inetOrgPerson", "posixAccount"],
+                  {"cn": "p", "sn": "p", "uid": "posix-after-renumber", "gidNumber": "100",
+                   "homeDirectory": "/home/p"}), cb.result
+    number = int(read(b, f"uid=posix-after-renumber,{USERS}", "uidNumber")["uidnumber"][0])
+    assert 100_000 + (new - 1) * 1_000_000 <= number < 100_000 + new * 1_000_000, number
 
 
 def test_replication_process_of_a_one_worker_node_is_restarted(pair: list[Server]) -> None:

@@ -904,14 +904,27 @@ class Directory:
 
     def _allocate_posix(self, w: WriteTxn, e: StoredEntry, attrs: tuple[str, ...]) -> None:
         """Give ``e`` the next uidNumber/gidNumber of this node's range (like 389's DNA plugin):
-        each server id owns its own block, so two masters never hand out the same number."""
-        lo = POSIX_BASE + (self.server_id - 1) * POSIX_RANGE
+        each server id owns its own block, so two masters never hand out the same number.
+
+        The server id is read from the store, not this process's copy: the replication
+        process may renumber the node (``replication.maintenance``, two nodes that joined at
+        once with the same id), and a number some entry already holds (given explicitly, or
+        handed out under the old id) is skipped."""
+        lo = POSIX_BASE + ((w.meta_int("server_id") or self.server_id) - 1) * POSIX_RANGE
         nxt = max(w.meta_int("posix_next"), lo)
+        while nxt < lo + POSIX_RANGE and any(self._posix_taken(w, a, nxt) for a in attrs):
+            nxt += 1
         if nxt >= lo + POSIX_RANGE:
             raise LDAPError(RC.unwillingToPerform, "this node's POSIX id range is used up; give uidNumber explicitly")
         w.set_meta_int("posix_next", nxt + 1)
         for a in attrs:
             e.attrs[a] = [str(nxt).encode()]
+
+    def _posix_taken(self, w: WriteTxn, attr: str, n: int) -> bool:
+        """Whether an entry holds ``n`` as ``attr`` (known only where it is indexed)."""
+        if "eq" not in self.config.indexes.get(attr, ()):
+            return False
+        return bool(w.index_ids(attr, KIND_EQ + self.schema.eq_key(attr, str(n).encode())))
 
     def _audit_write(self, w: WriteTxn, s: Session, e: StoredEntry, op: str, changed: set[str] | None) -> None:
         """Changes made by administrators (forest or tenant) to entries other than their own."""

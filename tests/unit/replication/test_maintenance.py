@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from replication._state import RESTORED, mark_restored, read_purged, read_utdv, stale_against, writes_paused
-from replication.maintenance import purge_tombstones
+from replication.maintenance import purge_tombstones, tend_local_node
+from replication.topology import node_dn, node_request, register_local_node
 from tests.unit.vmdir.test_directory_meta import ADMIN, BASE, admin, d, run, stored  # noqa: F401 - d: fixture
 from vmdir.directory import Directory
+from vmdir.directory._directory import POSIX_BASE, POSIX_RANGE
 from vmdir.proto import messages as m
 from vmdir.proto.results import LDAPError, ResultCode
 from vmdir.store import entry_uuid
@@ -59,3 +61,44 @@ def test_restore_mark_pauses_local_writes_and_keeps_the_old_invocation_covered(d
     with pytest.raises(LDAPError) as err:
         run(d, d.add(s, m.AddRequest(f"cn=x,cn=Users,{BASE}", (("objectClass", (b"person",)), ("sn", (b"x",))))))
     assert err.value.code == ResultCode.unwillingToPerform and "restored from a backup" in err.value.message
+
+
+def _uid_number(d: Directory, dn: str) -> int:
+    return int(stored(d, dn).attrs["uidnumber"][0])
+
+
+def _posix_user(d: Directory, uid: str, number: int | None = None) -> str:
+    dn = f"uid={uid},cn=Users,{BASE}"
+    attrs: list[tuple[str, tuple[bytes, ...]]] = [
+        ("objectClass", (b"inetOrgPerson", b"posixAccount")), ("cn", (uid.encode(),)), ("sn", (b"x",)),
+        ("uid", (uid.encode(),)), ("homeDirectory", (f"/home/{uid}".encode(),)), ("gidNumber", (b"100",))]
+    if number is not None:
+        attrs.append(("uidNumber", (str(number).encode(),)))
+    run(d, d.add(admin(d), m.AddRequest(dn, tuple(attrs))))
+    return dn
+
+
+def test_a_node_that_claimed_a_shared_server_id_later_takes_a_new_one(d: Directory) -> None:
+    """Two nodes that joined through different partners at the same time can get the same
+    server id; once both entries are known, the later claim moves to the highest id plus one
+    (its entry and the store's id in one write), and POSIX numbers follow the new range."""
+    register_local_node(d, "lightwave.local", "n1", "ldap://n1:389", "pw-n1")
+    s = admin(d)
+    run(d, d.add(s, node_request("n2", 1, d.invocation, "ldap://n2:389", "pw-n2")))  # the same id, claimed later
+    run(d, d.add(s, node_request("n3", 2, C, "ldap://n3:389", "pw-n3")))
+    logged: list[str] = []
+    tend_local_node(d, "n1", "ldap://n1:389", logged.append)  # n1 claimed id 1 first: it keeps it
+    assert d.server_id == 1 and not logged
+    assert _uid_number(d, _posix_user(d, "u1")) == POSIX_BASE  # server id 1's range
+    # this store as n2's: n2 gives id 1 up for 3 (n3 holds 2)
+    tend_local_node(d, "n2", "ldap://n2:389", logged.append)
+    assert stored(d, node_dn("n2")).attrs["lightwaveserverid"] == [b"3"]
+    with d.store.read() as r:
+        assert r.meta_int("server_id") == 3
+    assert d.server_id == 3 and "this node is now server id 3" in logged[0]
+    tend_local_node(d, "n2", "ldap://n2:389", logged.append)  # settled: nothing more to do
+    assert len(logged) == 1
+    # POSIX numbers come from server id 3's range, skipping one an entry already holds
+    third = POSIX_BASE + 2 * POSIX_RANGE
+    _posix_user(d, "taken", third)
+    assert _uid_number(d, _posix_user(d, "u2")) == third + 1
