@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from typing import Any
 
 from lightwave.cli import CLIError
@@ -95,10 +96,13 @@ def prepare(cfg: NodeConfig) -> tuple[NodeConfig, str | None]:
         elif cfg.join:
             print(f"lightwave: this node is already initialised; --join {cfg.join} ignored", file=sys.stderr)
         _ensure_node_account(cfg, d)
-        from replication.maintenance import tend_local_node
-        tend_local_node(d, cfg.effective_node_name, cfg.effective_url,
-                        lambda msg: print(f"lightwave: {msg}", file=sys.stderr, flush=True),
-                        certificate=own_certificate(cfg))
+        from replication.maintenance import pause_if_out_of_touch, tend_local_node
+
+        def say(msg: str) -> None:
+            print(f"lightwave: {msg}", file=sys.stderr, flush=True)
+
+        pause_if_out_of_touch(d, cfg.effective_node_name, cfg.tombstone_lifetime, time.time(), say)
+        tend_local_node(d, cfg.effective_node_name, cfg.effective_url, say, certificate=own_certificate(cfg))
     finally:
         store.close()
     return cfg, generated

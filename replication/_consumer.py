@@ -22,7 +22,7 @@ from vmdir.model import dn as dnmod
 from vmdir.store import FLAG_DELETED, StoredEntry, StoreError, WriteTxn, decode_body, entry_uuid
 
 from replication._merge import DELETED_ATTR, NAME, State, merge, wins
-from replication._state import RESTORED, raise_utdv, resume_writes, set_watermark, writes_paused
+from replication._state import CATCHING_UP, raise_utdv, resume_writes, set_watermark, writes_paused
 from replication._wire import PullResponse, Record
 
 LOST_AND_FOUND_DN = "cn=LostAndFound,cn=System"
@@ -72,7 +72,7 @@ def apply_page(d: Directory, records: list[Record], resp: PullResponse, pass_sta
         caught_up = error is None and wm >= pass_start.highest_usn
         if caught_up:
             raise_utdv(w, pass_start.utdv, d.invocation)
-            if writes_paused(w) == RESTORED:  # a restored node is up to date again: it may take writes
+            if writes_paused(w) in CATCHING_UP:  # up to date again (restored, long offline): it may take writes
                 resume_writes(w)
         result.append(PageResult(applied, seen, wm, error, caught_up))
         if then is not None:

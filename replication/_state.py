@@ -18,7 +18,9 @@ Each is written in the same transaction as the changes it accounts for.
 """
 from __future__ import annotations
 
+import calendar
 import json
+import time
 from typing import Any
 
 from vmdir.directory import WRITES_PAUSED
@@ -80,6 +82,17 @@ def mark_restored(w: WriteTxn, old_invocation: bytes, highest_usn: int) -> None:
 
 
 RESTORED = "restored from a backup, and not yet caught up with a replication partner"
+OUT_OF_TOUCH = ("started after more than the tombstone lifetime without replicating: local writes wait until "
+                "a partner has confirmed this node missed no delete that was purged meanwhile")
+CATCHING_UP = (RESTORED, OUT_OF_TOUCH)  # pauses a pass that catches up with a partner lifts
+
+
+def last_contact(r: ReadTxn) -> float | None:
+    """When this node last pulled from a partner successfully (seconds since the epoch), or
+    None if it never did."""
+    times = [calendar.timegm(time.strptime(st["last_success"], "%Y-%m-%dT%H:%M:%SZ"))
+             for st in read_status(r).values() if st.get("last_success")]
+    return float(max(times)) if times else None
 
 
 def pause_writes(w: WriteTxn, why: str) -> None:

@@ -23,7 +23,9 @@ from vmdir.store import Store, StoredEntry, StoreError, WriteTxn
 
 from replication._partner import fingerprint
 from replication._merge import DELETED_ATTR, LOCAL
-from replication._state import RESTORED, mark_restored, raise_purged, resume_writes, writes_paused
+from replication._state import (
+    CATCHING_UP, OUT_OF_TOUCH, last_contact, mark_restored, pause_writes, raise_purged, resume_writes, writes_paused,
+)
 from replication._wire import Vector
 from replication.topology import agreement_dn, agreements, node_dn
 
@@ -120,6 +122,26 @@ def mark_restored_store(store: Store, old_invocation: bytes, highest_usn: int) -
         mark_restored(w, old_invocation, highest_usn)
 
 
+def pause_if_out_of_touch(d: Directory, name: str, lifetime: float, now: float,
+                          log: Callable[[str], None] = lambda msg: None) -> bool:
+    """At start, before serving: a node whose last successful pull is older than the
+    tombstone lifetime may have missed deletes its partners have purged since. It takes no
+    local writes until a pass from a partner catches up (and that pass finds it stale if it
+    is: ``Puller._check_stale``), so that no write is acknowledged that the forest would
+    refuse. Returns whether it paused writes."""
+    with d.store.read() as r:
+        if writes_paused(r) is not None:
+            return False
+        last = last_contact(r)
+    if last is None or now - last <= lifetime or not agreements(d, name):
+        return False
+    with d.store.write() as w:
+        pause_writes(w, OUT_OF_TOUCH)
+    log(f"last replicated {now - last:,.0f} s ago, longer than the tombstone lifetime ({lifetime:g} s): "
+        "local writes wait until a partner confirms this node is not stale")
+    return True
+
+
 def tend_local_node(d: Directory, name: str, url: str, log: Callable[[str], None] = lambda msg: None, *,
                     certificate: bytes | None = None) -> None:
     """What the replication process keeps true of this node at every look:
@@ -137,11 +159,11 @@ def tend_local_node(d: Directory, name: str, url: str, log: Callable[[str], None
     Raises StoreError or the LDAPError of a write that failed."""
     with d.store.read() as r:
         paused = writes_paused(r)
-    if paused == RESTORED and not agreements(d, name):
+    if paused in CATCHING_UP and not agreements(d, name):
         paused = None
         with d.store.write() as w:
             resume_writes(w)
-        log("restored node has no replication partner to catch up with: taking writes again")
+        log("no replication partner to catch up with: taking writes again")
     if paused is not None:
         return
     inv = str(uuid.UUID(bytes=d.invocation)).encode()
@@ -246,4 +268,5 @@ def _renumber(d: Directory, name: str, old: int, sid: int, log: Callable[[str], 
         f"this node is now server id {sid} (its POSIX ids come from that id's range)")
 
 
-__all__ = ["DEFAULT_TOMBSTONE_LIFETIME", "Purged", "purge_tombstones", "mark_restored_store", "tend_local_node"]
+__all__ = ["DEFAULT_TOMBSTONE_LIFETIME", "Purged", "purge_tombstones", "mark_restored_store", "tend_local_node",
+           "pause_if_out_of_touch"]

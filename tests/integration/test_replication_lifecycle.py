@@ -164,9 +164,14 @@ def test_node_out_of_touch_past_tombstone_lifetime_is_refused_then_joins_again(
     # A forgets the delete once its tombstone is older than the lifetime
     wait_for("A to purge the tombstone", lambda: logged_since(a, mark, r"purged [1-9]\d* tombstones"), timeout=30)
     b.start(timeout=60)
-    # B learns it is out of touch: it takes no writes, and says why
-    res = wait_for("B to refuse writes", lambda: (lambda r: r if r["result"] == 53 else None)(write_result(b, "late")))
-    assert "tombstone lifetime" in res["message"] and "join it again" in res["message"], res
+    # B has not replicated for longer than the lifetime: from its first moment it takes no
+    # writes (none acknowledged that the forest would refuse), until a partner confirms it ...
+    res = write_result(b, "late")
+    assert res["result"] == 53 and "tombstone lifetime" in res["message"], res
+    # ... and A's answer shows it is out of touch: it stays so, and says why
+    res = wait_for("B to say it must join again",
+                   lambda: (lambda r: r if "join it again" in r["message"] else None)(write_result(b, "late")))
+    assert res["result"] == 53 and "tombstone lifetime" in res["message"], res
     def last_error(s: Server, partner: Server) -> str:
         return (status(s)["partners"].get(node_name(partner)) or {}).get("last_error") or ""
 
@@ -326,3 +331,20 @@ def test_a_node_restarted_on_other_ports_stays_the_same_node(tmp_path_factory: p
     s.extra = ["--quiet-ops", "--node-name", "renamed"]
     with pytest.raises(RuntimeError, match="cannot become 'renamed'"):
         s.start()
+
+
+def test_a_node_back_after_the_tombstone_lifetime_takes_writes_once_a_partner_confirms_it(pair: list[Server]) -> None:
+    """Offline for longer than the lifetime, but nothing was purged that it missed: it starts
+    with writes paused (it cannot know yet), and takes them once a pass has caught up."""
+    a, b = pair
+    converge(a)
+    b.stop()
+    stopped = time.monotonic()
+    wait_for("the tombstone lifetime to pass", lambda: time.monotonic() - stopped > float(LIFETIME) + 1.5,
+             timeout=30, interval=0.2)
+    b.start(timeout=60)
+    res = write_result(b, "back-after-lifetime")
+    assert res["result"] == 53 and "until a partner has confirmed" in res["message"], res
+    wait_for("B to take writes again", lambda: write_result(b, "back-after-lifetime")["result"] == 0)
+    converge(b)
+    assert read(a, f"cn=back-after-lifetime,{USERS}", "sn") is not None

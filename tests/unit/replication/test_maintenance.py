@@ -2,11 +2,14 @@
 that tells a node out of touch for longer than the tombstone lifetime."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from replication._state import RESTORED, mark_restored, read_purged, read_utdv, stale_against, writes_paused
-from replication.maintenance import purge_tombstones, tend_local_node
-from replication.topology import node_dn, node_request, register_local_node
+from replication._state import OUT_OF_TOUCH, write_status
+from replication.maintenance import pause_if_out_of_touch, purge_tombstones, tend_local_node
+from replication.topology import agreement_request, node_dn, node_request, register_local_node
 from tests.unit.vmdir.test_directory_meta import ADMIN, BASE, admin, d, run, stored  # noqa: F401 - d: fixture
 from vmdir.directory import Directory
 from vmdir.directory._directory import POSIX_BASE, POSIX_RANGE
@@ -102,3 +105,24 @@ def test_a_node_that_claimed_a_shared_server_id_later_takes_a_new_one(d: Directo
     third = POSIX_BASE + 2 * POSIX_RANGE
     _posix_user(d, "taken", third)
     assert _uid_number(d, _posix_user(d, "u2")) == third + 1
+
+
+def test_a_node_long_without_replicating_starts_with_writes_paused_until_it_catches_up(d: Directory) -> None:
+    register_local_node(d, "lightwave.local", "n1", "ldap://n1:389", "pw-n1")
+    s = admin(d)
+    run(d, d.add(s, node_request("n2", 2, B, "ldap://n2:389", "pw-n2")))
+    last = 1_800_000_000.0
+    with d.store.write() as w:
+        write_status(w, "n2", {"last_success": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(last))})
+    assert not pause_if_out_of_touch(d, "n1", 3600, last + 3000)  # within the lifetime
+    assert not pause_if_out_of_touch(d, "n1", 3600, last + 4000)  # no agreement: nobody to have missed
+    run(d, d.add(s, agreement_request("n2", "ldap://n2:389", "n1")))
+    logged: list[str] = []
+    assert pause_if_out_of_touch(d, "n1", 3600, last + 4000, logged.append)
+    assert "longer than the tombstone lifetime" in logged[0]
+    with d.store.read() as r:
+        assert writes_paused(r) == OUT_OF_TOUCH
+    with pytest.raises(LDAPError) as err:
+        run(d, d.add(s, m.AddRequest(f"cn=x,cn=Users,{BASE}", (("objectClass", (b"person",)), ("sn", (b"x",))))))
+    assert err.value.code == ResultCode.unwillingToPerform and "tombstone lifetime" in err.value.message
+    assert not pause_if_out_of_touch(d, "n1", 3600, last + 4000)  # already paused: nothing to add
