@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import ssl
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from vmdir.client import ClientError, Connection, describe
 from vmdir.proto import messages as m
@@ -131,17 +131,20 @@ class Partner:
     may be pipelined (``prefetch``).
 
     ``trust`` is asked at each connect (the published certificates replicate, so they can
-    change). ``certificate`` is this node's own (DER), announced in the first pull of each
-    connection. After ``connect``, ``certificate_seen`` is what the partner presented."""
+    change). ``certificate`` (this node's own, DER) and ``own_url`` (where it is reached) are
+    announced in the first pull of each connection. After ``connect``, ``certificate_seen`` is
+    what the partner presented."""
 
     def __init__(self, url: str, user: str, password: str, *, trust: Callable[[], Trust],
-                 require_published: bool = True, certificate: bytes | None = None, timeout: float = 30.0) -> None:
+                 require_published: bool = True, certificate: bytes | None = None, own_url: str | None = None,
+                 timeout: float = 30.0) -> None:
         self.url = url
         self.user = user
         self.password = password
         self.trust = trust
         self.require_published = require_published
         self.certificate = certificate
+        self.own_url = own_url
         self.timeout = timeout
         self.conn: Connection | None = None
         self.certificate_seen: bytes | None = None
@@ -165,7 +168,7 @@ class Partner:
             conn.close()
             raise
         self.conn = conn
-        self._announce = self.certificate is not None
+        self._announce = self.certificate is not None or self.own_url is not None
 
     def close(self) -> None:
         self._prefetched = None
@@ -204,7 +207,7 @@ class Partner:
         if self.conn is None:
             raise PartnerError(f"not connected to {self.url}")
         if self._announce:
-            req = PullRequest(req.consumer, req.watermark, req.max_entries, req.utdv, req.hold, self.certificate)
+            req = replace(req, certificate=self.certificate, url=self.own_url)
             self._announce = False
         try:
             return self.conn.send_search("", m.SCOPE_BASE, m.Present("objectClass"), (REPL_ATTR,),

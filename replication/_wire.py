@@ -12,7 +12,8 @@ filter ``(objectClass=*)``, and this control::
         utdv        Vector,         -- the consumer's up-to-dateness vector
         hold        [0] INTEGER OPTIONAL,       -- milliseconds the supplier may hold an
                                                 -- answer that would bring nothing
-        certificate [1] OCTET STRING OPTIONAL } -- the consumer's TLS certificate (DER)
+        certificate [1] OCTET STRING OPTIONAL,  -- the consumer's TLS certificate (DER)
+        url         [2] OCTET STRING OPTIONAL } -- the URL the consumer is reached at (UTF-8)
     Vector ::= SEQUENCE OF SEQUENCE { invocation OCTET STRING, usn INTEGER }
 
 ``hold`` is the notification: a consumer that has caught up pulls with a hold, and the
@@ -21,6 +22,10 @@ or the supplier's own limit passes, with an empty page), so latency is not a pol
 interval and a change costs one round trip. ``certificate`` announces the certificate
 this node now serves with: the supplier records it in the consumer's node entry (its
 bound identity), where its partners find the key to check it by (``replication._partner``).
+``url`` announces where this node is reached now (a restart on other ports or with another
+``--advertise-url``): the supplier records it in the consumer's node entry and in every
+agreement that pulls from the consumer, so a partner that could only have learnt it by
+pulling from the consumer (at the old URL) learns it all the same.
 
 (USNs and watermarks are INTEGER (0..2^63-1), not limited to LDAP's maxInt.)
 
@@ -87,6 +92,7 @@ class PullRequest:
     utdv: Vector
     hold: int = 0  # milliseconds; 0 answers at once
     certificate: bytes | None = None
+    url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +158,8 @@ def _read_vector(d: bytes, i: int, end: int) -> tuple[Vector, int]:
     return out, e
 
 
-HOLD_TAG, CERTIFICATE_TAG = 0x80, 0x81
+HOLD_TAG, CERTIFICATE_TAG, URL_TAG = 0x80, 0x81, 0x82
+MAX_URL = 1024
 MAX_HOLD_MS = 3_600_000
 
 
@@ -161,7 +168,8 @@ def encode_pull_request(r: PullRequest) -> bytes:
         raise ValueError(f"hold {r.hold} ms out of range")
     return tlv(T_SEQUENCE, octets(r.consumer) + _usn(r.watermark) + integer(r.max_entries) + _vector(r.utdv)
                + (tlv(HOLD_TAG, integer_content(r.hold)) if r.hold else b"")
-               + (tlv(CERTIFICATE_TAG, r.certificate) if r.certificate is not None else b""))
+               + (tlv(CERTIFICATE_TAG, r.certificate) if r.certificate is not None else b"")
+               + (tlv(URL_TAG, r.url.encode()) if r.url is not None else b""))
 
 
 def _decode_sequence(value: bytes | None, what: str, fields: Callable[[bytes, int, int], tuple[T, int]]) -> T:
@@ -192,7 +200,16 @@ def _pull_request_fields(d: bytes, s: int, e: int) -> tuple[PullRequest, int]:
             raise RemoteProtocolError(f"hold {hold} ms out of range")
     if j < e and d[j] == CERTIFICATE_TAG:
         cert, j = read_octets(d, j, e, "certificate", CERTIFICATE_TAG)
-    return PullRequest(consumer, wm, n, utdv, hold, cert), j
+    url = None
+    if j < e and d[j] == URL_TAG:
+        raw, j = read_octets(d, j, e, "url", URL_TAG)
+        if len(raw) > MAX_URL:
+            raise RemoteProtocolError(f"url longer than {MAX_URL} bytes")
+        try:
+            url = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise RemoteProtocolError("url is not UTF-8") from None
+    return PullRequest(consumer, wm, n, utdv, hold, cert, url), j
 
 
 def decode_pull_request(value: bytes | None) -> PullRequest:

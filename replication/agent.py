@@ -28,7 +28,8 @@ def run_agent(d: Directory, name: str, url: str, password: str, stop: threading.
               log: Callable[[str], None] = lambda msg: None,
               tombstone_lifetime: float = DEFAULT_TOMBSTONE_LIFETIME, certificate: bytes | None = None) -> None:
     """Replicate until ``stop`` is set. ``certificate``: the TLS certificate (DER) this node
-    serves with; it publishes it in its entry and announces it to the partners it pulls from."""
+    serves with; it publishes it in its entry and announces it, and ``url``, to the partners it
+    pulls from."""
     running: dict[Agreement, tuple[threading.Thread, threading.Event]] = {}
     lock = threading.Lock()  # one writer at a time in this process (the Directory's caches)
     # the first purge a while after start (it reads every entry; nothing is urgent then)
@@ -56,7 +57,7 @@ def run_agent(d: Directory, name: str, url: str, password: str, stop: threading.
             for a in want - set(running):
                 log(f"pulling from {a.supplier} at {a.url}")
                 ev = threading.Event()
-                partner = Partner(a.url, node_dn(name), password, certificate=certificate,
+                partner = Partner(a.url, node_dn(name), password, certificate=certificate, own_url=url,
                                   trust=lambda supplier=a.supplier: node_trust(d, supplier))
                 p = Puller(d, a.supplier, partner, stop=ev, log=log, write_lock=lock)
                 t = threading.Thread(target=p.run, name=f"pull-{a.supplier}", daemon=True)

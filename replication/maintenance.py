@@ -27,7 +27,7 @@ from replication._state import (
     CATCHING_UP, OUT_OF_TOUCH, last_contact, mark_restored, pause_writes, raise_purged, resume_writes, writes_paused,
 )
 from replication._wire import Vector
-from replication.topology import agreement_dn, agreements, node_dn
+from replication.topology import agreements, node_dn, url_changes
 
 DEFAULT_TOMBSTONE_LIFETIME = 60 * 86400  # seconds (60 days); configurable per node
 PURGE_BATCH = 200  # tombstones per write transaction
@@ -151,8 +151,7 @@ def tend_local_node(d: Directory, name: str, url: str, log: Callable[[str], None
     - once it may write, the node's entry gives its current invocation id (a restore
       changes it) and URL, and so do the agreements that pull from it (a start on other
       ports or with another --advertise-url changes it). Partners learn a new URL by
-      replication, from this node or a third one: a partner that reaches this node only
-      at its old URL needs ``lightwave repl agreement remove`` / ``add``;
+      replication, and from this node's pulls, which announce it (``replication._wire``);
     - the entry publishes ``certificate`` (the one this node serves with), which partners
       check it by (a partner that cannot pull from this node any more learns a new key when
       this node pulls from it: ``replication._wire``, the pull's ``certificate``).
@@ -201,16 +200,7 @@ def _entry_changes(r: Any, d: Directory, e: StoredEntry, name: str, url: str, in
         want.append((node_dn(name), "lightwaveInvocationId", inv))
     if certificate is not None and (e.attrs.get("usercertificate") or []) != [certificate]:
         want.append((node_dn(name), "userCertificate", certificate))
-    if (e.attrs.get("labeleduri") or [b""])[0] != url.encode():
-        want.append((node_dn(name), "labeledURI", url.encode()))
-        for cid in r.children(e.parent_id):  # every node: its agreement pulling from this one
-            consumer = r.get(cid)
-            if consumer is None or consumer.deleted or consumer.id == e.id:
-                continue
-            cname = (consumer.attrs.get("cn") or [b""])[0].decode("utf-8", "replace")
-            if d.dit.id_of(r, agreement_dn(name, cname)) is not None:
-                want.append((agreement_dn(name, cname), "labeledURI", url.encode()))
-    return want
+    return want + url_changes(r, d, e, name, url)
 
 
 def _claim(e: StoredEntry) -> tuple[int, bytes]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -26,7 +27,7 @@ from vmdir.store import ReadTxn, StoredEntry
 from replication._supplier import may_pull, pull_page
 from replication._state import full_utdv, read_status, writes_paused
 from replication._partner import key_digest
-from replication.topology import NODES_DN, node_dn
+from replication.topology import NODES_DN, node_dn, url_changes
 from replication._wire import PULL_OID, STATUS_OID, PullRequest, PullResponse, decode_pull_request, encode_pull_response, vector_sum
 
 SearchHandler = Callable[[Session, m.SearchRequest, Sequence[m.Control]], "defer.Deferred[Any]"]
@@ -35,6 +36,8 @@ ExtendedHandler = Callable[[Session, bytes | None], "defer.Deferred[Outcome]"]
 
 INLINE_ENTRIES = 20  # entries a woken hold reads on the reactor thread at most
 
+
+_LDAP_URL = re.compile(r"ldaps?://[^\s/?#]+/?", re.IGNORECASE)
 
 class SupplierService:
     def __init__(self, reactor: Any, directory: Directory, threadpool: Any, *, node_name: str = "",
@@ -131,8 +134,8 @@ class SupplierService:
             raise LDAPError(ResultCode.insufficientAccessRights, "replication needs the replication role")
         if not s.secure:  # (pull_page says so too) before anything the request asks is done
             raise LDAPError(ResultCode.confidentialityRequired, "replication needs TLS (StartTLS or LDAPS)")
-        if req.certificate is not None:
-            self._note_certificate(s, req.certificate)
+        if req.certificate is not None or req.url is not None:
+            self._note_announced(s, req)
         deadline = self.reactor.seconds() + min(req.hold / 1000, self.max_wait)
         return self._page(s, req, deadline)
 
@@ -159,24 +162,47 @@ class SupplierService:
             return defer.maybeDeferred(page).addCallback(answer)
         return threads.deferToThreadPool(self.reactor, self.threadpool, page).addCallback(answer)
 
-    def _note_certificate(self, s: Session, der: bytes) -> None:
-        """Record a consumer node's announced certificate in its entry (it authenticated as
-        that node). Raises LDAPError(protocolError) if ``der`` is not a certificate."""
-        try:
-            key_digest(der)
-        except ValueError:
-            raise LDAPError(ResultCode.protocolError, "the announced certificate is not a DER X.509 certificate") from None
-        if self.writer is None or not s.ndn.endswith("," + self.directory.dit.ndn(NODES_DN)):
+    def _note_announced(self, s: Session, req: PullRequest) -> None:
+        """Record what a consumer node announced (its certificate, its URL) in its entry and
+        the agreements pulling from it: it authenticated as that node. Raises
+        LDAPError(protocolError) if the certificate is not one or the URL is not an LDAP URL."""
+        if req.certificate is not None:
+            try:
+                key_digest(req.certificate)
+            except ValueError:
+                raise LDAPError(ResultCode.protocolError,
+                                "the announced certificate is not a DER X.509 certificate") from None
+        if req.url is not None and not _LDAP_URL.fullmatch(req.url):
+            raise LDAPError(ResultCode.protocolError, "the announced URL is not an ldap:// or ldaps:// URL")
+        d = self.directory
+        if self.writer is None or not s.ndn.endswith("," + d.dit.ndn(NODES_DN)):
             return
-        with self.directory.store.read() as r:
-            self.directory.dit.begin(r)
-            nid = self.directory.dit.id_of(r, s.dn)
+        with d.store.read() as r:
+            d.dit.begin(r)
+            nid = d.dit.id_of(r, s.dn)
             e = r.get(nid) if nid is not None else None
-        if e is None or (e.attrs.get("usercertificate") or []) == [der]:
+            if e is None or e.deleted:
+                return
+            want: list[tuple[str, str, bytes]] = []
+            if req.certificate is not None and (e.attrs.get("usercertificate") or []) != [req.certificate]:
+                want.append((s.dn, "userCertificate", req.certificate))
+            if req.url is not None:
+                name = (e.attrs.get("cn") or [b""])[0].decode("utf-8", "replace")
+                want += url_changes(r, d, e, name, req.url)
+        if not want:
             return
-        change = m.ModifyRequest(s.dn, (m.Change(m.MOD_REPLACE, "userCertificate", (der,)),))
-        done = self.writer.submit(self.directory.modify(self.directory.internal_session(s.dn), change))
-        done.addErrback(lambda f: self.log(f"recording the certificate {s.dn} announced failed: {f.getErrorMessage()}"))
+        session = d.internal_session(s.dn)
+        ops = [d.modify(session, m.ModifyRequest(dn, (m.Change(m.MOD_REPLACE, attr, (value,)),))) for dn, attr, value in want]
+
+        def record(w: Any) -> Outcome:
+            for op in ops:
+                op(w)
+            return Outcome()
+
+        done = self.writer.submit(record)
+        done.addCallback(lambda _: self.log(f"{s.dn} announced " + ", ".join(sorted({a for _, a, _ in want}))
+                                            + "; recorded"))
+        done.addErrback(lambda f: self.log(f"recording what {s.dn} announced failed: {f.getErrorMessage()}"))
 
     # ------------------------------------------------------------------ holding
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from vmdir.directory import Directory, SYSTEM_DN, domain_dn
 from vmdir.model import dn as dnmod
 from vmdir.proto import messages as m
+from vmdir.store import ReadTxn, StoredEntry
 
 from replication._partner import Trust
 
@@ -84,6 +85,24 @@ def agreements(d: Directory, consumer: str) -> list[Agreement]:
             if url and name:
                 out.append(Agreement(name, url))
     return sorted(out, key=lambda a: a.supplier)
+
+
+def url_changes(r: ReadTxn, d: Directory, e: StoredEntry, name: str, url: str) -> list[tuple[str, str, bytes]]:
+    """(dn, attribute, value) to set so that node ``name``'s entry ``e`` and every agreement
+    pulling from it (under the other nodes' entries) give ``url``."""
+    if (e.attrs.get("labeleduri") or [b""])[0] == url.encode():
+        return []
+    want = [(node_dn(name), "labeledURI", url.encode())]
+    for cid in r.children(e.parent_id):
+        consumer = r.get(cid)
+        if consumer is None or consumer.deleted or consumer.id == e.id:
+            continue
+        cname = (consumer.attrs.get("cn") or [b""])[0].decode("utf-8", "replace")
+        aid = d.dit.id_of(r, agreement_dn(name, cname))
+        agreement = r.get(aid) if aid is not None else None
+        if agreement is not None and not agreement.deleted and (agreement.attrs.get("labeleduri") or [b""])[0] != url.encode():
+            want.append((agreement_dn(name, cname), "labeledURI", url.encode()))
+    return want
 
 
 def node_trust(d: Directory, name: str) -> Trust:

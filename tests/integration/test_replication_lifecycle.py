@@ -348,3 +348,27 @@ def test_a_node_back_after_the_tombstone_lifetime_takes_writes_once_a_partner_co
     wait_for("B to take writes again", lambda: write_result(b, "back-after-lifetime")["result"] == 0)
     converge(b)
     assert read(a, f"cn=back-after-lifetime,{USERS}", "sn") is not None
+
+
+def test_a_node_back_on_other_ports_is_found_by_its_only_partner(pair: list[Server]) -> None:
+    """B restarts on new ports. A could learn B's URL only by pulling from B, at the old URL;
+    B announces it in its pulls from A instead, and both directions work again, with no
+    agreement to re-add."""
+    from tests.conftest import free_port
+
+    a, b = pair
+    converge(a)
+    name = node_name(b)  # named at its first start, after its port then
+    b.stop()
+    b.ldap_port, b.ldaps_port, b.https_port = free_port(), free_port(), free_port()
+    b.start(timeout=60)
+    new = f"ldap://127.0.0.1:{b.ldap_port}"
+    wait_for("A to know B's new URL", lambda: json.loads(cli("node", "list", "--server", a.url, "--json").stdout)
+             .get(name, {}).get("url") == new, interval=0.3)
+    r = cli("repl", "agreement", "list", "--server", a.url, "--json")
+    assert r.returncode == 0, r.stderr
+    assert [x["url"] for x in json.loads(r.stdout) if x["from"] == name] == [new], r.stdout
+    wait_for("B to take writes", lambda: write_result(b, "via-new-port")["result"] in (0, 68))
+    wait_for("B's write to reach A", lambda: read(a, f"cn=via-new-port,{USERS}", "sn") is not None, interval=0.3)
+    assert add_person(a, "to-new-port") == 0
+    wait_for("A's write to reach B", lambda: read(b, f"cn=to-new-port,{USERS}", "sn") is not None, interval=0.3)

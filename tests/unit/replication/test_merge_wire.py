@@ -112,6 +112,14 @@ def test_wire_round_trips_and_refuses_garbage() -> None:
     held = PullRequest(INV[0], 3, 10, {}, hold=20_000, certificate=b"\x30\x03der")
     assert decode_pull_request(encode_pull_request(held)) == held
     assert decode_pull_request(encode_pull_request(PullRequest(INV[0], 3, 10, {}, certificate=b""))).certificate == b""
+    announcing = PullRequest(INV[0], 3, 10, {}, certificate=b"\x30\x03der", url="ldaps://b.example:11636")
+    assert decode_pull_request(encode_pull_request(announcing)) == announcing
+    assert decode_pull_request(encode_pull_request(PullRequest(INV[0], 3, 10, {}, url="ldap://é:1"))).url == "ldap://é:1"
+    plain = encode_pull_request(PullRequest(INV[0], 3, 10, {}))[2:]
+    for bad_url in (b"\x82\x02\xff\xfe", b"\x82\x82\x04\x01" + b"x" * 1025):  # not UTF-8; too long
+        body = plain + bad_url
+        with pytest.raises(LDAPError):
+            decode_pull_request(b"\x30\x82" + len(body).to_bytes(2, "big") + body)
     with pytest.raises(ValueError):
         encode_pull_request(PullRequest(INV[0], 3, 10, {}, hold=-1))
     too_long = encode_pull_request(req)[2:] + b"\x80\x04\x7f\xff\xff\xff"  # a hold past an hour
