@@ -372,3 +372,45 @@ def test_a_node_back_on_other_ports_is_found_by_its_only_partner(pair: list[Serv
     wait_for("B's write to reach A", lambda: read(a, f"cn=via-new-port,{USERS}", "sn") is not None, interval=0.3)
     assert add_person(a, "to-new-port") == 0
     wait_for("A's write to reach B", lambda: read(b, f"cn=to-new-port,{USERS}", "sn") is not None, interval=0.3)
+
+
+def test_schema_added_over_ldap_replicates(pair: list[Server]) -> None:
+    """ldapmodify of cn=Subschema on A (as 389-ds and OpenLDAP's cn=config allow): the new
+    attribute type and class are used at once on A, reach B with replication, and B's
+    workers use them for its own writes."""
+    a, b = pair
+    at = ("( 1.3.6.1.4.1.99999.1.7 NAME 'employeeBadge' DESC 'badge number' EQUALITY integerMatch "
+          "SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )")
+    oc = "( 1.3.6.1.4.1.99999.2.7 NAME 'badgeCarrier' SUP top AUXILIARY MAY employeeBadge )"
+    args = ("-H", a.url, "-x", "-D", ADMIN, "-w", ADMIN_PW)
+    r = run_tool("ldapmodify", *args, input=f"dn: cn=Subschema\nchangetype: modify\nadd: attributeTypes\n"
+                 f"attributeTypes: {at}\n-\nadd: objectClasses\nobjectClasses: {oc}\n")
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = run_tool("ldapmodify", *args, input=f"dn: cn=Subschema\nchangetype: modify\nadd: attributeTypes\n"
+                 f"attributeTypes: {at}\n")
+    assert r.returncode == 20, r.stdout + r.stderr  # attributeOrValueExists: defined already
+    assert add_person(a, "badge-a") == 0
+    c = conn(a)
+    assert c.modify(f"cn=badge-a,{USERS}", {"objectClass": [(ldap3.MODIFY_ADD, ["badgeCarrier"])],
+                                             "employeeBadge": [(ldap3.MODIFY_ADD, ["41"])]}), c.result
+    c.unbind()
+
+    def b_knows() -> bool:
+        r = run_tool("ldapsearch", "-H", b.url, "-x", "-LLL", "-b", "cn=Subschema", "-s", "base", "attributeTypes")
+        return "NAME 'employeeBadge'" in r.stdout
+
+    wait_for("B to have the new attribute type", b_knows, interval=0.3)
+    cb = conn(b)
+    cb.raise_exceptions = False
+    assert cb.add(f"cn=badge-b,{USERS}", ["inetOrgPerson", "badgeCarrier"],
+                  {"sn": "b", "employeeBadge": "42"}), cb.result
+    assert not cb.modify(f"cn=badge-b,{USERS}", {"employeeBadge": [(ldap3.MODIFY_REPLACE, ["forty-two"])]})
+    assert cb.result["result"] == 21, cb.result  # its syntax is checked on B too
+    cb.unbind()
+    converge(b)
+    assert read(a, f"cn=badge-b,{USERS}", "employeeBadge")["employeebadge"] == [b"42"]
+    assert read(b, f"cn=badge-a,{USERS}", "employeeBadge")["employeebadge"] == [b"41"]
+    # only forest administrators change the schema
+    r = run_tool("ldapmodify", "-H", a.url, "-x", input="dn: cn=Subschema\nchangetype: modify\n"
+                 "add: objectClasses\nobjectClasses: ( 1.3.6.1.4.1.99999.2.8 NAME 'anonClass' SUP top AUXILIARY )\n")
+    assert r.returncode in (8, 50), r.stdout + r.stderr

@@ -27,7 +27,7 @@ from vmdir.model import dn as dnmod
 from vmdir.ber import encode_attribute_list
 from vmdir.model import password as pw
 from vmdir.model.match import compile_filter
-from vmdir.model.schema import Schema
+from vmdir.model.schema import Schema, SchemaError
 from vmdir.proto import controls as ctl
 from vmdir.proto import messages as m
 from vmdir.proto.results import LDAPError, ResultCode
@@ -38,6 +38,9 @@ from vmdir.store import (
 
 RC = ResultCode
 SUBSCHEMA_DN = "cn=Subschema"
+SCHEMA_STORE_DN = "cn=Schema,cn=System"  # the schema added over LDAP (lightwaveSchemaDefinition values)
+SCHEMA_ATTR = "lightwaveschemadefinition"
+SCHEMA_KINDS = {"attributetypes": "attributetype", "objectclasses": "objectclass"}  # cn=Subschema attr -> keyword
 MONITOR_DN = "cn=monitor"
 
 OID_STARTTLS = "1.3.6.1.4.1.1466.20037"
@@ -170,6 +173,9 @@ class Directory:
         self._dummy_hash = pw.hash_password(secrets.token_bytes(16), config.password_scheme, **self._pw_params)
         self._display: dict[str, str] = {}  # attr key -> display name cache
         self._selections: dict[tuple[str, ...], Selection] = {}  # attribute lists -> Selection
+        self._standard_schema = schema  # without the definitions added over LDAP
+        self._schema_gen = -1  # the store's "schemagen" the schema in use was built at
+        self._subschema_rdns = self.dit.norm_rdns(SUBSCHEMA_DN)
 
     # ================================================================== helpers
 
@@ -228,9 +234,95 @@ class Directory:
         return self.acl.view(s, entry_id, ndn, root, self.dit.dn_of(r, root)[1] if s.roles else "")
 
     def _begin(self, r: ReadTxn, s: Session | None = None) -> None:
-        """Call at the start of every transaction: names, rules and the session's groups up to date."""
+        """Call at the start of every transaction: schema, names, rules and the session's groups up to date."""
+        self._sync_schema(r)
         self.dit.begin(r)
         self.acl.sync(r, s)
+
+    # ================================================================== schema added over LDAP
+
+    def refresh_schema(self) -> None:
+        """Bring the schema up to the store's: call before work that uses it outside a
+        transaction (preparing an add or a modify), since another process may have added
+        definitions."""
+        with self.store.read() as r:
+            self._sync_schema(r)
+
+    def _sync_schema(self, r: ReadTxn) -> None:
+        gen = r.meta_int("schemagen")
+        if gen == self._schema_gen:
+            return
+        sid = self.dit.id_of(r, SCHEMA_STORE_DN)
+        e = r.get(sid) if sid is not None else None
+        defs = e.attrs.get(SCHEMA_ATTR, []) if e is not None and not e.deleted else []
+        self._install_schema(defs, gen)
+
+    def _install_schema(self, defs: list[bytes], gen: int) -> None:
+        """Use the standard schema plus ``defs`` (lightwaveSchemaDefinition values). Definitions
+        are only ever added, so what was normalised or parsed before stays right; the caches
+        of names are dropped all the same."""
+        schema = self._standard_schema
+        if defs:
+            try:
+                schema = schema.with_definitions("\n".join(v.decode("utf-8", "replace") for v in defs))
+            except SchemaError:
+                # refused when added here; replicated from a node whose check differed: keep what we have
+                schema = self.schema
+        self.schema = schema
+        self.dit.schema = schema
+        self.dit.norm_rdns.cache_clear()
+        self._display.clear()
+        self._selections.clear()
+        self._schema_gen = gen
+
+    def _modify_subschema(self, s: Session, req: m.ModifyRequest) -> Callable[[WriteTxn], Outcome]:
+        """``ldapmodify`` of cn=Subschema, as 389-ds and OpenLDAP's cn=config allow: forest
+        administrators add attributeTypes and objectClasses (RFC 4512 descriptions). They are
+        kept in SCHEMA_STORE_DN, so they replicate, and every process of every node uses them
+        from its next operation. Definitions are never removed or changed (entries may use
+        them)."""
+        if not s.is_admin:
+            raise LDAPError(RC.insufficientAccessRights, "only forest administrators may change the schema")
+        self.refresh_schema()
+        added: list[bytes] = []
+        for c in req.changes:
+            kind = SCHEMA_KINDS.get(self._canon(c.attr))
+            if kind is None:
+                raise LDAPError(RC.unwillingToPerform, f"only attributeTypes and objectClasses can be added to the schema, not {c.attr}")
+            if c.op != m.MOD_ADD:
+                raise LDAPError(RC.unwillingToPerform, "schema definitions can be added, not removed or replaced")
+            for v in c.values:
+                text = v.decode("utf-8", "replace").strip()
+                if not text.startswith("("):
+                    raise LDAPError(RC.invalidAttributeSyntax, f"{c.attr}: a definition is '( OID NAME ... )'")
+                added.append(f"{kind} {text}".encode())
+        if not added:
+            raise LDAPError(RC.unwillingToPerform, "nothing to add to the schema")
+        try:
+            self.schema.with_definitions("\n".join(v.decode() for v in added))
+        except SchemaError as exc:
+            why = str(exc)
+            exists = why.startswith("duplicate OID") or why.endswith("defined twice")
+            raise LDAPError(RC.attributeOrValueExists if exists else RC.invalidAttributeSyntax,
+                            f"schema definition refused: {why}") from None
+        admin = self.internal_session(s.dn or SCHEMA_STORE_DN)
+
+        def op(w: WriteTxn) -> Outcome:
+            self.check_writable(w)
+            self._sync_schema(w)
+            try:  # again against the stored schema: another administrator may have added the same meanwhile
+                self.schema.with_definitions("\n".join(v.decode() for v in added))
+            except SchemaError as exc:
+                raise LDAPError(RC.attributeOrValueExists, f"schema definition refused: {exc}") from None
+            if self.dit.id_of(w, SCHEMA_STORE_DN) is None:
+                return self.add(admin, m.AddRequest(SCHEMA_STORE_DN, (
+                    ("objectClass", (b"top", b"lightwaveSchemaStore")), ("cn", (b"Schema",)),
+                    ("description", (b"Schema definitions added over LDAP (to cn=Subschema)",)),
+                    ("lightwaveSchemaDefinition", tuple(added)))))(w)
+            return self.modify(admin, m.ModifyRequest(SCHEMA_STORE_DN, (
+                m.Change(m.MOD_ADD, "lightwaveSchemaDefinition", tuple(added)),)))(w)
+
+        return op
 
     @staticmethod
     def check_writable(w: ReadTxn) -> None:
@@ -799,6 +891,10 @@ class Directory:
             self._set_wire(new)
         w.put(new, old, nrdn=nrdn, old_nrdn=old_nrdn, usn=usn, old_usn=old_usn,
               index_keys=index_keys or self.dit.index_keys)
+        if _policy_relevant(new, old, (SCHEMA_ATTR,)):  # added here or replicated: every process reloads
+            gen = w.meta_int("schemagen") + 1
+            w.set_meta_int("schemagen", gen)
+            self._install_schema([] if new.deleted else new.attrs.get(SCHEMA_ATTR, []), gen)
         if _policy_relevant(new, old, POLICY_ATTRS):
             w.set_meta_int("polgen", w.meta_int("polgen") + 1)
             if _policy_relevant(new, old, ("lightwaveaci",)):
@@ -1004,6 +1100,7 @@ class Directory:
         ctrls = self.check_controls(controls, self.ADD_CONTROLS)
         if s.anonymous:  # before any lookup: say 'authenticate', not 'no such object'
             self.acl.check_write(s, NOTHING, None, "entry")
+        self.refresh_schema()
         rdns = self.dit.norm_rdns(req.dn)
         if not rdns:
             raise LDAPError(RC.unwillingToPerform, "cannot add the root DSE")
@@ -1294,7 +1391,9 @@ class Directory:
         ctrls = self.check_controls(controls, self.MODIFY_CONTROLS)
         if s.anonymous:  # before any lookup: say 'authenticate', not 'no such object'
             self.acl.check_write(s, NOTHING, None, "entry")
-        self.dit.norm_rdns(req.dn)
+        if self.dit.norm_rdns(req.dn) == self._subschema_rdns:
+            return self._modify_subschema(s, req)
+        self.refresh_schema()
         permissive = ctl.PERMISSIVE_MODIFY_OID in ctrls
         relax = RELAX_OID in ctrls and s.is_admin
         changes: list[tuple[int, str, list[bytes]]] = []
