@@ -55,6 +55,7 @@ class Prepared:
     add: PreparedAdd | None
     error: str = ""  # why the record was refused (add is None)
     fatal: bool = False  # the import cannot go on from here (malformed LDIF, a change record)
+    request: m.AddRequest | None = None  # a refused record, to prepare again here (see _Worker.prepare)
 
 
 def import_ldif(cfg: NodeConfig, path: str, *, keep_going: bool = False, quiet: bool = False,
@@ -87,7 +88,7 @@ def import_ldif(cfg: NodeConfig, path: str, *, keep_going: bool = False, quiet: 
         def apply(batch: list[Prepared], rows: dict[str, list[tuple[bytes, bytes]]]) -> bool:
             """Add ``batch`` and its deferred index rows in one transaction; False: stop."""
             nonlocal added, failed
-            if not batch:
+            if not batch and not rows:
                 return True
             ops: list[Callable[[Any], Any]] = [functools.partial(d.apply_add, s=s, p=p.add) for p in batch]
             ops.append(functools.partial(d.apply_index_rows, rows=rows))  # only rows of entries added
@@ -101,13 +102,15 @@ def import_ldif(cfg: NodeConfig, path: str, *, keep_going: bool = False, quiet: 
                 else:
                     added += 1
             if isinstance(results[-1], BaseException):  # the store failed (full disk...): nothing of it is in
-                raise CLIError(f"{path}: writing entries failed near line {batch[0].line}: {results[-1]!r}")
+                near = f" near line {batch[0].line}" if batch else ""
+                raise CLIError(f"{path}: writing entries failed{near}: {results[-1]!r}")
             return ok or keep_going
 
         def reserve(n: int) -> int:
             with store.write() as w:
                 return w.reserve_ids(n)
 
+        here = _Worker(cfg, d)
         with _Preparer(cfg, jobs, d, reserve) as prepare:
             try:
                 for pb in prepare(_blocks(fh)):
@@ -117,6 +120,13 @@ def import_ldif(cfg: NodeConfig, path: str, *, keep_going: bool = False, quiet: 
                         if p.fatal:
                             stop = fatal = p
                             break
+                        if p.add is None and batch:  # what it may need first (its schema), written first
+                            ok, batch = apply(batch, {}), []
+                            if not ok:
+                                stop = p
+                                break
+                        if p.add is None:
+                            p = here.prepare_again(p)
                         if p.add is None:
                             failed += 1
                             print(f"lightwave: line {p.line}: dn: {p.dn}: {p.error}", file=sys.stderr)
@@ -191,6 +201,15 @@ class _Worker:
         self.s = self.d.internal_session(admin_dn(cfg.domain))
         self.relax = (m.Control(RELAX_OID, True),)
 
+    def prepare_again(self, p: Prepared) -> Prepared:
+        """``p`` (refused by a helper) prepared here, where every earlier record is written."""
+        if p.request is None:
+            return p
+        try:
+            return Prepared(p.line, p.dn, self.d.prepare_add(self.s, p.request, self.relax, precompute=True))
+        except LDAPError as exc:
+            return Prepared(p.line, p.dn, None, _why(exc))
+
     def prepare(self, block: Block) -> PreparedBlock:
         """The block's records, prepared; one with ``fatal`` stops the import there."""
         out: list[Prepared] = []
@@ -207,7 +226,9 @@ class _Worker:
                 try:
                     p = self.d.prepare_add(self.s, req, self.relax, precompute=True)
                 except LDAPError as exc:
-                    out.append(Prepared(line, rec.dn, None, _why(exc)))
+                    # a helper runs ahead of the writes: schema the file adds earlier may not be
+                    # stored yet, so the importing process tries such a record again in turn
+                    out.append(Prepared(line, rec.dn, None, _why(exc), request=req))
                     continue
                 if next_id < end_id:  # else (never expected): apply_add allocates one
                     p.id, next_id = next_id, next_id + 1

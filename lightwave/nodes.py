@@ -39,6 +39,7 @@ def build_directory(cfg: NodeConfig, store: Store, counters: Any = None) -> Dire
                   # SASL EXTERNAL over ldapi: root and the server's own user are the forest administrator
                   local_admins={0: admin, os.getuid(): admin})
     ensure_indexes(d)
+    d.refresh_schema()  # with the definitions added over LDAP, for whoever reads without an operation
     return d
 
 

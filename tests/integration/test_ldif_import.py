@@ -99,3 +99,39 @@ def test_bulk_import_stops_at_malformed_ldif_with_its_line(tmp_path_factory: pyt
     assert stored == rebuilt
     uid_keys = {k for k, _ in stored["uid"]}
     assert b"=p1099" in uid_keys and b"=p1100" not in uid_keys
+
+
+def test_import_with_the_schema_it_needs_in_the_same_file(tmp_path_factory: pytest.TempPathFactory, tmp_path) -> None:
+    """An export of a forest with schema added over LDAP holds that schema (cn=Schema,cn=System)
+    before the entries using it. Helpers prepare blocks ahead of the writes, before that schema
+    is stored: the records they refuse are prepared again in turn, after it is."""
+    srv = make_server(tmp_path_factory, "bulkschema")
+    srv.start()
+    try:
+        r = run_tool("ldapmodify", "-H", srv.url, "-x", "-D", ADMIN, "-w", ADMIN_PW, input=(
+            "dn: cn=Subschema\nchangetype: modify\nadd: attributeTypes\nattributeTypes: ( 1.3.6.1.4.1.99999.1.9 "
+            "NAME 'deskNumber' EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )\n-\n"
+            "add: objectClasses\nobjectClasses: ( 1.3.6.1.4.1.99999.2.9 NAME 'deskHolder' SUP top AUXILIARY "
+            "MAY deskNumber )\n"))
+        assert r.returncode == 0, r.stdout + r.stderr
+        text = people_ldif(1200).replace("objectClass: inetOrgPerson\n", "objectClass: inetOrgPerson\n"
+                                         "objectClass: deskHolder\ndeskNumber: 12\n")
+        f = tmp_path / "desks.ldif"
+        f.write_text(text)
+        assert len(text.encode()) > 2 * BLOCK_BYTES
+    finally:
+        srv.stop()
+    r = lw("ldif", "import", str(f), "--data-dir", srv.data_dir, "--quiet", "--jobs", "2")
+    assert r.returncode == 0 and "imported 1201 entries" in r.stderr, r.stderr
+    export = lw("ldif", "export", "--data-dir", srv.data_dir)
+    assert export.returncode == 0, export.stderr
+    assert export.stdout.index("dn: cn=Schema,cn=System") < export.stdout.index("deskNumber: 12")
+    # the export, schema and all, into an empty data directory
+    dump = tmp_path / "all.ldif"
+    dump.write_text(export.stdout)
+    fresh = tmp_path / "fresh"
+    r = lw("ldif", "import", str(dump), "--data-dir", str(fresh), "--quiet", "--jobs", "2")
+    assert r.returncode == 0 and "0 failed" in r.stderr, r.stderr
+    again = lw("ldif", "export", "--data-dir", str(fresh))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("deskNumber: 12") == 1200  # every person
