@@ -930,7 +930,8 @@ class Directory:
             if base == "userpassword":
                 if not v:
                     raise LDAPError(RC.invalidAttributeSyntax, f"{self.display_name(base)}: value #{i} invalid per syntax")
-                v = self._new_password(s, v, self.policy_for_dn(dn))
+                if not (s.is_admin and pw.is_hashed(v)):  # a forest administrator's hash is stored as given
+                    v = self._new_password(s, v, self.policy_for_dn(dn))
             else:
                 self.schema.validate(base, v, index=i)
             out.append(v)
