@@ -176,6 +176,7 @@ class Directory:
         self._standard_schema = schema  # without the definitions added over LDAP
         self._schema_gen = -1  # the store's "schemagen" the schema in use was built at
         self._subschema_rdns = self.dit.norm_rdns(SUBSCHEMA_DN)
+        self._schema_store_rdns = self.dit.norm_rdns(SCHEMA_STORE_DN)
 
     # ================================================================== helpers
 
@@ -323,6 +324,13 @@ class Directory:
                 m.Change(m.MOD_ADD, "lightwaveSchemaDefinition", tuple(added)),)))(w)
 
         return op
+
+    def _guard_schema_store(self, s: Session, rdns: tuple[str, ...]) -> None:
+        """SCHEMA_STORE_DN changes only through cn=Subschema, where definitions are checked and
+        never removed (the server's own work, an import or a replicated change, excepted)."""
+        if rdns == self._schema_store_rdns and s.method != "internal":
+            raise LDAPError(RC.unwillingToPerform, f"{SCHEMA_STORE_DN} holds the schema added over LDAP: change "
+                            "it through cn=Subschema (ldapmodify adding attributeTypes or objectClasses)")
 
     @staticmethod
     def check_writable(w: ReadTxn) -> None:
@@ -892,9 +900,8 @@ class Directory:
         w.put(new, old, nrdn=nrdn, old_nrdn=old_nrdn, usn=usn, old_usn=old_usn,
               index_keys=index_keys or self.dit.index_keys)
         if _policy_relevant(new, old, (SCHEMA_ATTR,)):  # added here or replicated: every process reloads
-            gen = w.meta_int("schemagen") + 1
-            w.set_meta_int("schemagen", gen)
-            self._install_schema([] if new.deleted else new.attrs.get(SCHEMA_ATTR, []), gen)
+            w.set_meta_int("schemagen", w.meta_int("schemagen") + 1)
+            self._sync_schema(w)  # from SCHEMA_STORE_DN (the one entry whose definitions count), as written
         if _policy_relevant(new, old, POLICY_ATTRS):
             w.set_meta_int("polgen", w.meta_int("polgen") + 1)
             if _policy_relevant(new, old, ("lightwaveaci",)):
@@ -1103,6 +1110,7 @@ class Directory:
             self.acl.check_write(s, NOTHING, None, "entry")
         self.refresh_schema()
         rdns = self.dit.norm_rdns(req.dn)
+        self._guard_schema_store(s, rdns)
         if not rdns:
             raise LDAPError(RC.unwillingToPerform, "cannot add the root DSE")
         attrs: dict[str, list[bytes]] = {}
@@ -1266,7 +1274,7 @@ class Directory:
         ctrls = self.check_controls(controls, self.DELETE_CONTROLS)
         if s.anonymous:  # before any lookup: say 'authenticate', not 'no such object'
             self.acl.check_write(s, NOTHING, None, "entry")
-        self.dit.norm_rdns(req.dn)
+        self._guard_schema_store(s, self.dit.norm_rdns(req.dn))
 
         def op(w: WriteTxn) -> Outcome:
             self.check_writable(w)
@@ -1392,8 +1400,10 @@ class Directory:
         ctrls = self.check_controls(controls, self.MODIFY_CONTROLS)
         if s.anonymous:  # before any lookup: say 'authenticate', not 'no such object'
             self.acl.check_write(s, NOTHING, None, "entry")
-        if self.dit.norm_rdns(req.dn) == self._subschema_rdns:
+        rdns = self.dit.norm_rdns(req.dn)
+        if rdns == self._subschema_rdns:
             return self._modify_subschema(s, req)
+        self._guard_schema_store(s, rdns)
         self.refresh_schema()
         permissive = ctl.PERMISSIVE_MODIFY_OID in ctrls
         relax = RELAX_OID in ctrls and s.is_admin
@@ -1510,7 +1520,7 @@ class Directory:
         ctrls = self.check_controls(controls, self.MODDN_CONTROLS)
         if s.anonymous:  # before any lookup: say 'authenticate', not 'no such object'
             self.acl.check_write(s, NOTHING, None, "entry")
-        self.dit.norm_rdns(req.dn)
+        self._guard_schema_store(s, self.dit.norm_rdns(req.dn))
         new_rdns = dnmod.parse_dn(req.new_rdn)
         if len(new_rdns) != 1:
             raise LDAPError(RC.invalidDNSyntax, "invalid new RDN")

@@ -66,3 +66,24 @@ def test_schema_changes_are_checked_and_for_forest_administrators_only(d: Direct
             add_schema(d, who, change)
         assert err.value.code == code, (change, err.value)
     assert len(stored(d, SCHEMA_STORE_DN).attrs["lightwaveschemadefinition"]) == 1  # nothing else was kept
+
+
+def test_the_schema_store_changes_only_through_the_subschema_entry(d: Directory) -> None:
+    """Definitions are checked on the way in and never removed: cn=Schema,cn=System itself
+    refuses direct changes, and another entry holding definitions adds nothing."""
+    s = admin(d)
+    add_schema(d, s, m.Change(m.MOD_ADD, "attributeTypes", (AT,)))
+    for attempt in (
+        lambda: d.modify(s, m.ModifyRequest(SCHEMA_STORE_DN, (m.Change(m.MOD_DELETE, "lightwaveSchemaDefinition", ()),))),
+        lambda: d.delete(s, m.DelRequest(SCHEMA_STORE_DN)),
+        lambda: d.modify_dn(s, m.ModifyDNRequest(SCHEMA_STORE_DN, "cn=Old Schema", True, None)),
+        lambda: d.add(s, m.AddRequest(SCHEMA_STORE_DN, (("objectClass", (b"lightwaveSchemaStore",)),))),
+    ):
+        with pytest.raises(LDAPError) as err:
+            run(d, attempt())
+        assert err.value.code == ResultCode.unwillingToPerform and "cn=Subschema" in err.value.message
+    run(d, d.add(s, m.AddRequest(f"cn=Schema2,{BASE}", (
+        ("objectClass", (b"lightwaveSchemaStore",)), ("cn", (b"Schema2",)),
+        ("lightwaveSchemaDefinition", (b"objectclass ( 1.2.3.9 NAME 'sneaky' SUP top AUXILIARY )",))))))
+    assert d.schema.object_class("sneaky") is None
+    assert d.schema.attribute("badgeNumber") is not None
