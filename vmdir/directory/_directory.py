@@ -1530,8 +1530,9 @@ class Directory:
             if at is not None and at.no_user_modification:
                 raise LDAPError(RC.constraintViolation, f"{self.display_name(t)}: no user modification allowed")
         new_nrdn = self.dit.norm_rdns(req.new_rdn)[0]
-        if req.new_superior is not None:
-            self.dit.norm_rdns(req.new_superior)
+        old_rdns = self.dit.norm_rdns(req.dn)
+        parent_rdns = self.dit.norm_rdns(req.new_superior) if req.new_superior is not None else old_rdns[1:]
+        self._guard_schema_store(s, (new_nrdn, *parent_rdns))  # nor may another entry become it
 
         def op(w: WriteTxn) -> Outcome:
             self.check_writable(w)

@@ -86,4 +86,7 @@ def test_the_schema_store_changes_only_through_the_subschema_entry(d: Directory)
         ("objectClass", (b"lightwaveSchemaStore",)), ("cn", (b"Schema2",)),
         ("lightwaveSchemaDefinition", (b"objectclass ( 1.2.3.9 NAME 'sneaky' SUP top AUXILIARY )",))))))
     assert d.schema.object_class("sneaky") is None
+    with pytest.raises(LDAPError) as err:  # nor can it take the store's place
+        run(d, d.modify_dn(s, m.ModifyDNRequest(f"cn=Schema2,{BASE}", "cn=Schema", True, "cn=System")))
+    assert err.value.code == ResultCode.unwillingToPerform
     assert d.schema.attribute("badgeNumber") is not None
