@@ -169,10 +169,20 @@ def apparent_size(path: str) -> int:
 # ---------------------------------------------------------------- network
 
 
+_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nobody listens on now, never the same one twice in this process: the kernel
+    may hand a closed port out again at once, and a server given one port for two of its
+    listeners would not notice (SO_REUSEPORT lets both bind it)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port: int = s.getsockname()[1]
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
 
 
 # An anonymous simple bind, msgid 1: SEQUENCE { INTEGER 1, [APPLICATION 0] { 3, "", [0] "" } }

@@ -62,10 +62,14 @@ class NodeConfig:
     directory: DirectoryConfig = field(default_factory=DirectoryConfig)
 
     def __post_init__(self) -> None:
+        taken: dict[int, str] = {}
         for name in ("ldap_port", "ldaps_port", "https_port"):
             v = getattr(self, name)
             if not 0 <= v <= 65535:
                 raise ConfigError(f"{name} must be a port number (0-65535), not {v}")
+            if v and v in taken:  # SO_REUSEPORT would let both listeners bind it and share its connections
+                raise ConfigError(f"{taken[v]} and {name} are both {v}: give each listener its own port (0 turns one off)")
+            taken[v] = name
         if "\0" in self.ldapi_path:
             raise ConfigError("ldapi_path must not contain NUL")
         if self.join and not self.join.lower().startswith(("ldap://", "ldaps://")):

@@ -14,17 +14,13 @@ from typing import TypeVar
 
 import pytest
 
+from bench.procinfo import free_port  # one definition for the tests and the benchmarks
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ADMIN_PW = "Secret-admin-pw1"
 BASE = "dc=lightwave,dc=local"
 ADMIN = f"cn=Administrator,cn=Users,{BASE}"
 LIGHTWAVE = os.path.join(os.path.dirname(sys.executable), "lightwave")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

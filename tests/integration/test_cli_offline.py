@@ -105,6 +105,8 @@ def test_cli_help_and_errors(tmp_path) -> None:
     bad.write_text("[node]\nldap_prot = 1\n")
     r = lw("up", "--config", str(bad), "--data-dir", str(tmp_path / "v2"))
     assert r.returncode == 1 and "unknown setting" in r.stderr
+    r = lw("up", "--data-dir", str(tmp_path / "v3"), "--ldap-port", "30001", "--ldaps-port", "30001")
+    assert r.returncode == 1 and "ldap_port and ldaps_port are both 30001" in r.stderr, r.stderr
 
 
 def test_online_import_and_export(server, tmp_path) -> None:
