@@ -18,7 +18,7 @@ from vmdir.store import StoreError, WriteTxn
 
 from replication._consumer import PageResult, apply_page
 from replication._state import (
-    full_utdv, pause_writes, read_purged, read_status, stale_against, watermark, write_status,
+    full_utdv, pause_writes, read_purged, read_status, stale_against, status_time, watermark, write_status,
 )
 from replication._wire import PullRequest, PullResponse, Record
 
@@ -151,9 +151,9 @@ class Puller:
             self._behind_since = None
         st["seconds_behind"] = round(now - self._behind_since, 3) if self._behind_since else 0
         if res.error is None:
-            st["last_success"] = _iso(now)
+            st["last_success"] = status_time(now)
         else:
-            st["last_error"], st["last_error_time"] = res.error, _iso(now)
+            st["last_error"], st["last_error_time"] = res.error, status_time(now)
         return st
 
     def _keep(self, w: WriteTxn, status: dict[str, Any]) -> None:
@@ -188,13 +188,9 @@ class Puller:
                 if str(exc) != logged:  # a failure that repeats is logged once, not at every retry
                     self.log(f"replication from {self.partner} ({self.supplier.url}): {exc}; retrying")
                     logged = str(exc)
-                self.status["last_error"], self.status["last_error_time"] = str(exc), _iso(self.clock())
+                self.status["last_error"], self.status["last_error_time"] = str(exc), status_time(self.clock())
                 self._save()
                 self.stop.wait(backoff)
                 backoff = min(MAX_BACKOFF, backoff * 2)
             finally:
                 self.supplier.close()
-
-
-def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))

@@ -87,10 +87,17 @@ OUT_OF_TOUCH = ("started after more than the tombstone lifetime without replicat
 CATCHING_UP = (RESTORED, OUT_OF_TOUCH)  # pauses a pass that catches up with a partner lifts
 
 
+STATUS_TIME = "%Y-%m-%dT%H:%M:%SZ"  # times in a partner's status (UTC)
+
+
+def status_time(t: float) -> str:
+    return time.strftime(STATUS_TIME, time.gmtime(t))
+
+
 def last_contact(r: ReadTxn) -> float | None:
     """When this node last pulled from a partner successfully (seconds since the epoch), or
     None if it never did."""
-    times = [calendar.timegm(time.strptime(st["last_success"], "%Y-%m-%dT%H:%M:%SZ"))
+    times = [calendar.timegm(time.strptime(st["last_success"], STATUS_TIME))
              for st in read_status(r).values() if st.get("last_success")]
     return float(max(times)) if times else None
 

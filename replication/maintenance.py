@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from vmdir.directory import Directory, Outcome
-from vmdir.proto import messages as m
 from vmdir.store import Store, StoredEntry, StoreError, WriteTxn
 
 from replication._partner import fingerprint
@@ -27,7 +26,7 @@ from replication._state import (
     CATCHING_UP, OUT_OF_TOUCH, last_contact, mark_restored, pause_writes, raise_purged, resume_writes, writes_paused,
 )
 from replication._wire import Vector
-from replication.topology import agreements, node_dn, url_changes
+from replication.topology import Setting, agreements, node_dn, set_values, url_changes
 
 DEFAULT_TOMBSTONE_LIFETIME = 60 * 86400  # seconds (60 days); configurable per node
 PURGE_BATCH = 200  # tombstones per write transaction
@@ -166,7 +165,7 @@ def tend_local_node(d: Directory, name: str, url: str, log: Callable[[str], None
     if paused is not None:
         return
     inv = str(uuid.UUID(bytes=d.invocation)).encode()
-    want: list[tuple[str, str, bytes]] = []  # (dn, attribute, value) to set
+    want: list[Setting] = []
     with d.store.read() as r:
         d.dit.begin(r)
         nid = d.dit.id_of(r, node_dn(name))
@@ -181,21 +180,19 @@ def tend_local_node(d: Directory, name: str, url: str, log: Callable[[str], None
         return  # the rest at the next look
     if not want:
         return
-    s = d.internal_session(node_dn(name))  # the node's own work, as itself
-    ops = [d.modify(s, m.ModifyRequest(dn, (m.Change(m.MOD_REPLACE, attr, (value,)),))) for dn, attr, value in want]
-    for out in d.run_writes(ops):
-        if isinstance(out, BaseException):
-            raise out
+    (out,) = d.run_writes([set_values(d, name, want)])
+    if isinstance(out, BaseException):
+        raise out
     for dn, attr, value in want:
         log(f"{dn} now gives {attr} " + (f"(SHA-256 fingerprint {fingerprint(value)})" if attr == "userCertificate"
                                           else value.decode()))
 
 
 def _entry_changes(r: Any, d: Directory, e: StoredEntry, name: str, url: str, inv: bytes,
-                   certificate: bytes | None) -> list[tuple[str, str, bytes]]:
-    """(dn, attribute, value) to set so that the node's entry (and the agreements pulling from
-    it) give its invocation id, URL and certificate."""
-    want: list[tuple[str, str, bytes]] = []
+                   certificate: bytes | None) -> list[Setting]:
+    """What to set so that the node's entry (and the agreements pulling from it) give its
+    invocation id, URL and certificate."""
+    want: list[Setting] = []
     if (e.attrs.get("lightwaveinvocationid") or [b""])[0].lower() != inv:
         want.append((node_dn(name), "lightwaveInvocationId", inv))
     if certificate is not None and (e.attrs.get("usercertificate") or []) != [certificate]:
@@ -241,12 +238,10 @@ def _renumber(d: Directory, name: str, old: int, sid: int, log: Callable[[str], 
     """Give this node server id ``sid`` instead of ``old``: its entry and the store's meta in
     one transaction (the workers allocate POSIX numbers from the store's; see
     Directory._allocate_posix)."""
-    s = d.internal_session(node_dn(name))
-    mod = d.modify(s, m.ModifyRequest(node_dn(name), (m.Change(m.MOD_REPLACE, "lightwaveServerId",
-                                                                (str(sid).encode(),)),)))
+    entry = set_values(d, name, [(node_dn(name), "lightwaveServerId", str(sid).encode())])
 
     def op(w: WriteTxn) -> Outcome:
-        out = mod(w)
+        out = entry(w)
         w.set_meta_int("server_id", sid)
         return out
 

@@ -27,7 +27,7 @@ from vmdir.store import ReadTxn, StoredEntry
 from replication._supplier import may_pull, pull_page
 from replication._state import full_utdv, read_status, writes_paused
 from replication._partner import key_digest
-from replication.topology import NODES_DN, node_dn, url_changes
+from replication.topology import NODES_DN, Setting, node_dn, set_values, url_changes
 from replication._wire import PULL_OID, STATUS_OID, PullRequest, PullResponse, decode_pull_request, encode_pull_response, vector_sum
 
 SearchHandler = Callable[[Session, m.SearchRequest, Sequence[m.Control]], "defer.Deferred[Any]"]
@@ -183,23 +183,15 @@ class SupplierService:
             e = r.get(nid) if nid is not None else None
             if e is None or e.deleted:
                 return
-            want: list[tuple[str, str, bytes]] = []
+            want: list[Setting] = []
             if req.certificate is not None and (e.attrs.get("usercertificate") or []) != [req.certificate]:
                 want.append((s.dn, "userCertificate", req.certificate))
             if req.url is not None:
-                name = (e.attrs.get("cn") or [b""])[0].decode("utf-8", "replace")
-                want += url_changes(r, d, e, name, req.url)
+                want += url_changes(r, d, e, (e.attrs.get("cn") or [b""])[0].decode("utf-8", "replace"), req.url)
         if not want:
             return
-        session = d.internal_session(s.dn)
-        ops = [d.modify(session, m.ModifyRequest(dn, (m.Change(m.MOD_REPLACE, attr, (value,)),))) for dn, attr, value in want]
-
-        def record(w: Any) -> Outcome:
-            for op in ops:
-                op(w)
-            return Outcome()
-
-        done = self.writer.submit(record)
+        name = (e.attrs.get("cn") or [b""])[0].decode("utf-8", "replace")
+        done = self.writer.submit(set_values(d, name, want))
         done.addCallback(lambda _: self.log(f"{s.dn} announced " + ", ".join(sorted({a for _, a, _ in want}))
                                             + "; recorded"))
         done.addErrback(lambda f: self.log(f"recording what {s.dn} announced failed: {f.getErrorMessage()}"))

@@ -12,12 +12,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from vmdir.directory import Directory, SYSTEM_DN, domain_dn
+from vmdir.directory import Directory, Outcome, SYSTEM_DN, domain_dn
 from vmdir.model import dn as dnmod
 from vmdir.proto import messages as m
-from vmdir.store import ReadTxn, StoredEntry
+from vmdir.store import ReadTxn, StoredEntry, WriteTxn
 
 from replication._partner import Trust
 
@@ -87,7 +88,7 @@ def agreements(d: Directory, consumer: str) -> list[Agreement]:
     return sorted(out, key=lambda a: a.supplier)
 
 
-def url_changes(r: ReadTxn, d: Directory, e: StoredEntry, name: str, url: str) -> list[tuple[str, str, bytes]]:
+def url_changes(r: ReadTxn, d: Directory, e: StoredEntry, name: str, url: str) -> list[Setting]:
     """(dn, attribute, value) to set so that node ``name``'s entry ``e`` and every agreement
     pulling from it (under the other nodes' entries) give ``url``."""
     if (e.attrs.get("labeleduri") or [b""])[0] == url.encode():
@@ -103,6 +104,23 @@ def url_changes(r: ReadTxn, d: Directory, e: StoredEntry, name: str, url: str) -
         if agreement is not None and not agreement.deleted and (agreement.attrs.get("labeleduri") or [b""])[0] != url.encode():
             want.append((agreement_dn(name, cname), "labeledURI", url.encode()))
     return want
+
+
+Setting = tuple[str, str, bytes]  # (dn, attribute, its one value)
+
+
+def set_values(d: Directory, node: str, settings: list[Setting]) -> Callable[[WriteTxn], Outcome]:
+    """One write op giving each (dn, attribute) its value, as node ``node``'s own work (its
+    entry, its agreements, what it announced): the modifies in one transaction."""
+    s = d.internal_session(node_dn(node))
+    ops = [d.modify(s, m.ModifyRequest(dn, (m.Change(m.MOD_REPLACE, attr, (value,)),))) for dn, attr, value in settings]
+
+    def op(w: WriteTxn) -> Outcome:
+        out = Outcome()
+        for one in ops:
+            out = one(w)
+        return out
+    return op
 
 
 def node_trust(d: Directory, name: str) -> Trust:
