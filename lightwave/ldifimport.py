@@ -115,7 +115,7 @@ def import_ldif(cfg: NodeConfig, path: str, *, keep_going: bool = False, quiet: 
                 return w.reserve_ids(n)
 
         here = _Worker(cfg, d)
-        with _Preparer(cfg, jobs, d, reserve) as prepare:
+        with _Preparer(cfg, jobs, here, reserve) as prepare:
             try:
                 for pb in prepare(_blocks(fh)):
                     batch: list[Prepared] = []
@@ -258,14 +258,14 @@ def _prepare_in_worker(block: Block) -> PreparedBlock:
 
 
 class _Preparer:
-    """``with _Preparer(cfg, jobs, d, reserve) as prepare: for block, prepared in prepare(blocks)``,
-    in order; at most a few blocks ahead of the consumer. ``jobs=0``: in this process, with
-    ``d``."""
+    """``with _Preparer(cfg, jobs, local, reserve) as prepare: for block, prepared in prepare(blocks)``,
+    in order; at most a few blocks ahead of the consumer. ``jobs=0``: in this process, by
+    ``local``."""
 
-    def __init__(self, cfg: NodeConfig, jobs: int, d: Directory, reserve: Callable[[int], int]) -> None:
+    def __init__(self, cfg: NodeConfig, jobs: int, local: _Worker, reserve: Callable[[int], int]) -> None:
         self.cfg = cfg
         self.jobs = jobs
-        self.d = d
+        self.local = local
         self.reserve = reserve
         self.pool: Any = None
 
@@ -279,8 +279,7 @@ class _Preparer:
             ctx = multiprocessing.get_context("spawn")  # never fork an open LMDB environment
             self.pool = ctx.Pool(self.jobs, initializer=_init_worker, initargs=(self.cfg,))
             return self._pooled
-        local = _Worker(self.cfg, self.d)
-        return lambda blocks: (local.prepare(b) for b in self._with_ids(blocks))
+        return lambda blocks: (self.local.prepare(b) for b in self._with_ids(blocks))
 
     def _pooled(self, blocks: Iterator[Block]) -> Iterator[PreparedBlock]:
         window: collections.deque[Any] = collections.deque()

@@ -222,10 +222,11 @@ def test_removed_value_states_are_purged_and_members_still_converge(pair: list[S
         assert read(n, group, "member")["member"] == sorted([m1.encode(), m2.encode()])
 
 
-def server_ids(s: Server) -> list[int]:
+def server_ids(s: Server) -> dict[str, int]:
+    """Node name -> server id, as `lightwave node list` on ``s`` gives them."""
     r = cli("node", "list", "--server", s.url, "--json")
     assert r.returncode == 0, r.stderr
-    return [int(x["server_id"]) for x in json.loads(r.stdout).values()]
+    return {n: int(x["server_id"]) for n, x in json.loads(r.stdout).items()}
 
 
 @pytest.mark.parametrize("through", ["one partner", "two partners"])
@@ -258,7 +259,7 @@ def test_two_nodes_joining_at_once_get_distinct_server_ids(
         converge(a)
         for s in pair:
             wait_for(f"four distinct server ids on {node_name(s)}",
-                     lambda s=s: len(set(server_ids(s))) == 4, timeout=30, interval=0.3)
+                     lambda s=s: len(set(server_ids(s).values())) == 4, timeout=30, interval=0.3)
     finally:
         for s in joiners:
             if s.proc is not None:
@@ -272,7 +273,7 @@ def test_a_node_whose_server_id_another_claimed_first_takes_a_new_one(pair: list
     server id, as if B had joined after A with the same one. B gives it up for a new one,
     and its POSIX numbers come from the new range."""
     a, b = pair
-    ids = {n: int(x["server_id"]) for n, x in json.loads(cli("node", "list", "--server", a.url, "--json").stdout).items()}
+    ids = server_ids(a)
     mark = log_mark(b)
     c = conn(a)
     assert c.modify(f"cn={node_name(b)},cn=Nodes,cn=System",
@@ -282,8 +283,7 @@ def test_a_node_whose_server_id_another_claimed_first_takes_a_new_one(pair: list
     converge(b)
     for s in pair:
         want = {node_name(a): ids[node_name(a)], node_name(b): new}
-        got = {n: int(x["server_id"]) for n, x in
-               json.loads(cli("node", "list", "--server", s.url, "--json").stdout).items() if n in want}
+        got = {n: v for n, v in server_ids(s).items() if n in want}
         assert got == want, (node_name(s), got)
     cb = conn(b)
     assert cb.add(f"uid=posix-after-renumber,{USERS}", ["inetOrgPerson", "posixAccount"],

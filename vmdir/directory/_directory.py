@@ -1520,7 +1520,8 @@ class Directory:
         ctrls = self.check_controls(controls, self.MODDN_CONTROLS)
         if s.anonymous:  # before any lookup: say 'authenticate', not 'no such object'
             self.acl.check_write(s, NOTHING, None, "entry")
-        self._guard_schema_store(s, self.dit.norm_rdns(req.dn))
+        old_rdns = self.dit.norm_rdns(req.dn)
+        self._guard_schema_store(s, old_rdns)
         new_rdns = dnmod.parse_dn(req.new_rdn)
         if len(new_rdns) != 1:
             raise LDAPError(RC.invalidDNSyntax, "invalid new RDN")
@@ -1530,7 +1531,6 @@ class Directory:
             if at is not None and at.no_user_modification:
                 raise LDAPError(RC.constraintViolation, f"{self.display_name(t)}: no user modification allowed")
         new_nrdn = self.dit.norm_rdns(req.new_rdn)[0]
-        old_rdns = self.dit.norm_rdns(req.dn)
         parent_rdns = self.dit.norm_rdns(req.new_superior) if req.new_superior is not None else old_rdns[1:]
         self._guard_schema_store(s, (new_nrdn, *parent_rdns))  # nor may another entry become it
 
