@@ -10,7 +10,8 @@ Three measurements (see bench/README.md, "Replication benchmark"):
 - latency: one write at a time on node A (replace ``description`` of one entry); after A
   acknowledges it, node B is polled (base search with an equality filter on the new
   value, one kept-open connection, tight loop) until the value is there. Recorded: from
-  sending the write to seeing it on B. p50/p99 over ``--writes`` writes.
+  sending the write to seeing it on B. p50/p99 over ``--writes`` writes, after
+  ``--warmup`` unmeasured ones on each pair.
 - throughput: ``--adds`` pipelined adds on A, timed until B has them all (entries/s),
   and the same adds on a single node with no partner; the ratio replicated/single.
 - join: a node with ``--join-entries`` people (bench/data.py) imported offline, then a
@@ -353,6 +354,12 @@ def measure_latency(pairs: list[Pair], args, tag: str) -> dict[str, Latency]:
     """Interleave blocks of writes between the pairs, so a slow spell of the machine hits
     both alike."""
     out = {p.name: Latency() for p in pairs}
+    for p in pairs:  # unmeasured: both pairs start measuring at their steady state
+        if args.warmup and not p.alive():
+            try:
+                latency_block(p, Latency(), -args.warmup, args.warmup, args, tag + " warm-up")
+            except Exception as exc:
+                log(f"[{p.name}] warm-up failed: {exc}")
     block = max(1, min(50, args.writes // 10 or 1))
     done = 0
     while done < args.writes:
@@ -726,7 +733,8 @@ def pct_ms(ns: list[int], q: float) -> float | None:
 
 def print_latency(lat: dict[str, Latency], args) -> None:
     print()
-    print(f"== Convergence latency: {args.writes:,} writes, one at a time, on A (replace 'description' of "
+    print(f"== Convergence latency: {args.writes:,} writes (after {args.warmup:,} unmeasured), one at a time, "
+          f"on A (replace 'description' of "
           f"{D.person_dn(0, D.uid_width(args.pair_entries))});")
     print("   after A's result, B is polled (base search, equality filter on the new value, one open")
     print(f"   connection, {'tight loop' if not args.poll_interval else f'{args.poll_interval * 1000:g} ms apart'});"
@@ -821,6 +829,8 @@ def print_join(js: dict[str, Join], args) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.repl_bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--writes", type=int, default=1000, help="latency: writes, one at a time (default 1000)")
+    p.add_argument("--warmup", type=int, default=200,
+                   help="latency: unmeasured writes on each pair first (default 200)")
     p.add_argument("--adds", type=int, default=50_000, help="throughput: adds on A (default 50000)")
     p.add_argument("--join-entries", type=int, default=100_000,
                    help="join: people on the loaded node (default 100000; groups and containers added)")

@@ -49,15 +49,19 @@ def pull_page(d: Directory, s: Session, req: PullRequest) -> tuple[list[m.Search
         purged = read_purged(r)
         wm = req.watermark
         more = False
+        # the consumer has every change it originated itself (in its current invocation),
+        # however old the vector it sent: changes it made after sending it are not echoed back
+        have = dict(req.utdv)
+        have[req.consumer] = 1 << 63
         for usn, eid in r.changes_since(req.watermark):
             if len(out) >= limit or size >= MAX_PAGE_BYTES:
                 more = True
                 break
             wm = usn
             e = r.get(eid)
-            if e is None or eid in sent or not _lacks(e, req.utdv):
+            if e is None or eid in sent or not _lacks(e, have):
                 continue
-            for x in _unsent_ancestors(r, e, usn, req, sent) + [e]:
+            for x in _unsent_ancestors(r, e, usn, have, sent) + [e]:
                 entry = _entry(d, r, x, usn)
                 size += len(entry.attributes[0][1][0])
                 out.append(entry)
@@ -75,7 +79,7 @@ def _lacks(e: StoredEntry, utdv: Vector) -> bool:
     return any(v.orig_usn > utdv.get(v.invocation, 0) for vals in e.vmeta.values() for v in vals)
 
 
-def _unsent_ancestors(r: ReadTxn, e: StoredEntry, usn: int, req: PullRequest, sent: set[int]) -> list[StoredEntry]:
+def _unsent_ancestors(r: ReadTxn, e: StoredEntry, usn: int, have: Vector, sent: set[int]) -> list[StoredEntry]:
     """Ancestors of ``e`` that come later in the change log and are not sent yet, top first."""
     chain: list[StoredEntry] = []
     pid = e.parent_id
@@ -84,7 +88,7 @@ def _unsent_ancestors(r: ReadTxn, e: StoredEntry, usn: int, req: PullRequest, se
         if p is None:
             break
         changed = int((p.attrs.get("usnchanged") or [b"0"])[0])
-        if changed > usn and _lacks(p, req.utdv):
+        if changed > usn and _lacks(p, have):
             chain.append(p)
         pid = p.parent_id
     return chain[::-1]

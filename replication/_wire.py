@@ -19,7 +19,12 @@ filter ``(objectClass=*)``, and this control::
 ``hold`` is the notification: a consumer that has caught up pulls with a hold, and the
 supplier answers it as soon as a change commits that the consumer lacks (or when the hold
 or the supplier's own limit passes, with an empty page), so latency is not a polling
-interval and a change costs one round trip. ``certificate`` announces the certificate
+interval and a change costs one round trip. A change the consumer originated itself (under
+its ``consumer`` invocation) is never sent back to it, whatever its vector says. News that
+brings no entry (the supplier's vector or watermark moved, typically as it applied the
+consumer's own changes) is answered once the supplier has been quiet for a moment, or at
+most a second later, so the consumer records it once per burst, not once per change.
+``certificate`` announces the certificate
 this node now serves with: the supplier records it in the consumer's node entry (its
 bound identity), where its partners find the key to check it by (``replication._partner``).
 ``url`` announces where this node is reached now (a restart on other ports or with another

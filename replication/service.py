@@ -35,6 +35,8 @@ ExtendedHandler = Callable[[Session, bytes | None], "defer.Deferred[Outcome]"]
 
 
 INLINE_ENTRIES = 20  # entries a woken hold reads on the reactor thread at most
+NEWS_QUIET = 0.05  # seconds without a commit before a held pull is answered with news alone
+NEWS_MAX = 1.0  # ... or this long after the news came, at most
 
 
 _LDAP_URL = re.compile(r"ldaps?://[^\s/?#]+/?", re.IGNORECASE)
@@ -51,7 +53,7 @@ class SupplierService:
         self.threadpool = threadpool
         self.poll = poll
         self.max_wait = max_wait
-        self._waiters: list[tuple[tuple[int, int], defer.Deferred[None], Any]] = []
+        self._waiters: list[tuple[tuple[int, int], defer.Deferred[bool], Any]] = []
         self._loop: LoopingCall | None = None
         directory.on_commit.append(lambda usn: reactor.callFromThread(self.wake))
         if node_name:
@@ -137,12 +139,24 @@ class SupplierService:
         if req.certificate is not None or req.url is not None:
             self._note_announced(s, req)
         deadline = self.reactor.seconds() + min(req.hold / 1000, self.max_wait)
+        if req.hold:  # a caught-up consumer: typically nothing to send yet, read here (no thread hop)
+            return self._page(s, _small(req), deadline, inline=True)
         return self._page(s, req, deadline)
 
-    def _page(self, s: Session, req: PullRequest, deadline: float, inline: bool = False) -> "defer.Deferred[Any]":
+    def _page(self, s: Session, req: PullRequest, deadline: float, inline: bool = False,
+              news_since: float | None = None, quiet: bool = False) -> "defer.Deferred[Any]":
         """The answer to ``req``: read in the thread pool, or, woken from a hold (a few
         changes, typically one), at most INLINE_ENTRIES read right here (no thread hops:
-        the latency of a change; the consumer pulls the rest, if any, at once)."""
+        the latency of a change; the consumer pulls the rest, if any, at once).
+
+        A held page with no entries but news of this node's watermark or vector (typically
+        this node applying changes the consumer itself sent: the consumer records it to
+        learn that this node has them) is answered once this node has been quiet for
+        NEWS_QUIET seconds, or NEWS_MAX after the first such news: under a stream of
+        writes, one answer (and one transaction at the consumer) per NEWS_MAX instead of
+        one per write, taking the consumer's write lock and a sync beside its clients'
+        writes. ``news_since``: when the news this hold carries was first seen; ``quiet``:
+        the hold before this read ended without a commit."""
         def page() -> tuple[tuple[int, int], list[m.SearchResultEntry], PullResponse]:
             state = self._state()  # before the page: a commit after this wakes the hold
             entries, resp = pull_page(self.directory, s, req)
@@ -150,12 +164,20 @@ class SupplierService:
 
         def answer(got: tuple[tuple[int, int], list[m.SearchResultEntry], PullResponse]) -> Any:
             state, entries, resp = got
-            if entries or not _brings_nothing(req, resp) or self.reactor.seconds() >= deadline:
-                return entries, Outcome(controls=(m.Control(PULL_OID, False, encode_pull_response(resp)),))
-            held: defer.Deferred[None] = defer.Deferred()
-            self._hold(state, held, deadline)
-            small = dataclasses.replace(req, max_entries=min(req.max_entries or INLINE_ENTRIES, INLINE_ENTRIES))
-            held.addCallback(lambda _: self._page(s, small, deadline, inline=True))
+            now = self.reactor.seconds()
+            reply = entries, Outcome(controls=(m.Control(PULL_OID, False, encode_pull_response(resp)),))
+            if entries or now >= deadline:
+                return reply
+            since, until = None, deadline
+            if not _brings_nothing(req, resp):
+                since = now if news_since is None else news_since
+                if quiet or now >= since + NEWS_MAX:
+                    return reply
+                until = min(deadline, now + NEWS_QUIET, since + NEWS_MAX)
+            held: defer.Deferred[bool] = defer.Deferred()
+            self._hold(state, held, until)
+            held.addCallback(lambda expired: self._page(s, _small(req), deadline, inline=True, news_since=since,
+                                                        quiet=expired and since is not None))
             return held
 
         if inline:
@@ -198,9 +220,9 @@ class SupplierService:
 
     # ------------------------------------------------------------------ holding
 
-    def _hold(self, seen: tuple[int, int], d: "defer.Deferred[None]", deadline: float) -> None:
-        """Fire ``d`` once the highest USN or the vector has grown past ``seen`` (or at
-        ``deadline``)."""
+    def _hold(self, seen: tuple[int, int], d: "defer.Deferred[bool]", deadline: float) -> None:
+        """Fire ``d`` with False once the highest USN or the vector has grown past ``seen``,
+        or with True at ``deadline``."""
         timer = self.reactor.callLater(max(0.0, deadline - self.reactor.seconds()), self._expire, d)
         self._waiters.append((seen, d, timer))
         if self._loop is None:
@@ -225,7 +247,7 @@ class SupplierService:
                 continue
             if usn > seen[0] or vsum > seen[1]:
                 timer.cancel()
-                d.callback(None)
+                d.callback(False)
             else:
                 keep.append((seen, d, timer))
         self._waiters = keep
@@ -233,10 +255,16 @@ class SupplierService:
             self._loop.stop()
             self._loop = None
 
-    def _expire(self, d: "defer.Deferred[None]") -> None:
+    def _expire(self, d: "defer.Deferred[bool]") -> None:
         self._waiters = [w for w in self._waiters if w[1] is not d]
         if not d.called:
-            d.callback(None)
+            d.callback(True)
+
+
+def _small(req: PullRequest) -> PullRequest:
+    """``req`` for at most INLINE_ENTRIES entries (a page read on the reactor thread; the
+    consumer pulls the rest, if any, at once)."""
+    return dataclasses.replace(req, max_entries=min(req.max_entries or INLINE_ENTRIES, INLINE_ENTRIES))
 
 
 def _brings_nothing(req: PullRequest, resp: PullResponse) -> bool:

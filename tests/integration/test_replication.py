@@ -276,6 +276,40 @@ def test_ring_restart_and_identical_stores(forest: list[Server]) -> None:
             n.start(timeout=60)
 
 
+def test_a_supplier_does_not_send_a_consumer_its_own_changes_back(forest: list[Server]) -> None:
+    """B has applied A's new entry; A's pull from B, whatever vector it sends, does not get
+    it back (an echo would cost A a merge and a transaction per change it made). Another
+    consumer with the same vector does get it."""
+    import ssl
+
+    from replication import PULL_OID
+    from replication._wire import PullRequest, encode_pull_request
+
+    a, b = forest[0], forest[1]
+    since = status(b)["highest_usn"]
+    dn = f"cn=echo-{uuid.uuid4().hex[:8]},{USERS}"
+    c = conn(a)
+    c.add(dn, ["inetOrgPerson"], {"sn": "echo"})
+    c.unbind()
+    converge(a)
+    a_inv = bytes.fromhex(status(a)["invocation"])
+
+    def pulled(consumer: bytes) -> set[str]:
+        ctrl = [(PULL_OID, True, encode_pull_request(PullRequest(consumer, since, 500, {})))]
+        tls = ldap3.Connection(ldap3.Server(b.url, get_info=ldap3.NONE, tls=ldap3.Tls(validate=ssl.CERT_NONE)),
+                               ADMIN, ADMIN_PW)
+        tls.open()
+        assert tls.start_tls() and tls.bind()
+        tls.search("", "(objectClass=*)", ldap3.BASE, controls=ctrl, attributes=["lightwaveReplEntry"])
+        assert tls.result["result"] == 0, tls.result
+        got = {r["dn"].lower() for r in tls.response if r["type"] == "searchResEntry"}
+        tls.unbind()
+        return got
+
+    assert dn.lower() in pulled(uuid.uuid4().bytes)
+    assert dn.lower() not in pulled(a_inv)
+
+
 def test_pull_needs_tls_and_the_replication_role(forest: list[Server]) -> None:
     from replication import PULL_OID
     from replication._wire import PullRequest, encode_pull_request

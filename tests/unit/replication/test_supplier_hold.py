@@ -1,0 +1,135 @@
+"""The supplier's held pulls over a real LMDB store, on a simulated clock (no sockets): a
+change the consumer lacks is answered at once; news of this node's vector alone waits for
+a quiet moment (or NEWS_MAX), so a stream of writes costs the consumer one transaction per
+NEWS_MAX rather than one per write."""
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.task import Clock
+
+from replication._state import full_utdv, raise_utdv
+from replication._wire import PULL_OID, PullRequest, decode_pull_response, encode_pull_request
+from replication.service import NEWS_MAX, NEWS_QUIET, SupplierService
+from tests.unit.vmdir.test_directory_meta import ADMIN, d, run  # noqa: F401 - d: fixture
+from vmdir.directory import Directory, Session
+from vmdir.proto import messages as m
+
+CONSUMER, OTHER = bytes([7]) * 16, bytes([9]) * 16
+
+
+class Reactor(Clock):
+    """A simulated clock that also takes calls "from threads" (run at once)."""
+
+    def callFromThread(self, f: Any, *a: Any, **kw: Any) -> None:
+        f(*a, **kw)
+
+
+class Pool:
+    """A thread pool that runs the work at once, on the caller's thread."""
+
+    def callInThreadWithCallback(self, on_result: Any, f: Any, *a: Any, **kw: Any) -> None:
+        try:
+            res = f(*a, **kw)
+        except BaseException as exc:  # noqa: BLE001 - handed over, as the real pool does
+            on_result(False, exc)
+        else:
+            on_result(True, res)
+
+
+def held_pull(svc: SupplierService, d: Directory) -> tuple["defer.Deferred[Any]", list]:
+    """A caught-up consumer's pull, held up to 20 s; (its deferred, where its answer lands)."""
+    with d.store.read() as r:
+        vector = full_utdv(r, d.invocation)
+        highest = r.meta_int("next_usn")
+    req = PullRequest(CONSUMER, highest, 100, vector, hold=20_000)
+    s = Session(dn=ADMIN, ndn=d.dit.ndn(ADMIN), is_admin=True, forest_admin_dn=True, tls=True)
+    got: list = []
+    dfr = svc.pull(s, m.SearchRequest("", m.SCOPE_BASE, 0, 0, 0, False, m.Present("objectClass"), ()),
+                   (m.Control(PULL_OID, True, encode_pull_request(req)),))
+    dfr.addCallback(got.append)
+    return dfr, got
+
+
+def news(d: Directory, usn: int) -> None:
+    """A commit that brings the consumer nothing but a raised vector (as when this node
+    applies changes the consumer already has)."""
+    with d.store.write() as w:
+        raise_utdv(w, {OTHER: usn}, d.invocation)
+
+
+def response(answer: tuple) -> Any:
+    entries, outcome = answer
+    (ctrl,) = [c for c in outcome.controls if c.oid == PULL_OID]
+    return entries, decode_pull_response(ctrl.value)
+
+
+def make(d: Directory) -> tuple[Reactor, SupplierService]:
+    reactor = Reactor()
+    return reactor, SupplierService(reactor, d, Pool(), poll=0.05)
+
+
+def test_a_held_pull_with_nothing_new_waits(d: Directory) -> None:
+    reactor, svc = make(d)
+    _, got = held_pull(svc, d)
+    reactor.advance(5)
+    assert got == []
+    reactor.advance(15.1)  # the hold's end: the empty page is the answer
+    assert len(got) == 1 and response(got[0])[0] == []
+
+
+def test_news_alone_is_answered_once_the_node_is_quiet(d: Directory) -> None:
+    reactor, svc = make(d)
+    _, got = held_pull(svc, d)
+    news(d, 5)
+    svc.wake()
+    reactor.advance(NEWS_QUIET / 2)
+    assert got == []  # not at once: more may follow
+    reactor.advance(NEWS_QUIET)
+    assert len(got) == 1
+    entries, resp = response(got[0])
+    assert entries == [] and resp.utdv[OTHER] == 5
+
+
+def test_news_under_a_stream_of_commits_is_answered_after_news_max(d: Directory) -> None:
+    reactor, svc = make(d)
+    _, got = held_pull(svc, d)
+    step = NEWS_QUIET / 2
+    n = 0
+    while not got:
+        n += 1
+        news(d, n)
+        svc.wake()
+        reactor.advance(step)
+    assert NEWS_MAX - step <= n * step <= NEWS_MAX + step  # not one answer per commit, nor later than NEWS_MAX
+    assert response(got[0])[1].utdv[OTHER] >= n - 1
+
+
+def test_a_change_the_consumer_lacks_is_answered_at_once_even_during_news(d: Directory) -> None:
+    reactor, svc = make(d)
+    _, got = held_pull(svc, d)
+    news(d, 3)
+    svc.wake()
+    reactor.advance(NEWS_QUIET / 4)
+    assert got == []
+    s = Session(dn=ADMIN, ndn=d.dit.ndn(ADMIN), is_admin=True, forest_admin_dn=True)
+    run(d, d.modify(s, m.ModifyRequest(ADMIN, (m.Change(m.MOD_REPLACE, "description", (b"changed",)),))))
+    # the directory's own commit hook wakes the holds (on_commit -> callFromThread -> wake)
+    assert len(got) == 1
+    entries, resp = response(got[0])
+    assert [e.dn.lower() for e in entries] == [ADMIN.lower()]
+    assert resp.utdv[OTHER] == 3
+
+
+def test_a_pull_without_a_hold_is_answered_at_once_with_news(d: Directory) -> None:
+    reactor, svc = make(d)
+    news(d, 4)
+    with d.store.read() as r:
+        highest = r.meta_int("next_usn")
+    req = PullRequest(CONSUMER, highest, 100, {}, hold=0)
+    s = Session(dn=ADMIN, ndn=d.dit.ndn(ADMIN), is_admin=True, forest_admin_dn=True, tls=True)
+    got: list = []
+    svc.pull(s, m.SearchRequest("", m.SCOPE_BASE, 0, 0, 0, False, m.Present("objectClass"), ()),
+             (m.Control(PULL_OID, True, encode_pull_request(req)),)).addCallback(got.append)
+    assert len(got) == 1 and response(got[0])[1].utdv[OTHER] == 4
