@@ -126,6 +126,41 @@ def _context() -> ssl.SSLContext:
     return ctx
 
 
+Witness = tuple[str, str, Trust]  # another node: (name, URL, the certificates it may present)
+
+
+def published_elsewhere(der: bytes, entry_dn: str, witnesses: Iterable[Witness], user: str, password: str,
+                        timeout: float = 10.0) -> str | None:
+    """The name of the first witness whose copy of the node entry ``entry_dn`` publishes the
+    key of certificate ``der`` (None: none does, or none could be asked). Each witness is
+    checked against its own published key and bound to as ``user``.
+
+    A node with a new key announces it to the nodes it pulls from; a node that pulls from
+    it but is not pulled from by it (a one-way ring) learns the key from them this way,
+    then by replication."""
+    try:
+        want = key_digest(der)
+    except ValueError:
+        return None
+    for name, url, trust in witnesses:
+        try:
+            conn = Connection(url, tls=_context(), timeout=timeout)
+        except ClientError:
+            continue
+        try:
+            trust.check(url, conn.peer_certificate(), required=True)
+            conn.bind(user, password)
+            entries, done, _ = conn.search(entry_dn, m.SCOPE_BASE, m.Present("objectClass"), ("userCertificate",))
+        except (ClientError, PartnerError):
+            continue
+        finally:
+            conn.close()
+        certs = [v for e in entries for a, vs in e.attributes if a.lower() == "usercertificate" for v in vs]
+        if done.code == 0 and want in Trust.published(name, certs).keys:
+            return name
+    return None
+
+
 class Partner:
     """One connection to a supplier. ``ldap://`` URLs are upgraded with StartTLS. Pulls
     may be pipelined (``prefetch``).
@@ -133,11 +168,13 @@ class Partner:
     ``trust`` is asked at each connect (the published certificates replicate, so they can
     change). ``certificate`` (this node's own, DER) and ``own_url`` (where it is reached) are
     announced in the first pull of each connection. After ``connect``, ``certificate_seen`` is
-    what the partner presented."""
+    what the partner presented. ``vouch(certificate)``: asked when the certificate is not
+    the published one; the name of a node that publishes its key for the partner (it is
+    then accepted, ``vouched_by``), or None."""
 
     def __init__(self, url: str, user: str, password: str, *, trust: Callable[[], Trust],
                  require_published: bool = True, certificate: bytes | None = None, own_url: str | None = None,
-                 timeout: float = 30.0) -> None:
+                 vouch: Callable[[bytes], str | None] | None = None, timeout: float = 30.0) -> None:
         self.url = url
         self.user = user
         self.password = password
@@ -148,6 +185,8 @@ class Partner:
         self.timeout = timeout
         self.conn: Connection | None = None
         self.certificate_seen: bytes | None = None
+        self.vouch = vouch
+        self.vouched_by: str | None = None
         self._announce = False
         self._prefetched: tuple[PullRequest, int] | None = None  # a pull sent, not yet received
 
@@ -159,7 +198,15 @@ class Partner:
             raise PartnerError(str(exc), exc.code) from None
         try:
             self.certificate_seen = conn.peer_certificate()
-            self.trust().check(self.url, self.certificate_seen, required=self.require_published)
+            self.vouched_by = None
+            try:
+                self.trust().check(self.url, self.certificate_seen, required=self.require_published)
+            except PartnerError as exc:
+                who = self.vouch(self.certificate_seen) if self.vouch and self.certificate_seen else None
+                if who is None:
+                    raise PartnerError(f"{exc}; no other node publishes that key for it either"
+                                       if self.vouch else str(exc)) from None
+                self.vouched_by = who
             conn.bind(self.user, self.password)
         except ClientError as exc:
             conn.close()

@@ -10,11 +10,11 @@ from collections.abc import Callable
 
 from vmdir.directory import Directory
 
-from replication._partner import Partner
+from replication._partner import Partner, fingerprint, published_elsewhere
 from replication._puller import Puller
 from replication._state import forget_status
 from replication.maintenance import DEFAULT_TOMBSTONE_LIFETIME, purge_tombstones, tend_local_node
-from replication.topology import Agreement, agreements, node_dn, node_trust
+from replication.topology import Agreement, agreements, node_dn, node_trust, witnesses
 
 RESCAN = 1.0  # seconds between looks at the agreements
 
@@ -58,7 +58,8 @@ def run_agent(d: Directory, name: str, url: str, password: str, stop: threading.
                 log(f"pulling from {a.supplier} at {a.url}")
                 ev = threading.Event()
                 partner = Partner(a.url, node_dn(name), password, certificate=certificate, own_url=url,
-                                  trust=lambda supplier=a.supplier: node_trust(d, supplier))
+                                  trust=lambda supplier=a.supplier: node_trust(d, supplier),
+                                  vouch=lambda der, a=a: _vouch(d, name, password, a, der, log))
                 p = Puller(d, a.supplier, partner, stop=ev, log=log, write_lock=lock)
                 t = threading.Thread(target=p.run, name=f"pull-{a.supplier}", daemon=True)
                 t.start()
@@ -69,3 +70,13 @@ def run_agent(d: Directory, name: str, url: str, password: str, stop: threading.
             ev.set()
         for t, _ in running.values():  # a puller blocked in a wait is a daemon thread: not waited for long
             t.join(timeout=0.5)
+
+
+def _vouch(d: Directory, name: str, password: str, a: Agreement, der: bytes, log: Callable[[str], None]) -> str | None:
+    """Whether another node publishes the key ``a``'s supplier presented (it has a new one,
+    announced to the nodes it pulls from, not yet replicated here): who, or None."""
+    who = published_elsewhere(der, node_dn(a.supplier), witnesses(d, name, a.supplier), node_dn(name), password)
+    if who is not None:
+        log(f"{a.supplier} at {a.url} presented a certificate with a key not published here yet "
+            f"(SHA-256 fingerprint {fingerprint(der)}); accepted: node {who} publishes it for {a.supplier}")
+    return who

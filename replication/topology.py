@@ -20,7 +20,7 @@ from vmdir.model import dn as dnmod
 from vmdir.proto import messages as m
 from vmdir.store import ReadTxn, StoredEntry, WriteTxn
 
-from replication._partner import Trust
+from replication._partner import Trust, Witness
 
 NODES_DN = f"cn=Nodes,{SYSTEM_DN}"
 AGENTS_GROUP = "ReplicationAgents"
@@ -121,6 +121,29 @@ def set_values(d: Directory, node: str, settings: list[Setting]) -> Callable[[Wr
             out = one(w)
         return out
     return op
+
+
+def node_urls(d: Directory) -> dict[str, str]:
+    """Every node in the local store: name -> the URL partners reach it at."""
+    out = {}
+    with d.store.read() as r:
+        d.dit.begin(r)
+        pid = d.dit.id_of(r, NODES_DN)
+        for cid in r.children(pid) if pid is not None else ():
+            e = r.get(cid)
+            if e is None or e.deleted or b"lightwavenode" not in {v.lower() for v in e.attrs.get("objectclass", [])}:
+                continue
+            name = (e.attrs.get("cn") or [b""])[0].decode("utf-8", "replace")
+            url = (e.attrs.get("labeleduri") or [b""])[0].decode("utf-8", "replace").split(" ", 1)[0]
+            if name and url:
+                out[name] = url
+    return out
+
+
+def witnesses(d: Directory, me: str, about: str) -> list[Witness]:
+    """The nodes that may vouch for node ``about``'s key to node ``me``: every other node,
+    with the certificates it may present."""
+    return [(n, url, node_trust(d, n)) for n, url in sorted(node_urls(d).items()) if n not in (me, about)]
 
 
 def node_trust(d: Directory, name: str) -> Trust:

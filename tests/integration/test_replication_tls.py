@@ -1,10 +1,12 @@
 """Nodes check each other's TLS certificates, with real nodes on localhost: a join pins the
 partner's certificate by the fingerprint the operator gives (`openssl x509 -fingerprint`),
 partners are checked against the key their node entry publishes, and a node with a new
-key announces it when it pulls, so its partners accept it again.
+key announces it when it pulls, so its partners accept it again; a node that only pulls
+from it learns the key from the others.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -12,10 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from replication._partner import Partner, PartnerError, Trust
+from replication._partner import Partner, PartnerError, Trust, published_elsewhere
 from replication._wire import PullRequest
 from tests.conftest import Server, make_server, wait_for
-from tests.integration.test_replication import USERS, conn, converge, node_name, read
+from tests.integration.test_replication import USERS, cli, conn, converge, node_name, read
 
 
 def cert_file(s: Server) -> str:
@@ -98,6 +100,23 @@ def test_a_partner_is_checked_against_the_key_its_entry_publishes(nodes: list[Se
     p = Partner(a.ldaps_url, me, password, trust=lambda: impostor)
     with pytest.raises(PartnerError, match="not the one published"):
         p.connect()
+    # another node may vouch for the key: B's copy of A's entry publishes A's real key
+    b_trust = Trust.published(node_name(b), [der(cert_file(b))])
+    witness = [(node_name(b), b.url, b_trust)]
+    a_entry = f"cn={node_name(a)},cn=Nodes,cn=System"
+    p = Partner(a.url, me, password, trust=lambda: impostor,
+                vouch=lambda cert: published_elsewhere(cert, a_entry, witness, me, password))
+    p.connect()
+    assert p.vouched_by == node_name(b)
+    p.close()
+    # ... but not for a key it does not publish for that node (here: B's entry's), nor
+    # when the witness itself presents a key other than its published one
+    p = Partner(a.url, me, password, trust=lambda: impostor,
+                vouch=lambda cert: published_elsewhere(cert, me, witness, me, password))
+    with pytest.raises(PartnerError, match="no other node publishes that key for it either"):
+        p.connect()
+    false_witness = [(node_name(b), b.url, Trust.published(node_name(b), [other_certificate(tmp_path)]))]
+    assert published_elsewhere(der(cert_file(a)), a_entry, false_witness, me, password) is None
 
 
 def test_a_node_with_a_new_key_is_accepted_again_after_it_announces_it(nodes: list[Server]) -> None:
@@ -118,3 +137,47 @@ def test_a_node_with_a_new_key_is_accepted_again_after_it_announces_it(nodes: li
     c.unbind()
     converge(b)
     assert read(a, f"cn=after-rekey,{USERS}") is not None
+
+
+def test_a_new_key_reaches_a_node_that_only_pulls_from_it(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A one-way ring (B pulls from A, C from B, A from C). B gets a new key: it announces
+    it to A, the node it pulls from, but C pulls from B and is not pulled from by it, so C
+    has no copy of B's entry that publishes the new key. C asks the other nodes (A): A
+    publishes it, so C accepts B, and a write on B goes round the ring again."""
+    a = make_server(tmp_path_factory, "ring-a")
+    a.start()
+    b = make_server(tmp_path_factory, "ring-b", extra=["--quiet-ops", "--join", a.url])
+    b.start(timeout=90)
+    c = make_server(tmp_path_factory, "ring-c", extra=["--quiet-ops", "--join", b.url])
+    c.start(timeout=90)
+    nodes = [a, b, c]
+    try:
+        # through A: its own agreements change there, and B pulls from A
+        for args in (("add", "--from", c.url, "--to", node_name(a)),
+                     ("remove", "--from", node_name(b), "--to", node_name(a)),
+                     ("remove", "--from", node_name(c), "--to", node_name(b))):
+            r = cli("repl", "agreement", *args, "--server", a.url)
+            assert r.returncode == 0, r.stdout + r.stderr
+        converge(a)
+        r = cli("repl", "agreement", "list", "--server", c.url, "--json")
+        pulls = sorted((x["to"], x["from"]) for x in json.loads(r.stdout))
+        assert pulls == sorted([(node_name(b), node_name(a)), (node_name(c), node_name(b)),
+                                (node_name(a), node_name(c))]), pulls
+        converge(b)
+        b.stop()
+        shutil.rmtree(os.path.join(b.data_dir, "tls"))  # a new self-signed certificate, with a new key
+        b.start(timeout=60)
+        new = der(cert_file(b))
+        cn = conn(b)
+        cn.add(f"cn=round-the-ring,{USERS}", ["inetOrgPerson"], {"sn": "r", "uid": "round-the-ring"})
+        cn.unbind()
+        converge(b)
+        for n in (a, c):
+            assert read(n, f"cn=round-the-ring,{USERS}") is not None
+            # C now holds B's entry with the new certificate (replicated from B itself)
+            assert new in (read(n, f"cn={node_name(b)},cn=Nodes,cn=System", "userCertificate") or {}).get(
+                "usercertificate", [])
+        assert f"node {node_name(a)} publishes it for {node_name(b)}" in c.log()
+    finally:
+        for n in nodes:
+            n.stop()
