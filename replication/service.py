@@ -55,7 +55,7 @@ class SupplierService:
         self.max_wait = max_wait
         self._waiters: list[tuple[tuple[int, int], defer.Deferred[bool], Any]] = []
         self._loop: LoopingCall | None = None
-        directory.on_commit.append(lambda usn: reactor.callFromThread(self.wake))
+        directory.on_commit.append(lambda usn: reactor.callFromThread(self._committed))
         if node_name:
             self._node_ndn = directory.dit.ndn(node_dn(node_name))
             directory.constructed.update({
@@ -235,6 +235,13 @@ class SupplierService:
         d = self.directory
         with d.store.read() as r:
             return r.meta_int("next_usn"), vector_sum(full_utdv(r, d.invocation), d.invocation)
+
+    def _committed(self) -> None:
+        """This process committed: wake the holds once the replies that commit completes are
+        on their way. Those are queued on the reactor just after this call; a woken hold reads
+        and encrypts a page, which would otherwise hold the writers' answers back. Twisted
+        runs a call scheduled by a timed call on the loop's next turn, after it has written."""
+        self.reactor.callLater(0, self.reactor.callLater, 0, self.wake)
 
     def wake(self) -> None:
         """Something may have committed: fire the holds it concerns."""
