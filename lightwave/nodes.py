@@ -205,6 +205,13 @@ def _join(cfg: NodeConfig, d: Directory) -> None:
             w.set_meta("join/url", reg.partner_url.encode())
             w.set_meta("join/fingerprint", reg.fingerprint)
             w.set_meta_int("server_id", reg.server_id)
+    else:
+        from replication._state import read_status
+        with d.store.read() as r:
+            done = read_status(r).get(reg.partner, {})
+        print(f"lightwave: resuming the interrupted copy from {reg.partner} after its USN "
+              f"{done.get('watermark') or 0} ({done.get('applied') or 0} entries copied before)",
+              file=sys.stderr, flush=True)
     d.server_id = reg.server_id
     password = node_password(cfg)
     if password is None:

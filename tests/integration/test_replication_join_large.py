@@ -18,7 +18,7 @@ import ldap3
 import pytest
 
 from bench.data import PEOPLE, person_dn, uid_width, write_ldif
-from tests.conftest import ADMIN, ADMIN_PW, LIGHTWAVE, Server, make_server
+from tests.conftest import ADMIN, ADMIN_PW, LIGHTWAVE, Server, make_server, wait_for
 from tests.integration.test_replication import converge
 
 PEOPLE_N = 100_000
@@ -93,3 +93,31 @@ def test_a_fourth_node_joins_a_100k_forest(forest: list[Server], tmp_path_factor
     converge(d, timeout=120)
     converge(a, timeout=120)
     assert user_attrs(a, sample[:1])[sample[0]]["description"] == [b"written on the fourth node"]
+
+
+def test_a_join_killed_during_the_copy_resumes_where_it_stopped(
+        forest: list[Server], tmp_path_factory: pytest.TempPathFactory) -> None:
+    """kill -9 of a joining node part way through its full copy; the same command again
+    resumes from the last page it applied (not from the start) and ends with every entry."""
+    a = forest[0]
+    e = make_server(tmp_path_factory, "big-e", workers=1, extra=["--quiet-ops", "--join", a.url])
+    db = os.path.join(e.data_dir, "db", "data.mdb")
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(e.start, 600)
+        wait_for("the copy to be under way", lambda: os.path.exists(db) and os.path.getsize(db) > 50 << 20,
+                 timeout=300, interval=0.02)
+        e.kill9()
+        with pytest.raises(RuntimeError, match="server exited"):
+            first.result()
+    assert "joined;" not in e.log()  # killed during the copy, not after it
+    forest.append(e)  # stopped by the fixture
+    e.start(timeout=600)
+    resumed = re.search(r"resuming the interrupted copy from \S+ after its USN (\d+) \((\d+) entries copied before\)",
+                        e.log())
+    assert resumed and int(resumed.group(1)) > 0 and int(resumed.group(2)) > 1000, e.log()[-2000:]
+    assert re.search(r"joined; \d+ entries copied from", e.log())
+    converge(e, timeout=300)
+    assert people(e) == PEOPLE_N
+    width = uid_width(PEOPLE_N)
+    sample = [person_dn(i, width) for i in random.Random(5).sample(range(PEOPLE_N), 40)]
+    assert user_attrs(e, sample) == user_attrs(a, sample)
