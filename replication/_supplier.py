@@ -20,6 +20,7 @@ from replication._wire import REPL_ATTR, PullRequest, PullResponse, Record, Vect
 
 MAX_PAGE_ENTRIES = 500
 MAX_PAGE_BYTES = 4 << 20
+MAX_PAGE_SCAN = 10_000  # changes one page looks at, at most (those the consumer has are skipped)
 
 
 def may_pull(s: Session) -> bool:
@@ -27,8 +28,10 @@ def may_pull(s: Session) -> bool:
     return s.is_admin or "replication" in s.roles
 
 
-def pull_page(d: Directory, s: Session, req: PullRequest) -> tuple[list[m.SearchResultEntry], PullResponse]:
-    """The entries of one page and the response control value for ``req``.
+def pull_page(d: Directory, s: Session, req: PullRequest,
+              max_scan: int = MAX_PAGE_SCAN) -> tuple[list[m.SearchResultEntry], PullResponse]:
+    """The entries of one page and the response control value for ``req``: at most
+    ``max_scan`` changes looked at (the page then says ``more``, possibly with no entry).
 
     Raises LDAPError: insufficientAccessRights unless ``may_pull(s)``; confidentialityRequired
     on a connection that is not encrypted (pages hold password hashes).
@@ -53,10 +56,12 @@ def pull_page(d: Directory, s: Session, req: PullRequest) -> tuple[list[m.Search
         # however old the vector it sent: changes it made after sending it are not echoed back
         have = dict(req.utdv)
         have[req.consumer] = 1 << 63
+        scanned = 0
         for usn, eid in r.changes_since(req.watermark):
-            if len(out) >= limit or size >= MAX_PAGE_BYTES:
+            if len(out) >= limit or size >= MAX_PAGE_BYTES or scanned >= max_scan:
                 more = True
                 break
+            scanned += 1
             wm = usn
             e = r.get(eid)
             if e is None or eid in sent or not _lacks(e, have):

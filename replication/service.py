@@ -24,7 +24,7 @@ from vmdir.proto import messages as m
 from vmdir.proto.results import LDAPError, ResultCode
 from vmdir.store import ReadTxn, StoredEntry
 
-from replication._supplier import may_pull, pull_page
+from replication._supplier import MAX_PAGE_SCAN, may_pull, pull_page
 from replication._state import full_utdv, read_status, writes_paused
 from replication._partner import key_digest
 from replication.topology import NODES_DN, Setting, node_dn, set_values, url_changes
@@ -35,6 +35,7 @@ ExtendedHandler = Callable[[Session, bytes | None], "defer.Deferred[Outcome]"]
 
 
 INLINE_ENTRIES = 20  # entries a woken hold reads on the reactor thread at most
+INLINE_SCAN = 200  # ... and changes it looks at (those the consumer has are skipped)
 NEWS_QUIET = 0.05  # seconds without a commit before a held pull is answered with news alone
 NEWS_MAX = 1.0  # ... or this long after the news came, at most
 
@@ -139,15 +140,19 @@ class SupplierService:
         if req.certificate is not None or req.url is not None:
             self._note_announced(s, req)
         deadline = self.reactor.seconds() + min(req.hold / 1000, self.max_wait)
-        if req.hold:  # a caught-up consumer: typically nothing to send yet, read here (no thread hop)
-            return self._page(s, _small(req), deadline, inline=True)
-        return self._page(s, req, deadline)
+        if req.hold and self._state()[0] - req.watermark <= INLINE_ENTRIES:
+            # a caught-up consumer: a few changes at most to look at, read here (no thread hop)
+            return self._page(s, req, _small(req), deadline, inline=True)
+        return self._page(s, req, req, deadline)
 
-    def _page(self, s: Session, req: PullRequest, deadline: float, inline: bool = False,
+    def _page(self, s: Session, asked: PullRequest, read: PullRequest, deadline: float, inline: bool = False,
               news_since: float | None = None, quiet: bool = False) -> "defer.Deferred[Any]":
-        """The answer to ``req``: read in the thread pool, or, woken from a hold (a few
-        changes, typically one), at most INLINE_ENTRIES read right here (no thread hops:
-        the latency of a change; the consumer pulls the rest, if any, at once).
+        """The answer to ``asked``, reading the change log as ``read`` says: in the thread
+        pool, or, woken from a hold (a few changes, typically one), at most INLINE_ENTRIES
+        sent and INLINE_SCAN changes looked at right here (no thread hops: the latency of a
+        change; the consumer pulls the rest, if any, at once). A hold reads again from where
+        its last read ended (``read``'s watermark): nothing before it is lacked by the
+        consumer, so each commit costs a look at its own changes only.
 
         A held page with no entries but news of this node's watermark or vector (typically
         this node applying changes the consumer itself sent: the consumer records it to
@@ -159,24 +164,25 @@ class SupplierService:
         the hold before this read ended without a commit."""
         def page() -> tuple[tuple[int, int], list[m.SearchResultEntry], PullResponse]:
             state = self._state()  # before the page: a commit after this wakes the hold
-            entries, resp = pull_page(self.directory, s, req)
+            entries, resp = pull_page(self.directory, s, read, max_scan=INLINE_SCAN if inline else MAX_PAGE_SCAN)
             return state, entries, resp
 
         def answer(got: tuple[tuple[int, int], list[m.SearchResultEntry], PullResponse]) -> Any:
             state, entries, resp = got
             now = self.reactor.seconds()
             reply = entries, Outcome(controls=(m.Control(PULL_OID, False, encode_pull_response(resp)),))
-            if entries or now >= deadline:
+            if entries or resp.more or now >= deadline:
                 return reply
             since, until = None, deadline
-            if not _brings_nothing(req, resp):
+            if not _brings_nothing(asked, resp):
                 since = now if news_since is None else news_since
                 if quiet or now >= since + NEWS_MAX:
                     return reply
                 until = min(deadline, now + NEWS_QUIET, since + NEWS_MAX)
             held: defer.Deferred[bool] = defer.Deferred()
             self._hold(state, held, until)
-            held.addCallback(lambda expired: self._page(s, _small(req), deadline, inline=True, news_since=since,
+            again = dataclasses.replace(_small(read), watermark=resp.watermark)
+            held.addCallback(lambda expired: self._page(s, asked, again, deadline, inline=True, news_since=since,
                                                         quiet=expired and since is not None))
             return held
 

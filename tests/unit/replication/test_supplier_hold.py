@@ -11,6 +11,7 @@ from twisted.internet.task import Clock
 
 from replication._state import full_utdv, raise_utdv
 from replication._wire import PULL_OID, PullRequest, decode_pull_response, encode_pull_request
+from replication._supplier import pull_page
 from replication.service import NEWS_MAX, NEWS_QUIET, SupplierService
 from tests.unit.vmdir.test_directory_meta import ADMIN, d, run  # noqa: F401 - d: fixture
 from vmdir.directory import Directory, Session
@@ -136,3 +137,63 @@ def test_a_pull_without_a_hold_is_answered_at_once_with_news(d: Directory) -> No
     svc.pull(s, m.SearchRequest("", m.SCOPE_BASE, 0, 0, 0, False, m.Present("objectClass"), ()),
              (m.Control(PULL_OID, True, encode_pull_request(req)),)).addCallback(got.append)
     assert len(got) == 1 and response(got[0])[1].utdv[OTHER] == 4
+
+
+def modify(d: Directory, value: bytes) -> None:
+    s = Session(dn=ADMIN, ndn=d.dit.ndn(ADMIN), is_admin=True, forest_admin_dn=True)
+    run(d, d.modify(s, m.ModifyRequest(ADMIN, (m.Change(m.MOD_REPLACE, "description", (value,)),))))
+
+
+def test_a_page_looks_at_max_scan_changes_at_most(d: Directory) -> None:
+    for i in range(5):  # five entries changed: five rows of the change log
+        s = Session(dn=ADMIN, ndn=d.dit.ndn(ADMIN), is_admin=True, forest_admin_dn=True)
+        run(d, d.add(s, m.AddRequest(f"cn=p{i},cn=Users,dc=lightwave,dc=local",
+                                     (("objectClass", (b"person",)), ("sn", (b"x",))))))
+    s = Session(dn=ADMIN, ndn=d.dit.ndn(ADMIN), is_admin=True, forest_admin_dn=True, tls=True)
+    with d.store.read() as r:
+        rows = [usn for usn, _ in r.changes_since(0)]
+    start = rows[-6]
+    # the node's own changes, asked for by itself: nothing to send, but only 3 looked at
+    entries, resp = pull_page(d, s, PullRequest(d.invocation, start, 100, {}), max_scan=3)
+    assert entries == [] and resp.more and resp.watermark == rows[-3]
+    # another consumer lacks them: sent, within the same bound
+    entries, resp = pull_page(d, s, PullRequest(CONSUMER, start, 100, {}), max_scan=3)
+    assert len(entries) == 3 and resp.more and resp.watermark == rows[-3]
+    entries, resp = pull_page(d, s, PullRequest(CONSUMER, resp.watermark, 100, {}))
+    assert len(entries) == 2 and not resp.more
+
+
+def test_a_woken_hold_reads_only_what_changed_since_its_last_read(d: Directory, monkeypatch) -> None:
+    """Changes the consumer has (here: its own, the supplier being itself) wake the hold
+    as news; every read after the first starts where the one before ended, so a long
+    stream of them is not read again and again."""
+    import replication.service as service
+
+    reads: list[tuple[int, int]] = []
+
+    def recording(d: Directory, s: Session, req: PullRequest, max_scan: int = 10_000) -> Any:
+        entries, resp = pull_page(d, s, req, max_scan)
+        reads.append((req.watermark, resp.watermark))
+        return entries, resp
+
+    monkeypatch.setattr(service, "pull_page", recording)
+    reactor, svc = make(d)
+    with d.store.read() as r:
+        highest = r.meta_int("next_usn")
+    req = PullRequest(d.invocation, highest, 100, {}, hold=20_000)
+    s = Session(dn=ADMIN, ndn=d.dit.ndn(ADMIN), is_admin=True, forest_admin_dn=True, tls=True)
+    got: list = []
+    svc.pull(s, m.SearchRequest("", m.SCOPE_BASE, 0, 0, 0, False, m.Present("objectClass"), ()),
+             (m.Control(PULL_OID, True, encode_pull_request(req)),)).addCallback(got.append)
+    for i in range(10):
+        modify(d, f"v{i}".encode())
+        reactor.advance(0)  # the commit wakes the hold
+        reactor.advance(NEWS_QUIET / 4)
+    assert got == []  # news only, and no quiet moment yet
+    reactor.advance(NEWS_QUIET)
+    assert len(got) == 1
+    assert len(reads) == 12  # the first read, one per commit, one when the quiet moment came
+    for (_, ended), (began, _) in zip(reads, reads[1:]):
+        assert began == ended
+    with d.store.read() as r:
+        assert response(got[0])[1].watermark == r.meta_int("next_usn")
