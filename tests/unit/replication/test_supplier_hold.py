@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet import defer
 from twisted.internet.task import Clock
 
 from replication._state import full_utdv, raise_utdv
@@ -39,18 +38,34 @@ class Pool:
             on_result(True, res)
 
 
-def held_pull(svc: SupplierService, d: Directory) -> tuple["defer.Deferred[Any]", list]:
-    """A caught-up consumer's pull, held up to 20 s; (its deferred, where its answer lands)."""
+def session(d: Directory, tls: bool = True) -> Session:
+    return Session(dn=ADMIN, ndn=d.dit.ndn(ADMIN), is_admin=True, forest_admin_dn=True, tls=tls)
+
+
+def pull(svc: SupplierService, d: Directory, req: PullRequest) -> list:
+    """Send ``req`` as the administrator over TLS; where its answer lands."""
+    got: list = []
+    svc.pull(session(d), m.SearchRequest("", m.SCOPE_BASE, 0, 0, 0, False, m.Present("objectClass"), ()),
+             (m.Control(PULL_OID, True, encode_pull_request(req)),)).addCallback(got.append)
+    return got
+
+
+def highest(d: Directory) -> int:
+    with d.store.read() as r:
+        return r.meta_int("next_usn")
+
+
+def held_pull(svc: SupplierService, d: Directory) -> list:
+    """A caught-up consumer's pull, held up to 20 s; where its answer lands."""
     with d.store.read() as r:
         vector = full_utdv(r, d.invocation)
-        highest = r.meta_int("next_usn")
-    req = PullRequest(CONSUMER, highest, 100, vector, hold=20_000)
-    s = Session(dn=ADMIN, ndn=d.dit.ndn(ADMIN), is_admin=True, forest_admin_dn=True, tls=True)
-    got: list = []
-    dfr = svc.pull(s, m.SearchRequest("", m.SCOPE_BASE, 0, 0, 0, False, m.Present("objectClass"), ()),
-                   (m.Control(PULL_OID, True, encode_pull_request(req)),))
-    dfr.addCallback(got.append)
-    return dfr, got
+    return pull(svc, d, PullRequest(CONSUMER, highest(d), 100, vector, hold=20_000))
+
+
+def news_then_wait(reactor: "Reactor", svc: SupplierService, d: Directory, usn: int, wait: float) -> None:
+    news(d, usn)
+    svc.wake()
+    reactor.advance(wait)
 
 
 def news(d: Directory, usn: int) -> None:
@@ -73,7 +88,7 @@ def make(d: Directory) -> tuple[Reactor, SupplierService]:
 
 def test_a_held_pull_with_nothing_new_waits(d: Directory) -> None:
     reactor, svc = make(d)
-    _, got = held_pull(svc, d)
+    got = held_pull(svc, d)
     reactor.advance(5)
     assert got == []
     reactor.advance(15.1)  # the hold's end: the empty page is the answer
@@ -82,10 +97,8 @@ def test_a_held_pull_with_nothing_new_waits(d: Directory) -> None:
 
 def test_news_alone_is_answered_once_the_node_is_quiet(d: Directory) -> None:
     reactor, svc = make(d)
-    _, got = held_pull(svc, d)
-    news(d, 5)
-    svc.wake()
-    reactor.advance(NEWS_QUIET / 2)
+    got = held_pull(svc, d)
+    news_then_wait(reactor, svc, d, 5, NEWS_QUIET / 2)
     assert got == []  # not at once: more may follow
     reactor.advance(NEWS_QUIET)
     assert len(got) == 1
@@ -95,27 +108,22 @@ def test_news_alone_is_answered_once_the_node_is_quiet(d: Directory) -> None:
 
 def test_news_under_a_stream_of_commits_is_answered_after_news_max(d: Directory) -> None:
     reactor, svc = make(d)
-    _, got = held_pull(svc, d)
+    got = held_pull(svc, d)
     step = NEWS_QUIET / 2
     n = 0
     while not got:
         n += 1
-        news(d, n)
-        svc.wake()
-        reactor.advance(step)
+        news_then_wait(reactor, svc, d, n, step)
     assert NEWS_MAX - step <= n * step <= NEWS_MAX + step  # not one answer per commit, nor later than NEWS_MAX
     assert response(got[0])[1].utdv[OTHER] >= n - 1
 
 
 def test_a_change_the_consumer_lacks_is_answered_at_once_even_during_news(d: Directory) -> None:
     reactor, svc = make(d)
-    _, got = held_pull(svc, d)
-    news(d, 3)
-    svc.wake()
-    reactor.advance(NEWS_QUIET / 4)
+    got = held_pull(svc, d)
+    news_then_wait(reactor, svc, d, 3, NEWS_QUIET / 4)
     assert got == []
-    s = Session(dn=ADMIN, ndn=d.dit.ndn(ADMIN), is_admin=True, forest_admin_dn=True)
-    run(d, d.modify(s, m.ModifyRequest(ADMIN, (m.Change(m.MOD_REPLACE, "description", (b"changed",)),))))
+    modify(d, b"changed")
     # the directory's own commit hook wakes the holds, on the reactor's next turn: after the
     # replies the commit completes are written (no time passes)
     assert got == []
@@ -129,27 +137,19 @@ def test_a_change_the_consumer_lacks_is_answered_at_once_even_during_news(d: Dir
 def test_a_pull_without_a_hold_is_answered_at_once_with_news(d: Directory) -> None:
     reactor, svc = make(d)
     news(d, 4)
-    with d.store.read() as r:
-        highest = r.meta_int("next_usn")
-    req = PullRequest(CONSUMER, highest, 100, {}, hold=0)
-    s = Session(dn=ADMIN, ndn=d.dit.ndn(ADMIN), is_admin=True, forest_admin_dn=True, tls=True)
-    got: list = []
-    svc.pull(s, m.SearchRequest("", m.SCOPE_BASE, 0, 0, 0, False, m.Present("objectClass"), ()),
-             (m.Control(PULL_OID, True, encode_pull_request(req)),)).addCallback(got.append)
+    got = pull(svc, d, PullRequest(CONSUMER, highest(d), 100, {}, hold=0))
     assert len(got) == 1 and response(got[0])[1].utdv[OTHER] == 4
 
 
 def modify(d: Directory, value: bytes) -> None:
-    s = Session(dn=ADMIN, ndn=d.dit.ndn(ADMIN), is_admin=True, forest_admin_dn=True)
-    run(d, d.modify(s, m.ModifyRequest(ADMIN, (m.Change(m.MOD_REPLACE, "description", (value,)),))))
+    run(d, d.modify(session(d, tls=False), m.ModifyRequest(ADMIN, (m.Change(m.MOD_REPLACE, "description", (value,)),))))
 
 
 def test_a_page_looks_at_max_scan_changes_at_most(d: Directory) -> None:
     for i in range(5):  # five entries changed: five rows of the change log
-        s = Session(dn=ADMIN, ndn=d.dit.ndn(ADMIN), is_admin=True, forest_admin_dn=True)
-        run(d, d.add(s, m.AddRequest(f"cn=p{i},cn=Users,dc=lightwave,dc=local",
+        run(d, d.add(session(d, tls=False), m.AddRequest(f"cn=p{i},cn=Users,dc=lightwave,dc=local",
                                      (("objectClass", (b"person",)), ("sn", (b"x",))))))
-    s = Session(dn=ADMIN, ndn=d.dit.ndn(ADMIN), is_admin=True, forest_admin_dn=True, tls=True)
+    s = session(d)
     with d.store.read() as r:
         rows = [usn for usn, _ in r.changes_since(0)]
     start = rows[-6]
@@ -178,13 +178,7 @@ def test_a_woken_hold_reads_only_what_changed_since_its_last_read(d: Directory, 
 
     monkeypatch.setattr(service, "pull_page", recording)
     reactor, svc = make(d)
-    with d.store.read() as r:
-        highest = r.meta_int("next_usn")
-    req = PullRequest(d.invocation, highest, 100, {}, hold=20_000)
-    s = Session(dn=ADMIN, ndn=d.dit.ndn(ADMIN), is_admin=True, forest_admin_dn=True, tls=True)
-    got: list = []
-    svc.pull(s, m.SearchRequest("", m.SCOPE_BASE, 0, 0, 0, False, m.Present("objectClass"), ()),
-             (m.Control(PULL_OID, True, encode_pull_request(req)),)).addCallback(got.append)
+    got = pull(svc, d, PullRequest(d.invocation, highest(d), 100, {}, hold=20_000))
     for i in range(10):
         modify(d, f"v{i}".encode())
         reactor.advance(0)  # the commit wakes the hold
@@ -195,5 +189,4 @@ def test_a_woken_hold_reads_only_what_changed_since_its_last_read(d: Directory, 
     assert len(reads) == 12  # the first read, one per commit, one when the quiet moment came
     for (_, ended), (began, _) in zip(reads, reads[1:]):
         assert began == ended
-    with d.store.read() as r:
-        assert response(got[0])[1].watermark == r.meta_int("next_usn")
+    assert response(got[0])[1].watermark == highest(d)
