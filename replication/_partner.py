@@ -130,7 +130,7 @@ Witness = tuple[str, str, Trust]  # another node: (name, URL, the certificates i
 
 
 def published_elsewhere(der: bytes, entry_dn: str, witnesses: Iterable[Witness], user: str, password: str,
-                        timeout: float = 10.0) -> str | None:
+                        timeout: float = 5.0) -> str | None:
     """The name of the first witness whose copy of the node entry ``entry_dn`` publishes the
     key of certificate ``der`` (None: none does, or none could be asked). Each witness is
     checked against its own published key and bound to as ``user``.
