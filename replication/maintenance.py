@@ -26,7 +26,7 @@ from replication._state import (
     CATCHING_UP, OUT_OF_TOUCH, last_contact, mark_restored, pause_writes, raise_purged, resume_writes, writes_paused,
 )
 from replication._wire import Vector
-from replication.topology import Setting, agreements, node_dn, set_values, url_changes
+from replication.topology import Setting, agreements, live_children, node_dn, set_values, url_changes
 
 DEFAULT_TOMBSTONE_LIFETIME = 60 * 86400  # seconds (60 days); configurable per node
 PURGE_BATCH = 200  # tombstones per write transaction
@@ -223,9 +223,8 @@ def _server_id_to_take(r: Any, me: StoredEntry) -> int | None:
     mine = _server_id_of(me)
     sids = []
     twin_first = False
-    for cid in r.children(me.parent_id):
-        other = r.get(cid)
-        if other is None or other.deleted or other.id == me.id or SERVER_ID_ATTR not in other.attrs:
+    for other in live_children(r, me.parent_id):
+        if other.id == me.id or SERVER_ID_ATTR not in other.attrs:
             continue
         sid = _server_id_of(other)
         sids.append(sid)

@@ -27,7 +27,7 @@ from vmdir.store import ReadTxn, StoredEntry
 from replication._supplier import MAX_PAGE_SCAN, may_pull, pull_page
 from replication._state import full_utdv, read_status, writes_paused
 from replication._partner import key_digest
-from replication.topology import NODES_DN, Setting, node_dn, set_values, url_changes
+from replication.topology import NODES_DN, Setting, is_a, node_dn, set_values, text, url_changes
 from replication._wire import PULL_OID, STATUS_OID, PullRequest, PullResponse, decode_pull_request, encode_pull_response, vector_sum
 
 SearchHandler = Callable[[Session, m.SearchRequest, Sequence[m.Control]], "defer.Deferred[Any]"]
@@ -70,9 +70,7 @@ class SupplierService:
         """The supplier's name if ``e`` is one of this node's agreements."""
         if not e.ndn.endswith("," + self._node_ndn):
             return None
-        if b"lightwavereplicationagreement" not in {v.lower() for v in e.attrs.get("objectclass", [])}:
-            return None
-        return (e.attrs.get("cn") or [b""])[0].decode("utf-8", "replace")
+        return text(e, "cn") if is_a(e, b"lightwavereplicationagreement") else None
 
     def _vector_values(self, r: ReadTxn, e: StoredEntry) -> list[bytes]:
         if e.ndn != self._node_ndn:
@@ -215,10 +213,10 @@ class SupplierService:
             if req.certificate is not None and (e.attrs.get("usercertificate") or []) != [req.certificate]:
                 want.append((s.dn, "userCertificate", req.certificate))
             if req.url is not None:
-                want += url_changes(r, d, e, (e.attrs.get("cn") or [b""])[0].decode("utf-8", "replace"), req.url)
+                want += url_changes(r, d, e, text(e, "cn"), req.url)
         if not want:
             return
-        name = (e.attrs.get("cn") or [b""])[0].decode("utf-8", "replace")
+        name = text(e, "cn")
         done = self.writer.submit(set_values(d, name, want))
         done.addCallback(lambda _: self.log(f"{s.dn} announced " + ", ".join(sorted({a for _, a, _ in want}))
                                             + "; recorded"))

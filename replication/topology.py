@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from vmdir.directory import Directory, Outcome, SYSTEM_DN, domain_dn
@@ -69,22 +69,37 @@ class Agreement:
     url: str  # where to reach it
 
 
+def text(e: StoredEntry, attr: str) -> str:
+    """The first value of ``attr`` as text ("" when it has none)."""
+    return (e.attrs.get(attr) or [b""])[0].decode("utf-8", "replace")
+
+
+def url_of(e: StoredEntry) -> str:
+    """The URL of ``e``'s labeledURI (RFC 2079: the URL, then an optional label)."""
+    return text(e, "labeleduri").split(" ", 1)[0]
+
+
+def is_a(e: StoredEntry, object_class: bytes) -> bool:
+    """Whether ``e`` has ``object_class`` (lower case)."""
+    return object_class in {v.lower() for v in e.attrs.get("objectclass", [])}
+
+
+def live_children(r: ReadTxn, parent_id: int | None) -> Iterator[StoredEntry]:
+    """The children of ``parent_id`` that are not deleted (none when it is None)."""
+    for cid in r.children(parent_id) if parent_id is not None else ():
+        e = r.get(cid)
+        if e is not None and not e.deleted:
+            yield e
+
+
 def agreements(d: Directory, consumer: str) -> list[Agreement]:
     """The agreements under node ``consumer``'s entry in the local store."""
     out = []
     with d.store.read() as r:
         d.dit.begin(r)
-        nid = d.dit.id_of(r, node_dn(consumer))
-        for cid in r.children(nid) if nid is not None else ():
-            e = r.get(cid)
-            if e is None or e.deleted:
-                continue
-            if b"lightwavereplicationagreement" not in {v.lower() for v in e.attrs.get("objectclass", [])}:
-                continue
-            url = (e.attrs.get("labeleduri") or [b""])[0].decode("utf-8", "replace").split(" ", 1)[0]
-            name = (e.attrs.get("cn") or [b""])[0].decode("utf-8", "replace")
-            if url and name:
-                out.append(Agreement(name, url))
+        for e in live_children(r, d.dit.id_of(r, node_dn(consumer))):
+            if is_a(e, b"lightwavereplicationagreement") and url_of(e) and text(e, "cn"):
+                out.append(Agreement(text(e, "cn"), url_of(e)))
     return sorted(out, key=lambda a: a.supplier)
 
 
@@ -94,11 +109,10 @@ def url_changes(r: ReadTxn, d: Directory, e: StoredEntry, name: str, url: str) -
     if (e.attrs.get("labeleduri") or [b""])[0] == url.encode():
         return []
     want = [(node_dn(name), "labeledURI", url.encode())]
-    for cid in r.children(e.parent_id):
-        consumer = r.get(cid)
-        if consumer is None or consumer.deleted or consumer.id == e.id:
+    for consumer in live_children(r, e.parent_id):
+        if consumer.id == e.id:
             continue
-        cname = (consumer.attrs.get("cn") or [b""])[0].decode("utf-8", "replace")
+        cname = text(consumer, "cn")
         aid = d.dit.id_of(r, agreement_dn(name, cname))
         agreement = r.get(aid) if aid is not None else None
         if agreement is not None and not agreement.deleted and (agreement.attrs.get("labeleduri") or [b""])[0] != url.encode():
@@ -125,19 +139,10 @@ def set_values(d: Directory, node: str, settings: list[Setting]) -> Callable[[Wr
 
 def node_urls(d: Directory) -> dict[str, str]:
     """Every node in the local store: name -> the URL partners reach it at."""
-    out = {}
     with d.store.read() as r:
         d.dit.begin(r)
-        pid = d.dit.id_of(r, NODES_DN)
-        for cid in r.children(pid) if pid is not None else ():
-            e = r.get(cid)
-            if e is None or e.deleted or b"lightwavenode" not in {v.lower() for v in e.attrs.get("objectclass", [])}:
-                continue
-            name = (e.attrs.get("cn") or [b""])[0].decode("utf-8", "replace")
-            url = (e.attrs.get("labeleduri") or [b""])[0].decode("utf-8", "replace").split(" ", 1)[0]
-            if name and url:
-                out[name] = url
-    return out
+        return {text(e, "cn"): url_of(e) for e in live_children(r, d.dit.id_of(r, NODES_DN))
+                if is_a(e, b"lightwavenode") and text(e, "cn") and url_of(e)}
 
 
 def witnesses(d: Directory, me: str, about: str) -> list[Witness]:
