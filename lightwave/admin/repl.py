@@ -14,6 +14,7 @@ import argparse
 import copy
 import json
 import time
+import uuid
 from typing import Any
 
 from lightwave.admin._client import Client, emit_json, epilog, first, print_table, report, values
@@ -59,6 +60,11 @@ def behind(docs: list[dict[str, Any]]) -> list[str]:
 
 def cmd_status(args: argparse.Namespace) -> int:
     doc = node_status(args)
+    with Client.open(args) as c:
+        known = {x["invocation"]: n for n, x in nodes(c).items() if x["invocation"]}
+    # whose changes each vector entry counts (a node restored from a backup, or removed,
+    # leaves entries for invocations no node has any more)
+    doc["utdv_nodes"] = {inv: known.get(inv) for inv in doc["utdv"]}
     if args.json:
         emit_json(doc)
         return 0
@@ -74,9 +80,10 @@ def cmd_status(args: argparse.Namespace) -> int:
                      else ""])
     print_table(["PARTNER", "URL", "LAST SUCCESS", "CHANGES BEHIND", "SECONDS BEHIND", "LAST ERROR"], rows,
                 "no replication partners")
-    print("up-to-dateness vector:")
-    for inv, usn in sorted(doc["utdv"].items()):
-        print(f"  {inv}  {usn}")
+    print("up-to-dateness vector (changes of each originating invocation this node has):")
+    print_table(["INVOCATION", "UP TO USN", "NODE"],
+                [[inv, str(usn), doc["utdv_nodes"][inv] or "(a former invocation: restored or removed node)"]
+                 for inv, usn in sorted(doc["utdv"].items())], "empty")
     return 0
 
 
@@ -104,11 +111,20 @@ def cmd_wait(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- topology
 
 def nodes(c: Client) -> dict[str, dict[str, str]]:
-    """Node name -> {"url", "server_id"}, from ``cn=Nodes,cn=System``."""
-    found = c.search(NODES_DN, "(objectClass=lightwaveNode)", ["cn", "labeledURI", "lightwaveServerId"],
-                     action="cannot list the nodes")
-    return {first(a, "cn"): {"url": first(a, "labeledURI").split(" ", 1)[0], "server_id": first(a, "lightwaveServerId")}
+    """Node name -> {"url", "server_id", "invocation" (32 hex digits, or "")}, from ``cn=Nodes,cn=System``."""
+    found = c.search(NODES_DN, "(objectClass=lightwaveNode)",
+                     ["cn", "labeledURI", "lightwaveServerId", "lightwaveInvocationId"], action="cannot list the nodes")
+    return {first(a, "cn"): {"url": first(a, "labeledURI").split(" ", 1)[0], "server_id": first(a, "lightwaveServerId"),
+                             "invocation": _hex(first(a, "lightwaveInvocationId"))}
             for _, a in found}
+
+
+def _hex(invocation: str) -> str:
+    """A node entry's invocation id (a UUID) as the status document gives it; "" if unreadable."""
+    try:
+        return uuid.UUID(invocation).hex
+    except ValueError:
+        return ""
 
 
 def resolve(known: dict[str, dict[str, str]], text: str) -> str:

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import time
+import uuid
 from collections.abc import Iterator
 
 import ldap3
@@ -141,6 +142,16 @@ def test_restored_node_takes_no_writes_until_it_caught_up(pair: list[Server], tm
         != old_inv))
     assert new_inv
     converge(a)
+    # A's vector counts changes of both of B's invocations: the status names whose they are
+    r = cli("repl", "status", "--server", a.url)
+    assert r.returncode == 0, r.stderr
+    lines = {line.split()[0]: line for line in r.stdout.splitlines() if line.startswith("  ") or line[:1].isalnum()}
+    now_inv = read(a, f"cn={node_name(b)},cn=Nodes,cn=System", "lightwaveInvocationId")["lightwaveinvocationid"]
+    new_hex, old_hex = (uuid.UUID(v[0].decode()).hex for v in (now_inv, old_inv))
+    assert lines[new_hex].split()[-1] == node_name(b), r.stdout
+    assert "(a former invocation: restored or removed node)" in lines[old_hex], r.stdout
+    doc = json.loads(cli("repl", "status", "--server", a.url, "--json").stdout)
+    assert doc["utdv_nodes"][new_hex] == node_name(b) and doc["utdv_nodes"][old_hex] is None
     for n in pair:
         n.stop()
     try:
@@ -324,7 +335,9 @@ def test_a_node_restarted_on_other_ports_stays_the_same_node(tmp_path_factory: p
     try:
         r = cli("node", "list", "--server", s.url, "--json")
         assert r.returncode == 0, r.stderr
-        assert json.loads(r.stdout) == {name: {"url": s.url, "server_id": "1"}}  # its URL follows the ports
+        inv = status(s)["invocation"]
+        # its URL follows the ports; the same node (server id, invocation)
+        assert json.loads(r.stdout) == {name: {"url": s.url, "server_id": "1", "invocation": inv}}
         converge(s, timeout=10)
     finally:
         s.stop()
