@@ -21,6 +21,11 @@ from vmdir.store import Store
 ADMIN_PASSWORD_FILE = "admin-password"
 
 
+
+def say(msg: str) -> None:
+    """A line for the operator on standard error, as the CLI's other messages."""
+    print(f"lightwave: {msg}", file=sys.stderr, flush=True)
+
 def open_store(cfg: NodeConfig, *, sync: bool | None = None) -> Store:
     return Store(
         cfg.store_dir,
@@ -95,12 +100,9 @@ def prepare(cfg: NodeConfig) -> tuple[NodeConfig, str | None]:
                 write_secret(os.path.join(cfg.data_dir, ADMIN_PASSWORD_FILE), password)
             initialise(d, cfg.domain, password)
         elif cfg.join:
-            print(f"lightwave: this node is already initialised; --join {cfg.join} ignored", file=sys.stderr)
+            say(f"this node is already initialised; --join {cfg.join} ignored")
         _ensure_node_account(cfg, d)
         from replication.maintenance import pause_if_out_of_touch, tend_local_node
-
-        def say(msg: str) -> None:
-            print(f"lightwave: {msg}", file=sys.stderr, flush=True)
 
         pause_if_out_of_touch(d, cfg.effective_node_name, cfg.tombstone_lifetime, time.time(), say)
         tend_local_node(d, cfg.effective_node_name, cfg.effective_url, say, certificate=own_certificate(cfg))
@@ -191,13 +193,13 @@ def _join(cfg: NodeConfig, d: Directory) -> None:
             if not sys.stdin.isatty():
                 raise CLIError("joining needs the forest administrator's password: set LIGHTWAVE_ADMIN_PASSWORD")
             admin_pw = getpass.getpass(f"Password of {cfg.join_user or admin_dn(cfg.domain)} at {cfg.join}: ")
-        print(f"lightwave: joining the forest of {cfg.join} as node {name!r}", file=sys.stderr, flush=True)
+        say(f"joining the forest of {cfg.join} as node {name!r}")
         try:
             reg = register(cfg.join, cfg.join_user or admin_dn(cfg.domain), admin_pw, name=name,
                            my_url=cfg.effective_url, invocation=d.invocation, node_password=password,
                            domain=cfg.domain, certificate=own_certificate(cfg),
                            trust=join_trust(cfg.join, cfg.join_fingerprint),
-                           log=lambda msg: print(f"lightwave: {msg}", file=sys.stderr, flush=True))
+                           log=say)
         except JoinError as exc:
             raise CLIError(str(exc)) from None
         with d.store.write() as w:
@@ -209,9 +211,8 @@ def _join(cfg: NodeConfig, d: Directory) -> None:
         from replication._state import read_status
         with d.store.read() as r:
             done = read_status(r).get(reg.partner, {})
-        print(f"lightwave: resuming the interrupted copy from {reg.partner} after its USN "
-              f"{done.get('watermark') or 0} ({done.get('applied') or 0} entries copied before)",
-              file=sys.stderr, flush=True)
+        say(f"resuming the interrupted copy from {reg.partner} after its USN "
+            f"{done.get('watermark') or 0} ({done.get('applied') or 0} entries copied before)")
     d.server_id = reg.server_id
     password = node_password(cfg)
     if password is None:
@@ -233,8 +234,7 @@ def _join(cfg: NodeConfig, d: Directory) -> None:
         w.set_meta_int("layout", LAYOUT)
         w.del_meta("join/partner")
         w.del_meta("join/fingerprint")
-    print(f"lightwave: joined; {n} entries copied from {reg.partner} (server id {reg.server_id})",
-          file=sys.stderr, flush=True)
+    say(f"joined; {n} entries copied from {reg.partner} (server id {reg.server_id})")
 
 
 def _progress_bar(desc: str) -> Any:

@@ -26,7 +26,7 @@ from replication._state import (
     CATCHING_UP, OUT_OF_TOUCH, last_contact, mark_restored, pause_writes, raise_purged, resume_writes, writes_paused,
 )
 from replication._wire import Vector
-from replication.topology import Setting, agreements, live_children, node_dn, set_values, url_changes
+from replication.topology import Setting, agreements, live_children, node_dn, published_changes, set_values
 
 DEFAULT_TOMBSTONE_LIFETIME = 60 * 86400  # seconds (60 days); configurable per node
 PURGE_BATCH = 200  # tombstones per write transaction
@@ -195,9 +195,7 @@ def _entry_changes(r: Any, d: Directory, e: StoredEntry, name: str, url: str, in
     want: list[Setting] = []
     if (e.attrs.get("lightwaveinvocationid") or [b""])[0].lower() != inv:
         want.append((node_dn(name), "lightwaveInvocationId", inv))
-    if certificate is not None and (e.attrs.get("usercertificate") or []) != [certificate]:
-        want.append((node_dn(name), "userCertificate", certificate))
-    return want + url_changes(r, d, e, name, url)
+    return want + published_changes(r, d, e, url, certificate)
 
 
 def _claim(e: StoredEntry) -> tuple[int, bytes]:

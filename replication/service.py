@@ -27,7 +27,7 @@ from vmdir.store import ReadTxn, StoredEntry
 from replication._supplier import MAX_PAGE_SCAN, may_pull, pull_page
 from replication._state import full_utdv, read_status, writes_paused
 from replication._partner import key_digest
-from replication.topology import NODES_DN, Setting, is_a, node_dn, set_values, text, url_changes
+from replication.topology import NODES_DN, is_a, node_dn, published_changes, set_values, text
 from replication._wire import PULL_OID, STATUS_OID, PullRequest, PullResponse, decode_pull_request, encode_pull_response, vector_sum
 
 SearchHandler = Callable[[Session, m.SearchRequest, Sequence[m.Control]], "defer.Deferred[Any]"]
@@ -138,7 +138,7 @@ class SupplierService:
         if req.certificate is not None or req.url is not None:
             self._note_announced(s, req)
         deadline = self.reactor.seconds() + min(req.hold / 1000, self.max_wait)
-        if req.hold and self._state()[0] - req.watermark <= INLINE_ENTRIES:
+        if req.hold and self._highest() - req.watermark <= INLINE_ENTRIES:
             # a caught-up consumer: a few changes at most to look at, read here (no thread hop)
             return self._page(s, req, _small(req), deadline, inline=True)
         return self._page(s, req, req, deadline)
@@ -209,15 +209,10 @@ class SupplierService:
             e = r.get(nid) if nid is not None else None
             if e is None or e.deleted:
                 return
-            want: list[Setting] = []
-            if req.certificate is not None and (e.attrs.get("usercertificate") or []) != [req.certificate]:
-                want.append((s.dn, "userCertificate", req.certificate))
-            if req.url is not None:
-                want += url_changes(r, d, e, text(e, "cn"), req.url)
+            want = published_changes(r, d, e, req.url, req.certificate)
         if not want:
             return
-        name = text(e, "cn")
-        done = self.writer.submit(set_values(d, name, want))
+        done = self.writer.submit(set_values(d, text(e, "cn"), want))
         done.addCallback(lambda _: self.log(f"{s.dn} announced " + ", ".join(sorted({a for _, a, _ in want}))
                                             + "; recorded"))
         done.addErrback(lambda f: self.log(f"recording what {s.dn} announced failed: {f.getErrorMessage()}"))
@@ -233,6 +228,10 @@ class SupplierService:
             self._loop = LoopingCall(self.wake)
             self._loop.clock = self.reactor
             self._loop.start(self.poll, now=False)
+
+    def _highest(self) -> int:
+        with self.directory.store.read() as r:
+            return r.meta_int("next_usn")
 
     def _state(self) -> tuple[int, int]:
         """(highest USN, sum of the vector without this node)."""

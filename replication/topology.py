@@ -123,6 +123,17 @@ def url_changes(r: ReadTxn, d: Directory, e: StoredEntry, name: str, url: str) -
 Setting = tuple[str, str, bytes]  # (dn, attribute, its one value)
 
 
+def published_changes(r: ReadTxn, d: Directory, e: StoredEntry, url: str | None,
+                      certificate: bytes | None) -> list[Setting]:
+    """What to set so that node entry ``e`` publishes ``certificate`` (as its one value) and
+    it and the agreements pulling from it give ``url`` (None: leave it as it is)."""
+    want: list[Setting] = []
+    name = text(e, "cn")
+    if certificate is not None and (e.attrs.get("usercertificate") or []) != [certificate]:
+        want.append((node_dn(name), "userCertificate", certificate))
+    return want + (url_changes(r, d, e, name, url) if url is not None else [])
+
+
 def set_values(d: Directory, node: str, settings: list[Setting]) -> Callable[[WriteTxn], Outcome]:
     """One write op giving each (dn, attribute) its value, as node ``node``'s own work (its
     entry, its agreements, what it announced): the modifies in one transaction."""
