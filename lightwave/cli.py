@@ -5,7 +5,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -85,9 +84,10 @@ def _serve(cfg: NodeConfig, generated: str | None, ldapi_fd: int | None) -> int:
             keeper.stop()
     sup = Supervisor(cfg, n, ldapi_fd)
     sup.start()
-    if not _wait_ready(cfg, 30, sup):
+    why = sup.wait_ready(30)
+    if why is not None:
         sup.stop()
-        raise CLIError("the LDAP workers did not start; see the log lines above")
+        raise CLIError(why)
     _banner(cfg, generated)
     return sup.run()
 
@@ -140,45 +140,6 @@ def _setup_logging(level: str) -> None:
     pred = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
     globalLogBeginner.beginLoggingTo([FilteringLogObserver(textFileLogObserver(sys.stderr), [pred])],
                                      redirectStandardIO=False)
-
-
-def _wait_ready(cfg: NodeConfig, timeout: float, sup: "Supervisor | None" = None) -> bool:
-    """Whether a worker serves within ``timeout`` seconds: the LDAP or LDAPS port accepts
-    connections (only a worker binds them), or, with both off, a worker answers over ldapi
-    (that socket listens from the start, made by the supervisor, so connecting proves nothing)."""
-    family = socket.AF_INET6 if ":" in cfg.listen else socket.AF_INET
-    if cfg.ldap_port or cfg.ldaps_port:
-        addr: Any = (cfg.listen, cfg.ldap_port or cfg.ldaps_port)
-    elif cfg.ldapi_socket:
-        family, addr = socket.AF_UNIX, cfg.ldapi_socket
-    else:
-        return True  # nothing to serve on: nothing to wait for
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if sup is not None and (sup.all_dead() or sup.stopping):
-            return False
-        if _serving(family, addr):
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def _serving(family: int, addr: Any) -> bool:
-    """Whether a connection to ``addr`` is accepted and, over a unix socket, an anonymous
-    bind answered within a second."""
-    from vmdir.ber import encode_request
-    from vmdir.proto.messages import BindRequest
-
-    try:
-        with socket.socket(family, socket.SOCK_STREAM) as s:
-            s.settimeout(1)
-            s.connect(addr)
-            if family != socket.AF_UNIX:
-                return True
-            s.sendall(encode_request(1, BindRequest(3, "", b"")))
-            return bool(s.recv(64))
-    except OSError:
-        return False
 
 
 def _spawn_replicator(cfg: NodeConfig) -> "subprocess.Popen[bytes]":
@@ -236,14 +197,19 @@ class Supervisor:
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * (n + 1)  # the last: replication
         self.stopping = False
         self.restarts = 0
+        # each worker writes one byte here once its listeners are open (run_worker): the
+        # banner waits for all of them, so "ready" means every worker serves
+        self.ready_r, self.ready_w = os.pipe()
+        os.set_blocking(self.ready_r, False)
 
     def _spawn(self, slot: int) -> None:
         if slot == self.n:
             self.procs[slot] = _spawn_replicator(self.cfg)
             return
-        payload = json.dumps({"config": _cfg_json(self.cfg), "slot": slot, "slots": self.n, "ldapi_fd": self.ldapi_fd})
+        payload = json.dumps({"config": _cfg_json(self.cfg), "slot": slot, "slots": self.n, "ldapi_fd": self.ldapi_fd,
+                              "ready_fd": self.ready_w})
         env = dict(os.environ, LIGHTWAVE_SUPERVISOR_PID=str(os.getpid()))
-        fds = () if self.ldapi_fd is None else (self.ldapi_fd,)
+        fds = (self.ready_w,) if self.ldapi_fd is None else (self.ready_w, self.ldapi_fd)
         self.procs[slot] = subprocess.Popen([sys.executable, "-m", "lightwave.worker", payload], env=env, pass_fds=fds)
 
     def start(self) -> None:
@@ -253,8 +219,37 @@ class Supervisor:
         for i in range(self.n + 1):
             self._spawn(i)
 
-    def all_dead(self) -> bool:
-        return all(p is None or p.poll() is not None for p in self.procs[:self.n])
+    def wait_ready(self, timeout: float) -> str | None:
+        """None once every worker says it serves; otherwise why not (a worker exited, SIGTERM,
+        or ``timeout`` seconds passed)."""
+        import select
+
+        ready: set[int] = set()
+        pending = b""
+        deadline = time.monotonic() + timeout
+        while len(ready) < self.n:
+            left = deadline - time.monotonic()
+            dead = [(i, p.returncode) for i, p in enumerate(self.procs[:self.n]) if p is not None and p.poll() is not None]
+            if dead:
+                return f"worker {dead[0][0]} exited with status {dead[0][1]} while starting; see the log lines above"
+            if self.stopping:
+                return "stopped while starting"
+            if left <= 0:
+                return (f"{self.n - len(ready)} of {self.n} LDAP workers did not start within {timeout:g} s; "
+                        "see the log lines above")
+            if select.select([self.ready_r], [], [], min(left, 0.1))[0]:
+                pending += self._readiness()
+                whole = len(pending) - len(pending) % 2  # a slot is two bytes, big-endian
+                ready.update(int.from_bytes(pending[i:i + 2], "big") for i in range(0, whole, 2))
+                pending = pending[whole:]
+        return None
+
+    def _readiness(self) -> bytes:
+        """What workers wrote on the readiness pipe since the last call."""
+        try:
+            return os.read(self.ready_r, 4096)
+        except BlockingIOError:
+            return b""
 
     def stop(self) -> None:
         self.stopping = True
@@ -274,6 +269,7 @@ class Supervisor:
     def run(self) -> int:
         while not self.stopping:
             time.sleep(0.2)
+            self._readiness()  # a restarted worker's byte: nobody waits for it now
             for i, p in enumerate(self.procs):
                 if p is not None and p.poll() is not None and not self.stopping:
                     what = "replication" if i == self.n else f"worker {i}"
@@ -282,6 +278,8 @@ class Supervisor:
                     time.sleep(min(5, 0.2 * self.restarts))
                     self._spawn(i)
         self.stop()
+        os.close(self.ready_r)
+        os.close(self.ready_w)
         print("lightwave: stopped", file=sys.stderr, flush=True)
         return 0
 

@@ -264,13 +264,18 @@ def ldapi_url(path: str) -> str:
 
 
 def listen_reuseport(reactor: Any, host: str, port: int, factory: Any) -> Any:
-    """Listen on (host, port) with SO_REUSEPORT so several worker processes share it."""
+    """Listen on (host, port) with SO_REUSEPORT so several worker processes share it.
+    Raises CLIError when the address cannot be had (in use by another program, not local)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise CLIError(f"cannot listen on {host} port {port}: {exc.strerror} (another program on that port? "
+                           "choose others with --ldap-port / --ldaps-port, or --listen)") from None
         sock.listen(1024)
         sock.setblocking(False)
         return reactor.adoptStreamPort(sock.fileno(), family, factory)
@@ -311,7 +316,8 @@ def run_replicator(cfg: NodeConfig) -> int:
 BELL_DIR = "bell"
 
 
-def run_worker(cfg: NodeConfig, slot: int, slots: int, ldapi_fd: int | None = None) -> int:
+def run_worker(cfg: NodeConfig, slot: int, slots: int, ldapi_fd: int | None = None,
+               ready_fd: int | None = None) -> int:
     """Serve LDAP and LDAPS in this process until SIGTERM/SIGINT. Returns an exit code.
 
     ``ldapi_fd`` is the listening unix socket the supervisor made (``open_ldapi``), shared by
@@ -375,6 +381,9 @@ def run_worker(cfg: NodeConfig, slot: int, slots: int, ldapi_fd: int | None = No
         [ldapi_url(cfg.ldapi_socket)] if ldapi_fd is not None else [])
     log.info("worker {slot} serving {urls} (pid {pid})", slot=slot, urls=" ".join(urls) or "nothing (every listener is off)",
              pid=os.getpid())
+    if ready_fd is not None:  # tell the supervisor this worker serves (its banner waits for all)
+        os.write(ready_fd, slot.to_bytes(2, "big"))
+        os.close(ready_fd)
     signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
     signal.signal(signal.SIGINT, lambda *_: reactor.callFromThread(reactor.stop))
     reactor.run(installSignalHandlers=False)

@@ -5,7 +5,7 @@ import json
 import os
 import sys
 
-from lightwave.cli import _setup_logging, cfg_from_json
+from lightwave.cli import CLIError, _setup_logging, cfg_from_json
 from lightwave.nodes import run_worker
 
 
@@ -30,7 +30,11 @@ def main() -> int:
     payload = json.loads(sys.argv[1])
     cfg = cfg_from_json(payload["config"])
     _setup_logging(cfg.log_level)
-    return run_worker(cfg, payload["slot"], payload["slots"], payload.get("ldapi_fd"))
+    try:
+        return run_worker(cfg, payload["slot"], payload["slots"], payload.get("ldapi_fd"), payload.get("ready_fd"))
+    except CLIError as exc:
+        print(f"lightwave: worker {payload['slot']}: {exc}", file=sys.stderr, flush=True)
+        return 1
 
 
 if __name__ == "__main__":

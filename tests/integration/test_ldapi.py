@@ -222,7 +222,7 @@ def _stop(p: subprocess.Popen[str]) -> str:
 
 
 def test_several_workers_on_ldapi_alone(tmp_path) -> None:
-    """Both TCP ports off: the supervisor sees its workers answer over the socket, and says so."""
+    """Both TCP ports off: the supervisor says "ready" once every worker serves the socket."""
     d = tempfile.mkdtemp(prefix="lw-ipc-")  # short: /tmp/... fits in a socket address
     try:
         p = _start(os.path.join(d, "var"), "--ldap-port", "0", "--ldaps-port", "0", "--workers", "2")
@@ -230,16 +230,32 @@ def test_several_workers_on_ldapi_alone(tmp_path) -> None:
         try:
             banner = _until_ready(p)
             assert "Lightwave directory ready" in banner, banner
+            before = banner.split("Lightwave directory ready")[0]
+            assert "worker 0 serving ldapi://" in before and "worker 1 serving ldapi://" in before, banner
             assert "ldap://" not in banner and "ldaps://" not in banner, banner
             assert "no LDAP port: no other node can replicate with it" in banner
             for _ in range(6):
                 r = whoami(url_of(os.path.join(d, "var", "ldapi")))
                 assert r.returncode == 0 and r.stdout.strip().lower() == f"dn:{ADMIN}".lower(), r.stderr
         finally:
-            out = banner + _stop(p)
-        assert "worker 0 serving ldapi://" in out and "worker 1 serving ldapi://" in out, out
+            _stop(p)
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_port_taken_by_another_program_is_a_clear_error(tmp_path, workers: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = subprocess.run([LIGHTWAVE, "up", "--data-dir", str(tmp_path / "var"), "--listen", "127.0.0.1",
+                            "--ldap-port", str(port), "--ldaps-port", "0", "--https-port", "0", "--workers", workers],
+                           capture_output=True, text=True, env=dict(os.environ, LIGHTWAVE_ADMIN_PASSWORD=ADMIN_PW),
+                           cwd=ROOT, timeout=60)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"cannot listen on 127.0.0.1 port {port}: Address already in use" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and "Lightwave directory ready" not in r.stdout, r.stdout + r.stderr
 
 
 def test_a_data_dir_too_long_for_the_default_socket_serves_without_it(tmp_path) -> None:
