@@ -45,10 +45,13 @@ def node_config(args: argparse.Namespace) -> NodeConfig:
 # ---------------------------------------------------------------------- up
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from lightwave.nodes import open_ldapi, prepare
+    from lightwave.nodes import ensure_free, open_ldapi, prepare
     from vmdir.server.ldapi import ListenerError, PathTooLong
 
     cfg = node_config(args)
+    for port in (cfg.ldap_port, cfg.ldaps_port, cfg.https_port):
+        if port:  # before a first start initialises anything (or a join copies a forest)
+            ensure_free(cfg.listen, port)
     cfg, generated = prepare(cfg)
     pidfile = os.path.join(cfg.data_dir, "lightwave.pid")
     with open(pidfile, "w") as f:
@@ -106,6 +109,8 @@ def _banner(cfg: NodeConfig, generated: str | None, pending: bool = False) -> No
         lines.append(f"  LDAPS     ldaps://{cfg.listen}:{cfg.ldaps_port}  (self-signed certificate: {cfg.cert_file})")
     if cfg.ldapi_socket:
         lines.append(f"  LDAPI     {ldapi_url(cfg.ldapi_socket)}  (SASL EXTERNAL: root and this user bind as the administrator)")
+    if cfg.https_port:
+        lines.append(f"  Health    https://{cfg.listen}:{cfg.https_port}/health  (Prometheus metrics: /metrics)")
     lines.append(f"  Admin     {adm}  (also administrator@{cfg.domain})")
     if cfg.ldap_port or cfg.ldaps_port or cfg.advertise_url:
         lines.append(f"  Node      {cfg.effective_node_name} at {cfg.effective_url}  (another node joins with "
@@ -127,6 +132,8 @@ def _banner(cfg: NodeConfig, generated: str | None, pending: bool = False) -> No
         lines.append(f"  ldapwhoami -H {ldapi_url(cfg.ldapi_socket)} -Y EXTERNAL -Q")
     if cfg.ldaps_port:
         lines.append(f"  LDAPTLS_REQCERT=never ldapsearch -H ldaps://localhost:{cfg.ldaps_port} -x -D \"{adm}\" -w {pw_expr} -b {base} -E pr=500/noprompt \"(uid=*)\"")
+    if cfg.https_port:
+        lines.append(f"  curl -k https://localhost:{cfg.https_port}/health")
     lines.append("The CA (vmca) and token service (sts) are not part of this release yet.")
     lines.append("Stop with Ctrl-C (or SIGTERM).")
     print("\n".join(lines), flush=True)

@@ -274,13 +274,31 @@ def listen_reuseport(reactor: Any, host: str, port: int, factory: Any) -> Any:
         try:
             sock.bind((host, port))
         except OSError as exc:
-            raise CLIError(f"cannot listen on {host} port {port}: {exc.strerror} (another program on that port? "
-                           "choose others with --ldap-port / --ldaps-port, or --listen)") from None
+            raise CLIError(_cannot_listen(host, port, exc)) from None
         sock.listen(1024)
         sock.setblocking(False)
         return reactor.adoptStreamPort(sock.fileno(), family, factory)
     finally:
         sock.close()
+
+
+def ensure_free(host: str, port: int) -> None:
+    """Raise CLIError when something listens on (host, port) already. Workers listen with
+    SO_REUSEPORT, which lets any process of the same user share the port without a word: a
+    second node started on the same port would silently take half the connections. A socket
+    bound without it fails on such a port, so this asks once, before the workers start."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is free
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise CLIError(_cannot_listen(host, port, exc)) from None
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> str:
+    return (f"cannot listen on {host} port {port}: {exc.strerror} (another program or Lightwave node on that "
+            "port? choose others with --ldap-port / --ldaps-port / --https-port, or --listen)")
 
 
 def run_replicator(cfg: NodeConfig) -> int:
@@ -382,6 +400,12 @@ def run_worker(cfg: NodeConfig, slot: int, slots: int, ldapi_fd: int | None = No
                                       TLSMemoryBIOFactory(tls, False, LDAPFactory(ctx, tls=True))))
     if ldapi_fd is not None:
         ports.append(ldapi.adopt(reactor, ldapi_fd, LDAPFactory(ctx, tls=False, ldapi=True)))
+    if cfg.https_port:
+        from replication._state import partner_health
+        from vmdir.server.http import NodeState, site
+        state = NodeState(d, cfg.effective_node_name, counters, partner_health)
+        ports.append(listen_reuseport(reactor, cfg.listen, cfg.https_port,
+                                      TLSMemoryBIOFactory(tls, False, site(state, log_requests=cfg.log_ops))))
 
     def shutdown() -> None:
         for p in ports:
@@ -397,7 +421,8 @@ def run_worker(cfg: NodeConfig, slot: int, slots: int, ldapi_fd: int | None = No
     reactor.addSystemEventTrigger("after", "shutdown", stop_writer)
     urls = ([f"ldap://{cfg.listen}:{cfg.ldap_port}"] if cfg.ldap_port else []) + (
         [f"ldaps://{cfg.listen}:{cfg.ldaps_port}"] if cfg.ldaps_port else []) + (
-        [ldapi_url(cfg.ldapi_socket)] if ldapi_fd is not None else [])
+        [ldapi_url(cfg.ldapi_socket)] if ldapi_fd is not None else []) + (
+        [f"https://{cfg.listen}:{cfg.https_port}/health"] if cfg.https_port else [])
     log.info("worker {slot} serving {urls} (pid {pid})", slot=slot, urls=" ".join(urls) or "nothing (every listener is off)",
              pid=os.getpid())
     settle_gc()

@@ -94,12 +94,24 @@ def status_time(t: float) -> str:
     return time.strftime(STATUS_TIME, time.gmtime(t))
 
 
+def parse_status_time(text: str | None) -> float | None:
+    """A time of a partner's status as seconds since the epoch (None for none)."""
+    return float(calendar.timegm(time.strptime(text, STATUS_TIME))) if text else None
+
+
 def last_contact(r: ReadTxn) -> float | None:
     """When this node last pulled from a partner successfully (seconds since the epoch), or
     None if it never did."""
-    times = [calendar.timegm(time.strptime(st["last_success"], STATUS_TIME))
-             for st in read_status(r).values() if st.get("last_success")]
-    return float(max(times)) if times else None
+    times = [parse_status_time(st.get("last_success")) for st in read_status(r).values() if st.get("last_success")]
+    return max(t for t in times if t is not None) if times else None
+
+
+def partner_health(r: ReadTxn) -> dict[str, dict[str, Any]]:
+    """``read_status`` with its two times also as seconds since the epoch: ``last_success_at``
+    and ``last_error_at`` (None when there was none)."""
+    return {name: dict(st, last_success_at=parse_status_time(st.get("last_success")),
+                       last_error_at=parse_status_time(st.get("last_error_time")))
+            for name, st in read_status(r).items()}
 
 
 def pause_writes(w: WriteTxn, why: str) -> None:

@@ -59,10 +59,10 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                with socket.create_connection(("127.0.0.1", self.ldap_port), timeout=1):
-                    pass
-                with socket.create_connection(("127.0.0.1", self.ldaps_port), timeout=1):
-                    return self
+                for port in self.ports():
+                    with socket.create_connection(("127.0.0.1", port), timeout=1):
+                        pass
+                return self
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError(f"server did not start:\n{self.log()}")
@@ -94,8 +94,12 @@ class Server:
         while time.monotonic() < deadline and (any(_alive(p) for p in pids) or self._accepting()):
             time.sleep(0.02)
 
+    def ports(self) -> list[int]:
+        """The TCP ports it listens on (0: that listener is off)."""
+        return [p for p in (self.ldap_port, self.ldaps_port, self.https_port) if p]
+
     def _accepting(self) -> bool:
-        for port in (self.ldap_port, self.ldaps_port):
+        for port in self.ports():
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                     return True
@@ -197,3 +201,37 @@ def wait_for(what: str, cond: Callable[[], T], timeout: float = 30, interval: fl
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting until {what}")
         time.sleep(interval)
+
+
+def https_get(srv: Server, path: str, method: str = "GET") -> tuple[int, str, bytes]:
+    """(status, content type, body) of a request to the node's HTTPS front end, its
+    certificate checked against the one the node made (for localhost)."""
+    import http.client
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=os.path.join(srv.data_dir, "tls", "server.crt"))
+    conn = http.client.HTTPSConnection("localhost", srv.https_port, context=ctx, timeout=10)
+    try:
+        conn.request(method, path)
+        r = conn.getresponse()
+        return r.status, r.getheader("content-type") or "", r.read()
+    finally:
+        conn.close()
+
+
+def health(srv: Server) -> tuple[int, dict]:
+    import json
+
+    code, ctype, body = https_get(srv, "/health")
+    assert ctype == "application/json", (code, ctype, body)
+    return code, json.loads(body)
+
+
+def scrape(srv: Server) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The node's /metrics, parsed by Prometheus' own parser: (sample name, labels) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    code, ctype, body = https_get(srv, "/metrics")
+    assert code == 200 and ctype.startswith("text/plain; version=0.0.4"), (code, ctype)
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for fam in text_string_to_metric_families(body.decode()) for s in fam.samples}

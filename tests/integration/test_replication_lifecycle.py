@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import ldap3
 import pytest
 
-from tests.conftest import ADMIN, ADMIN_PW, BASE, Server, make_server, run_tool, wait_for
+from tests.conftest import ADMIN, ADMIN_PW, BASE, Server, health, make_server, run_tool, scrape, wait_for
 from tests.integration.test_replication import (
     USERS, cli, conn, converge, dump, node_name, read, replicators, status,
 )
@@ -129,9 +129,19 @@ def test_restored_node_takes_no_writes_until_it_caught_up(pair: list[Server], tm
     assert "restored from a backup" in status(b)["writes_paused"]
     r = cli("repl", "status", "--server", b.url)
     assert "TAKES NO WRITES: restored from a backup" in r.stdout, r.stdout + r.stderr
+    # a load balancer sends no client to it: its data may be stale
+    code, doc = health(b)
+    assert code == 503 and doc["status"] == "writes paused" and "restored from a backup" in doc["writes_paused"], doc
+    assert scrape(b)[("lightwave_writes_paused", ())] == 1
     assert read(b, f"cn=after-backup-on-b,{USERS}") is None  # the backup's state
     a.start(timeout=60)
     wait_for("B to take writes again", lambda: write_result(b, "after-restore")["result"] == 0)
+    code, doc = health(b)
+    assert code == 200 and doc["status"] == "ok" and doc["replication"][node_name(a)]["last_success"], doc
+    m = scrape(b)
+    partner = (("partner", node_name(a)),)
+    assert m[("lightwave_writes_paused", ())] == 0 and m[("lightwave_replication_failing", partner)] == 0, m
+    assert abs(m[("lightwave_replication_last_success_timestamp_seconds", partner)] - time.time()) < 120, m
     converge(a)
     for n in pair:
         for cn in ("before-backup", "after-backup-on-b", "after-backup-on-a", "after-restore"):
@@ -159,6 +169,9 @@ def test_restored_node_takes_no_writes_until_it_caught_up(pair: list[Server], tm
     finally:
         for n in pair:
             n.start(timeout=60)
+        # stopped for longer than the (short) tombstone lifetime, each takes writes again
+        # once the other confirms it is not stale: the next test writes at once
+        wait_for("both nodes to take writes again", lambda: all(health(n)[0] == 200 for n in pair))
 
 
 def test_node_out_of_touch_past_tombstone_lifetime_is_refused_then_joins_again(
@@ -187,6 +200,9 @@ def test_node_out_of_touch_past_tombstone_lifetime_is_refused_then_joins_again(
         return (status(s)["partners"].get(node_name(partner)) or {}).get("last_error") or ""
 
     wait_for("B's status to give the reason", lambda: "tombstone lifetime" in last_error(b, a))
+    assert scrape(b)[("lightwave_replication_failing", (("partner", node_name(a)),))] == 1
+    code, doc = health(b)
+    assert code == 503 and "tombstone lifetime" in doc["replication"][node_name(a)]["last_error"], doc
     # A refuses to pull from B, so the deleted entry B still holds does not come back
     wait_for("A to refuse B", lambda: "out of touch" in last_error(a, b))
     assert "lightwave node remove" in last_error(a, b)

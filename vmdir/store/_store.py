@@ -160,10 +160,13 @@ class Store:
         self.env.copy(path, compact=True)
 
     def stat(self) -> dict[str, int]:
+        """map_size, last_txnid, records (entry records, tombstones included), used_bytes
+        (the pages of the database file in use)."""
         info = self.env.info()
         with self.env.begin() as txn:
             entries = txn.stat(self.db_entries)["entries"]
-        return {"map_size": info["map_size"], "last_txnid": info["last_txnid"], "records": entries}
+        return {"map_size": info["map_size"], "last_txnid": info["last_txnid"], "records": entries,
+                "used_bytes": (info["last_pgno"] + 1) * self.env.stat()["psize"]}
 
 
 class ReadTxn:
