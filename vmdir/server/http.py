@@ -82,11 +82,8 @@ class Health(Resource):
         try:
             st = self.state.read()
         except Exception as exc:  # the store itself failed: say so, never a traceback
-            incident = os.urandom(4).hex()
-            log.failure("incident {incident}: /health could not read the store", incident=incident)
             return _json(request, 503, {"status": "unavailable", "node": self.state.node,
-                                        "error": f"the store cannot be read ({type(exc).__name__}); "
-                                                 f"incident {incident} in the server log"})
+                                        "error": _incident(request, exc)})
         body = {
             "status": "ok" if st["writes_paused"] is None else "writes paused",
             "node": st["node"],
@@ -112,7 +109,12 @@ class Metrics(Resource):
         encode, ctype = choose_encoder((request.getHeader(b"accept") or b"").decode("latin-1"))
         request.setHeader(b"content-type", ctype.encode())
         request.setHeader(b"cache-control", b"no-store")
-        return encode(self.registry)
+        try:
+            return encode(self.registry)
+        except Exception as exc:  # the store failed (the collector reads it): no traceback page
+            request.setResponseCode(503)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return (_incident(request, exc) + "\n").encode()
 
 
 class _Collector:
@@ -172,6 +174,14 @@ def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, doc, value=value)
+
+
+def _incident(request: Request, exc: BaseException) -> str:
+    """Log ``exc`` (being handled) under a new incident id; the sentence for the client."""
+    incident = os.urandom(4).hex()
+    log.failure("incident {incident}: {path} could not read the store", incident=incident,
+                path=request.path.decode("latin-1"))
+    return f"the store cannot be read ({type(exc).__name__}); incident {incident} in the server log"
 
 
 def _json(request: Request, code: int, body: dict[str, Any]) -> bytes:
