@@ -133,7 +133,7 @@ def _banner(cfg: NodeConfig, generated: str | None, pending: bool = False) -> No
     if cfg.ldaps_port:
         lines.append(f"  LDAPTLS_REQCERT=never ldapsearch -H ldaps://localhost:{cfg.ldaps_port} -x -D \"{adm}\" -w {pw_expr} -b {base} -E pr=500/noprompt \"(uid=*)\"")
     if cfg.https_port:
-        lines.append(f"  curl -k https://localhost:{cfg.https_port}/health")
+        lines.append(f"  curl --cacert {cfg.cert_file} https://localhost:{cfg.https_port}/health")
     lines.append("The CA (vmca) and token service (sts) are not part of this release yet.")
     lines.append("Stop with Ctrl-C (or SIGTERM).")
     print("\n".join(lines), flush=True)
