@@ -36,12 +36,12 @@ endif
 run: install
 	$(BIN)/lightwave up $(ARGS)
 
-## system-deps: Debian packages the tests use (OpenLDAP client tools, openssl)
+## system-deps: Debian packages the tests use (OpenLDAP client tools, openssl, curl)
 system-deps:
-	@command -v ldapsearch >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1 || { \
-	  echo "installing ldap-utils and openssl (Debian packages)"; \
+	@command -v ldapsearch >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1 && command -v curl >/dev/null 2>&1 || { \
+	  echo "installing ldap-utils, openssl and curl (Debian packages)"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq ldap-utils openssl >/dev/null; }
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq ldap-utils openssl curl >/dev/null; }
 
 ## test: the whole suite (unit, real-client integration, architecture contracts)
 test: install system-deps
