@@ -266,18 +266,11 @@ def ldapi_url(path: str) -> str:
 def listen_reuseport(reactor: Any, host: str, port: int, factory: Any) -> Any:
     """Listen on (host, port) with SO_REUSEPORT so several worker processes share it.
     Raises CLIError when the address cannot be had (in use by another program, not local)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = _bound(host, port, reuseport=True)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            raise CLIError(_cannot_listen(host, port, exc)) from None
         sock.listen(1024)
         sock.setblocking(False)
-        return reactor.adoptStreamPort(sock.fileno(), family, factory)
+        return reactor.adoptStreamPort(sock.fileno(), sock.family, factory)
     finally:
         sock.close()
 
@@ -287,18 +280,22 @@ def ensure_free(host: str, port: int) -> None:
     SO_REUSEPORT, which lets any process of the same user share the port without a word: a
     second node started on the same port would silently take half the connections. A socket
     bound without it fails on such a port, so this asks once, before the workers start."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is free
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            raise CLIError(_cannot_listen(host, port, exc)) from None
+    _bound(host, port, reuseport=False).close()
 
 
-def _cannot_listen(host: str, port: int, exc: OSError) -> str:
-    return (f"cannot listen on {host} port {port}: {exc.strerror} (another program or Lightwave node on that "
-            "port? choose others with --ldap-port / --ldaps-port / --https-port, or --listen)")
+def _bound(host: str, port: int, reuseport: bool) -> socket.socket:
+    """A TCP socket bound to (host, port) (SO_REUSEADDR: a port in TIME_WAIT is free), or CLIError."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuseport:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise CLIError(f"cannot listen on {host} port {port}: {exc.strerror} (another program or Lightwave node "
+                       "on that port? choose others with --ldap-port / --ldaps-port / --https-port, or --listen)") from None
+    return sock
 
 
 def run_replicator(cfg: NodeConfig) -> int:

@@ -102,8 +102,8 @@ def parse_status_time(text: str | None) -> float | None:
 def last_contact(r: ReadTxn) -> float | None:
     """When this node last pulled from a partner successfully (seconds since the epoch), or
     None if it never did."""
-    times = [parse_status_time(st.get("last_success")) for st in read_status(r).values() if st.get("last_success")]
-    return max(t for t in times if t is not None) if times else None
+    times = [t for st in read_status(r).values() if (t := parse_status_time(st.get("last_success"))) is not None]
+    return max(times) if times else None
 
 
 def partner_health(r: ReadTxn) -> dict[str, dict[str, Any]]:

@@ -55,8 +55,9 @@ class NodeState:
         self.counters = counters
         self.partners = partners
 
-    def read(self) -> dict[str, Any]:
-        """The node's state; raises what the store raises when it cannot be read."""
+    def read(self, figures: bool = False) -> dict[str, Any]:
+        """The node's state, with (``figures``) the store's size and the counters for
+        /metrics; raises what the store raises when it cannot be read."""
         d = self.directory
         with d.store.read() as r:
             paused = r.meta(WRITES_PAUSED)
@@ -66,8 +67,9 @@ class NodeState:
                 "writes_paused": None if paused is None else bytes(paused).decode("utf-8", "replace"),
                 "replication": self.partners(r) if self.partners is not None else {},
             }
-        state["store"] = d.store.stat()
-        state["counters"] = self.counters.snapshot() if self.counters is not None else {}
+        if figures:
+            state["store"] = d.store.stat()
+            state["counters"] = self.counters.snapshot() if self.counters is not None else {}
         return state
 
 
@@ -122,7 +124,7 @@ class _Collector:
         self.state = state
 
     def collect(self) -> Iterator[Metric]:
-        st = self.state.read()
+        st = self.state.read(figures=True)
         c = st["counters"]
         if c:
             yield _counter("lightwave_ldap_connections", "LDAP connections accepted", c["connections_total"])

@@ -16,7 +16,7 @@ class _BrokenStore(NodeState):
     def __init__(self) -> None:
         super().__init__(directory=None, node="vm:1")  # type: ignore[arg-type]
 
-    def read(self) -> dict[str, Any]:
+    def read(self, figures: bool = False) -> dict[str, Any]:
         raise OSError(5, "Input/output error: /var/lib/lightwave/data.mdb")
 
 
