@@ -17,12 +17,12 @@ import uuid as uuidmod
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from vmdir.directory import Directory, Outcome
+from vmdir.directory import Directory, Outcome, writes_paused
 from vmdir.model import dn as dnmod
 from vmdir.store import FLAG_DELETED, StoredEntry, StoreError, WriteTxn, decode_body, entry_uuid
 
 from replication._merge import DELETED_ATTR, NAME, State, merge, wins
-from replication._state import CATCHING_UP, raise_utdv, resume_writes, set_watermark, writes_paused
+from replication._state import CATCHING_UP, raise_utdv, resume_writes, set_watermark
 from replication._wire import PullResponse, Record
 
 LOST_AND_FOUND_DN = "cn=LostAndFound,cn=System"

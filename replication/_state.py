@@ -10,7 +10,7 @@
 - ``purged/<invocation hex>``: the highest originating USN of that invocation among the
   tombstones (of entries and of values) this node has purged. A partner whose vector is
   below it may lack a delete this node can no longer send (see ``stale_against``).
-- ``writes_paused`` (vmdir's WRITES_PAUSED): why local writes are refused. A restore sets
+- vmdir's WRITES_PAUSED (read with ``vmdir.directory.writes_paused``): why local writes are refused. A restore sets
   it (RESTORED), cleared by the first pass that catches up with a partner; a node found out
   of touch past the tombstone lifetime sets it for good (it must join again).
 
@@ -117,12 +117,6 @@ def partner_health(r: ReadTxn) -> dict[str, dict[str, Any]]:
 def pause_writes(w: WriteTxn, why: str) -> None:
     """Refuse local writes (vmdir's WRITES_PAUSED) until ``resume_writes``; ``why`` is said to clients."""
     w.set_meta(WRITES_PAUSED, why.encode())
-
-
-def writes_paused(r: ReadTxn) -> str | None:
-    """Why local writes are refused, or None."""
-    v = r.meta(WRITES_PAUSED)
-    return None if v is None else bytes(v).decode("utf-8", "replace")
 
 
 def resume_writes(w: WriteTxn) -> None:

@@ -17,13 +17,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from vmdir.directory import Directory, Outcome
+from vmdir.directory import Directory, Outcome, writes_paused
 from vmdir.store import Store, StoredEntry, StoreError, WriteTxn
 
 from replication._partner import fingerprint
 from replication._merge import DELETED_ATTR, LOCAL
 from replication._state import (
-    CATCHING_UP, OUT_OF_TOUCH, last_contact, mark_restored, pause_writes, raise_purged, resume_writes, writes_paused,
+    CATCHING_UP, OUT_OF_TOUCH, last_contact, mark_restored, pause_writes, raise_purged, resume_writes,
 )
 from replication._wire import Vector
 from replication.topology import Setting, agreements, live_children, node_dn, published_changes, set_values

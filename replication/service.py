@@ -19,13 +19,13 @@ from typing import Any
 from twisted.internet import defer, threads
 from twisted.internet.task import LoopingCall
 
-from vmdir.directory import Directory, Outcome, Session
+from vmdir.directory import Directory, Outcome, Session, writes_paused
 from vmdir.proto import messages as m
 from vmdir.proto.results import LDAPError, ResultCode
 from vmdir.store import ReadTxn, StoredEntry
 
 from replication._supplier import MAX_PAGE_SCAN, may_pull, pull_page
-from replication._state import full_utdv, read_status, writes_paused
+from replication._state import full_utdv, read_status
 from replication._partner import key_digest
 from replication.topology import NODES_DN, is_a, node_dn, published_changes, set_values, text
 from replication._wire import PULL_OID, STATUS_OID, PullRequest, PullResponse, decode_pull_request, encode_pull_response, vector_sum

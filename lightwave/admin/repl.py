@@ -31,11 +31,15 @@ def node_status(args: argparse.Namespace, url: str | None = None) -> dict[str, A
     if url is not None:
         a.server = url
     with Client.open(a) as c:
-        if not c.extended(STATUS_OID, None):
-            c.fail(f"cannot read the replication status of {a.server}")
-        value = c.result.get("responseValue") or b"{}"
-    doc: dict[str, Any] = json.loads(value)
-    doc["url"] = a.server
+        return _status(c, a.server)
+
+
+def _status(c: Client, server: str) -> dict[str, Any]:
+    """The status document of the node ``c`` is connected to (at ``server``)."""
+    if not c.extended(STATUS_OID, None):
+        c.fail(f"cannot read the replication status of {server}")
+    doc: dict[str, Any] = json.loads(c.result.get("responseValue") or b"{}")
+    doc["url"] = server
     return doc
 
 
@@ -59,8 +63,8 @@ def behind(docs: list[dict[str, Any]]) -> list[str]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    doc = node_status(args)
-    with Client.open(args) as c:
+    with Client.open(args) as c:  # one connection for the status and the node entries
+        doc = _status(c, args.server)
         known = {x["invocation"]: n for n, x in nodes(c).items() if x["invocation"]}
     # whose changes each vector entry counts (a node restored from a backup, or removed,
     # leaves entries for invocations no node has any more)

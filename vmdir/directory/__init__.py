@@ -14,7 +14,7 @@ _WHERE = {
     "vmdir.directory._config": ("DEFAULT_INDEXES", "PER_VALUE_ATTRS", "DirectoryConfig"),
     "vmdir.directory._directory": ("MONITOR_DN", "OID_PASSWD", "OID_STARTTLS", "OID_WHOAMI", "RELAX_OID",
                                    "SUBSCHEMA_DN", "WRITES_PAUSED", "Directory", "Outcome", "PreparedAdd", "SearchRun",
-                                   "SlowBind"),
+                                   "SlowBind", "writes_paused"),
     "vmdir.directory._session": ("Session",),
     "vmdir.directory._tenants": ("OID_TENANT_CREATE", "OID_TENANT_DELETE", "SYSTEM_DN", "TENANTS_DN", "admin_dn",
                                  "admins_group_dn", "domain_dn", "encode_create", "encode_delete", "tenant_create",

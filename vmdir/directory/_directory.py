@@ -71,6 +71,12 @@ LOCAL_ATTRS = frozenset({"usncreated", "usnchanged"})
 """Attributes that belong to one node (its own USNs): never replicated."""
 
 
+def writes_paused(r: ReadTxn) -> str | None:
+    """Why this node refuses local writes (WRITES_PAUSED, set by replication), or None."""
+    v = r.meta(WRITES_PAUSED)
+    return None if v is None else bytes(v).decode("utf-8", "replace")
+
+
 def gentime(ts: float, frac: bool = False) -> bytes:
     return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime(
         "%Y%m%d%H%M%S.%fZ" if frac else "%Y%m%d%H%M%SZ").encode()
@@ -335,9 +341,9 @@ class Directory:
     @staticmethod
     def check_writable(w: ReadTxn) -> None:
         """Refuse a change made here (not a replicated one) while writes are paused."""
-        why = w.meta(WRITES_PAUSED)
+        why = writes_paused(w)
         if why is not None:
-            raise LDAPError(RC.unwillingToPerform, f"this node takes no writes now: {bytes(why).decode('utf-8', 'replace')}"
+            raise LDAPError(RC.unwillingToPerform, f"this node takes no writes now: {why}"
                             " (see 'lightwave repl status'); write through another node")
 
     def _load_holders(self, r: Any) -> list[Holder]:

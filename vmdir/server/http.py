@@ -30,7 +30,7 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
-from vmdir.directory import WRITES_PAUSED, Directory
+from vmdir.directory import Directory, writes_paused
 from vmdir.server.monitor import Counters
 from vmdir.store import ReadTxn
 
@@ -60,11 +60,10 @@ class NodeState:
         /metrics; raises what the store raises when it cannot be read."""
         d = self.directory
         with d.store.read() as r:
-            paused = r.meta(WRITES_PAUSED)
             state = {
                 "node": self.node,
                 "highest_usn": r.meta_int("next_usn"),
-                "writes_paused": None if paused is None else bytes(paused).decode("utf-8", "replace"),
+                "writes_paused": writes_paused(r),
                 "replication": self.partners(r) if self.partners is not None else {},
             }
         if figures:

@@ -6,12 +6,12 @@ import time
 
 import pytest
 
-from replication._state import RESTORED, mark_restored, read_purged, read_utdv, stale_against, writes_paused
+from replication._state import RESTORED, mark_restored, read_purged, read_utdv, stale_against
 from replication._state import OUT_OF_TOUCH, write_status
 from replication.maintenance import pause_if_out_of_touch, purge_tombstones, tend_local_node
 from replication.topology import agreement_request, node_dn, node_request, register_local_node
 from tests.unit.vmdir.test_directory_meta import ADMIN, BASE, admin, d, run, stored  # noqa: F401 - d: fixture
-from vmdir.directory import Directory
+from vmdir.directory import Directory, writes_paused
 from vmdir.directory._directory import POSIX_BASE, POSIX_RANGE
 from vmdir.proto import messages as m
 from vmdir.proto.results import LDAPError, ResultCode
