@@ -104,13 +104,13 @@ def _banner(cfg: NodeConfig, generated: str | None, pending: bool = False) -> No
     pwfile = os.path.join(cfg.data_dir, "admin-password")
     lines = ["", f"Lightwave directory {'starting' if pending else 'ready'}: domain {cfg.domain} ({base}), data in {cfg.data_dir}"]
     if cfg.ldap_port:
-        lines.append(f"  LDAP      ldap://{cfg.listen}:{cfg.ldap_port}  (StartTLS available)")
+        lines.append(f"  LDAP      {cfg.url('ldap', cfg.ldap_port)}  (StartTLS available)")
     if cfg.ldaps_port:
-        lines.append(f"  LDAPS     ldaps://{cfg.listen}:{cfg.ldaps_port}  (self-signed certificate: {cfg.cert_file})")
+        lines.append(f"  LDAPS     {cfg.url('ldaps', cfg.ldaps_port)}  (self-signed certificate: {cfg.cert_file})")
     if cfg.ldapi_socket:
         lines.append(f"  LDAPI     {ldapi_url(cfg.ldapi_socket)}  (SASL EXTERNAL: root and this user bind as the administrator)")
     if cfg.https_port:
-        lines.append(f"  Health    https://{cfg.listen}:{cfg.https_port}/health  (Prometheus metrics: /metrics)")
+        lines.append(f"  Health    {cfg.url('https', cfg.https_port, '/health')}  (Prometheus metrics: /metrics)")
     lines.append(f"  Admin     {adm}  (also administrator@{cfg.domain})")
     if cfg.ldap_port or cfg.ldaps_port or cfg.advertise_url:
         lines.append(f"  Node      {cfg.effective_node_name} at {cfg.effective_url}  (another node joins with "
@@ -126,14 +126,14 @@ def _banner(cfg: NodeConfig, generated: str | None, pending: bool = False) -> No
     pw_expr = f'"$(cat {pwfile})"' if os.path.exists(pwfile) else '"$LIGHTWAVE_ADMIN_PASSWORD"'
     lines.append("Try:")
     if cfg.ldap_port:
-        lines.append(f'  ldapsearch -H ldap://localhost:{cfg.ldap_port} -x -D "{adm}" -w {pw_expr} -b {base} "(objectClass=*)"')
-        lines.append(f"  ldapwhoami -H ldap://localhost:{cfg.ldap_port} -x -D administrator@{cfg.domain} -w {pw_expr}")
+        lines.append(f'  ldapsearch -H {cfg.url("ldap", cfg.ldap_port, local=True)} -x -D "{adm}" -w {pw_expr} -b {base} "(objectClass=*)"')
+        lines.append(f"  ldapwhoami -H {cfg.url('ldap', cfg.ldap_port, local=True)} -x -D administrator@{cfg.domain} -w {pw_expr}")
     if cfg.ldapi_socket:
         lines.append(f"  ldapwhoami -H {ldapi_url(cfg.ldapi_socket)} -Y EXTERNAL -Q")
     if cfg.ldaps_port:
-        lines.append(f"  LDAPTLS_REQCERT=never ldapsearch -H ldaps://localhost:{cfg.ldaps_port} -x -D \"{adm}\" -w {pw_expr} -b {base} -E pr=500/noprompt \"(uid=*)\"")
+        lines.append(f"  LDAPTLS_REQCERT=never ldapsearch -H {cfg.url('ldaps', cfg.ldaps_port, local=True)} -x -D \"{adm}\" -w {pw_expr} -b {base} -E pr=500/noprompt \"(uid=*)\"")
     if cfg.https_port:
-        lines.append(f"  curl --cacert {cfg.cert_file} https://localhost:{cfg.https_port}/health")
+        lines.append(f"  curl --cacert {cfg.cert_file} {cfg.url('https', cfg.https_port, '/health', local=True)}")
     lines.append("The CA (vmca) and token service (sts) are not part of this release yet.")
     lines.append("Stop with Ctrl-C (or SIGTERM).")
     print("\n".join(lines), flush=True)

@@ -104,8 +104,18 @@ class NodeConfig:
         if self.advertise_url:
             return self.advertise_url
         if self.ldap_port:
-            return f"ldap://{self.listen}:{self.ldap_port}"
-        return f"ldaps://{self.listen}:{self.ldaps_port}"
+            return self.url("ldap", self.ldap_port)
+        return self.url("ldaps", self.ldaps_port)
+
+    def url(self, scheme: str, port: int, path: str = "", *, local: bool = False) -> str:
+        """``scheme://<listen>:port<path>``, an IPv6 address in brackets (RFC 3986).
+        ``local``: the URL for a client on this machine: ``localhost`` (which the node's
+        certificate names) when that reaches the listener (a wildcard or 127.0.0.1)."""
+        host = self.listen
+        if local and host in ("", "0.0.0.0", "::", "127.0.0.1", "localhost"):
+            host = "localhost"
+        host = f"[{host}]" if ":" in host else host
+        return f"{scheme}://{host}:{port}{path}"
 
     @property
     def store_dir(self) -> str:

@@ -72,6 +72,15 @@ def ensure_indexes(d: Directory) -> None:
             w.del_meta(f"indexed/{attr}")
 
 
+def cert_names(cfg: NodeConfig) -> list[str]:
+    """What the self-signed certificate names: this machine (localhost, both loopback
+    addresses, its host name) and the address it listens on, when that is a specific one."""
+    names = ["localhost", "127.0.0.1", "::1", socket.gethostname()]
+    if cfg.listen and cfg.listen not in ("0.0.0.0", "::") and cfg.listen not in names:
+        names.append(cfg.listen)
+    return names
+
+
 def prepare(cfg: NodeConfig) -> tuple[NodeConfig, str | None]:
     """First-start work: data directory, identity, default tenant, TLS files.
 
@@ -83,7 +92,7 @@ def prepare(cfg: NodeConfig) -> tuple[NodeConfig, str | None]:
     os.makedirs(cfg.data_dir, exist_ok=True)
     os.chmod(cfg.data_dir, 0o700)
     if not cfg.tls_cert:  # first: the node entry publishes the certificate
-        ensure_self_signed(cfg.cert_file, cfg.key_file, ["localhost", "127.0.0.1", socket.gethostname()])
+        ensure_self_signed(cfg.cert_file, cfg.key_file, cert_names(cfg))
     store = open_store(cfg)
     generated = None
     try:
@@ -416,10 +425,10 @@ def run_worker(cfg: NodeConfig, slot: int, slots: int, ldapi_fd: int | None = No
 
     reactor.addSystemEventTrigger("before", "shutdown", shutdown)
     reactor.addSystemEventTrigger("after", "shutdown", stop_writer)
-    urls = ([f"ldap://{cfg.listen}:{cfg.ldap_port}"] if cfg.ldap_port else []) + (
-        [f"ldaps://{cfg.listen}:{cfg.ldaps_port}"] if cfg.ldaps_port else []) + (
+    urls = ([cfg.url("ldap", cfg.ldap_port)] if cfg.ldap_port else []) + (
+        [cfg.url("ldaps", cfg.ldaps_port)] if cfg.ldaps_port else []) + (
         [ldapi_url(cfg.ldapi_socket)] if ldapi_fd is not None else []) + (
-        [f"https://{cfg.listen}:{cfg.https_port}/health"] if cfg.https_port else [])
+        [cfg.url("https", cfg.https_port, "/health")] if cfg.https_port else [])
     log.info("worker {slot} serving {urls} (pid {pid})", slot=slot, urls=" ".join(urls) or "nothing (every listener is off)",
              pid=os.getpid())
     settle_gc()

@@ -33,19 +33,25 @@ class Server:
     extra: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
     log_path: str = ""
+    listen: str = "127.0.0.1"
+
+    @property
+    def host(self) -> str:
+        """The listen address as a URL has it (an IPv6 address in brackets)."""
+        return f"[{self.listen}]" if ":" in self.listen else self.listen
 
     @property
     def url(self) -> str:
-        return f"ldap://127.0.0.1:{self.ldap_port}"
+        return f"ldap://{self.host}:{self.ldap_port}"
 
     @property
     def ldaps_url(self) -> str:
-        return f"ldaps://127.0.0.1:{self.ldaps_port}"
+        return f"ldaps://{self.host}:{self.ldaps_port}"
 
     def args(self) -> list[str]:
         return [LIGHTWAVE, "up", "--data-dir", self.data_dir, "--ldap-port", str(self.ldap_port),
                 "--ldaps-port", str(self.ldaps_port), "--https-port", str(self.https_port),
-                "--workers", str(self.workers), "--listen", "127.0.0.1", *self.extra]
+                "--workers", str(self.workers), "--listen", self.listen, *self.extra]
 
     def start(self, timeout: float = 30) -> "Server":
         env = dict(os.environ, LIGHTWAVE_ADMIN_PASSWORD=ADMIN_PW)
@@ -60,7 +66,7 @@ class Server:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
             try:
                 for port in self.ports():
-                    with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    with socket.create_connection((self.listen, port), timeout=1):
                         pass
                 return self
             except OSError:
@@ -101,7 +107,7 @@ class Server:
     def _accepting(self) -> bool:
         for port in self.ports():
             try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                with socket.create_connection((self.listen, port), timeout=0.5):
                     return True
             except OSError:
                 pass
