@@ -56,7 +56,9 @@ class SupplierService:
         self.max_wait = max_wait
         self._waiters: list[tuple[tuple[int, int], defer.Deferred[bool], Any]] = []
         self._loop: LoopingCall | None = None
-        directory.on_commit.append(lambda usn: reactor.callFromThread(self._committed))
+        directory.on_commit.append(self._on_commit)
+        if writer is not None:  # its batches: the holds are woken right after the batch's answers went out
+            writer.committed.append(self.wake)
         if node_name:
             self._node_ndn = directory.dit.ndn(node_dn(node_name))
             directory.constructed.update({
@@ -238,6 +240,11 @@ class SupplierService:
         d = self.directory
         with d.store.read() as r:
             return r.meta_int("next_usn"), vector_sum(full_utdv(r, d.invocation), d.invocation)
+
+    def _on_commit(self, usn: int) -> None:
+        """A commit by this process's Directory (any thread but the reactor's)."""
+        if self.writer is None or not self.writer.on_writer_thread():
+            self.reactor.callFromThread(self._committed)
 
     def _committed(self) -> None:
         """This process committed: wake the holds once the replies that commit completes are

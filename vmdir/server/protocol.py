@@ -79,6 +79,26 @@ class ServerContext:
             self.counters.add(name, n)
 
 
+def _push_tls(t: Any) -> Any:
+    """The socket connection under transport ``t``, with ``t``'s TLS records handed to it.
+
+    Twisted's TLS transport gathers small writes and encrypts them on the next reactor
+    turn (``BufferingTLSTransport``): for request/response traffic that is a whole reactor
+    cycle, and a register/unregister-for-writing pair, added to each answer's latency (a
+    replication page's above all). Its gathered writes are flushed here instead; a Twisted
+    without that buffer (no ``_aggregator``) simply keeps its own behaviour. ``t`` is the
+    TLS transport itself (LDAPS) or a socket connection that started TLS (StartTLS)."""
+    if isinstance(t, tcp.Connection):
+        tls = t.protocol if t.TLS else None
+        sock = t
+    else:
+        tls, sock = t, getattr(t, "transport", t)
+    flush = getattr(getattr(tls, "_aggregator", None), "flush", None)
+    if flush is not None:
+        flush()
+    return sock
+
+
 @implementer(IPushProducer)
 class LDAPServerProtocol(Protocol, TimeoutMixin):
     transport: Any  # a TCP, unix or TLS transport: what each offers is checked where it is used
@@ -193,7 +213,9 @@ class LDAPServerProtocol(Protocol, TimeoutMixin):
         with nothing already queued in the transport they go straight to ``send()``: that
         spares the transport's register-for-writing / unregister pair of epoll calls per
         answer. Whatever the socket does not take, or any error, is left to the transport,
-        which reports a loss as usual. Called before anything else touches the transport."""
+        which reports a loss as usual. Over TLS the answer is encrypted and sent now too,
+        not on the next reactor turn (``_push_tls``). Called before anything else touches
+        the transport."""
         out = self._out
         if not out:
             return
@@ -211,8 +233,9 @@ class LDAPServerProtocol(Protocol, TimeoutMixin):
                 return
             data = data[sent:]
         t.write(data)
-        do_write = getattr(t, "doWrite", None)
-        if do_write is not None and t.connected and not t.disconnecting:
+        sock = _push_tls(t)
+        do_write = getattr(sock, "doWrite", None)
+        if do_write is not None and sock.connected and not sock.disconnecting:
             do_write()  # now, not on the next reactor turn
 
     # ------------------------------------------------------------------ events

@@ -1,6 +1,7 @@
 """Group commit: one writer thread per process runs queued write operations in
 batches, each batch one LMDB write transaction (one fsync), and fires the callers'
-Deferreds on the reactor thread."""
+Deferreds on the reactor thread, then its ``committed`` callbacks: one hand-over to the
+reactor per batch (each wakes the reactor thread and contends for the GIL)."""
 from __future__ import annotations
 
 import queue
@@ -22,10 +23,15 @@ class WriteQueue:
         self.directory = directory
         self.max_batch = max_batch
         self._q: queue.Queue[tuple[Callable[[WriteTxn], Outcome], defer.Deferred[Outcome]] | None] = queue.Queue()
+        self.committed: list[Callable[[], None]] = []  # run on the reactor after each batch's answers
         self._thread = threading.Thread(target=self._run, name="vmdir-writer", daemon=True)
         self._thread.start()
         self.batches = 0
         self.ops = 0
+
+    def on_writer_thread(self) -> bool:
+        """Whether the caller is this queue's writer thread (running a batch)."""
+        return threading.get_ident() == self._thread.ident
 
     def submit(self, op: Callable[[WriteTxn], Outcome]) -> "defer.Deferred[Outcome]":
         """Queue ``op``; the Deferred fires (on the reactor) after its batch commits."""
@@ -56,14 +62,16 @@ class WriteQueue:
             results = self.directory.run_writes([op for op, _ in batch])
             self.batches += 1
             self.ops += len(batch)
-            self.reactor.callFromThread(_fire, [d for _, d in batch], results)
+            self.reactor.callFromThread(_fire, [d for _, d in batch], results, self.committed)
             if stop:
                 return
 
 
-def _fire(ds: list["defer.Deferred[Outcome]"], results: list[Any]) -> None:
+def _fire(ds: list["defer.Deferred[Outcome]"], results: list[Any], then: list[Callable[[], None]]) -> None:
     for d, res in zip(ds, results):
         if isinstance(res, BaseException):
             d.errback(res)
         else:
             d.callback(res)
+    for fn in then:
+        fn()
