@@ -380,7 +380,7 @@ def run_worker(cfg: NodeConfig, slot: int, slots: int, ldapi_fd: int | None = No
     counters = Counters(os.path.join(cfg.data_dir, "counters"), slot, slots)
     store = open_store(cfg)
     d = build_directory(cfg, store, counters)
-    d.audit_sink = AuditLog(sys.stderr)
+    audit = d.audit_sink = AuditLog(sys.stderr)
     writer = WriteQueue(reactor, d)
     reactor.suggestThreadPoolSize(8)
     tls = server_options(cfg.cert_file, cfg.key_file, cfg.tls_client_ca or None)
@@ -422,7 +422,12 @@ def run_worker(cfg: NodeConfig, slot: int, slots: int, ldapi_fd: int | None = No
         store.close()
         reactor.removeReader(bell_reader)
         bell.close()
+        audit.flush()
 
+    from twisted.internet.task import LoopingCall
+    audit_flush = LoopingCall(audit.flush)  # held audit lines (successful binds) out within audit.hold seconds
+    audit_flush.clock = reactor
+    audit_flush.start(audit.hold, now=False)
     reactor.addSystemEventTrigger("before", "shutdown", shutdown)
     reactor.addSystemEventTrigger("after", "shutdown", stop_writer)
     urls = ([cfg.url("ldap", cfg.ldap_port)] if cfg.ldap_port else []) + (

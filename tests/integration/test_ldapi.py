@@ -20,7 +20,7 @@ from urllib.parse import quote
 import ldap3
 import pytest
 
-from tests.conftest import ADMIN, ADMIN_PW, BASE, LIGHTWAVE, ROOT, Server, free_port, make_server, run_tool
+from tests.conftest import ADMIN, ADMIN_PW, BASE, LIGHTWAVE, ROOT, Server, free_port, make_server, run_tool, wait_for
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 needs_root = pytest.mark.skipif(os.getuid() != 0 or shutil.which("setpriv") is None,
@@ -93,10 +93,11 @@ def test_locked_out_administrator_gets_in_and_unlocks_over_ldapi(srv: Server) ->
                  input=f"dn: {ADMIN}\nchangetype: modify\ndelete: pwdAccountLockedTime\n")
     assert r.returncode == 0, r.stderr
     assert run_tool("ldapwhoami", "-H", srv.url, "-x", "-D", ADMIN, "-w", ADMIN_PW).returncode == 0
-    # the audit log says how: EXTERNAL over ldapi, and the peer's uid
-    binds = [json.loads(line.split(" audit ", 1)[1]) for line in srv.log().splitlines() if "[audit]" in line]
-    ext = [b for b in binds if b["event"] == "bind" and b.get("via") == "ldapi"]
-    assert ext and ext[0]["method"] == "EXTERNAL" and ext[0]["uid"] == os.getuid() and ext[0]["dn"] == ADMIN
+    # the audit log says how: EXTERNAL over ldapi, and the peer's uid (successful binds are
+    # written within a second: vmdir.server.audit)
+    ext = wait_for("the ldapi bind is in the audit log",
+                   lambda: [b for b in audit_events(srv) if b["event"] == "bind" and b.get("via") == "ldapi"], timeout=10)
+    assert ext[0]["method"] == "EXTERNAL" and ext[0]["uid"] == os.getuid() and ext[0]["dn"] == ADMIN
     assert ext[0]["peer"].startswith("ldapi pid=")
 
 
@@ -190,11 +191,15 @@ def test_online_ldif_import_and_export_over_ldapi_without_a_password(srv: Server
     assert r.returncode == 0, r.stderr
     assert f"dn: uid=ipc1,ou=viaipc,{BASE}" in r.stdout and "entryUUID:" in r.stdout
     # the audit log shows who did it: the administrator, by SASL EXTERNAL over ldapi
-    binds = [json.loads(line.split(" audit ", 1)[1]) for line in srv.log().splitlines() if "[audit]" in line]
-    assert any(b["event"] == "bind" and b.get("method") == "EXTERNAL" and b.get("via") == "ldapi" for b in binds)
+    wait_for("the ldapi bind is in the audit log", lambda: any(
+        b["event"] == "bind" and b.get("method") == "EXTERNAL" and b.get("via") == "ldapi" for b in audit_events(srv)),
+        timeout=10)
     r = cli("ldif", "export", "--server", url_of(sock(srv)), "--user", ADMIN)
     assert r.returncode == 1 and "do not apply to ldapi" in r.stderr
 
+
+def audit_events(srv: Server) -> list[dict]:
+    return [json.loads(line.split(" audit ", 1)[1]) for line in srv.log().splitlines() if "[audit]" in line]
 
 def _start(data_dir: str, *args: str) -> subprocess.Popen[str]:
     env = dict(os.environ, LIGHTWAVE_ADMIN_PASSWORD=ADMIN_PW)
