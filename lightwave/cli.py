@@ -45,13 +45,15 @@ def node_config(args: argparse.Namespace) -> NodeConfig:
 # ---------------------------------------------------------------------- up
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from lightwave.nodes import ensure_free, open_ldapi, prepare
+    from lightwave.nodes import claim_port, ensure_free, open_ldapi, prepare
     from vmdir.server.ldapi import ListenerError, PathTooLong
 
     cfg = node_config(args)
-    for port in (cfg.ldap_port, cfg.ldaps_port, cfg.https_port):
-        if port:  # before a first start initialises anything (or a join copies a forest)
-            ensure_free(cfg.listen, port)
+    ports = [p for p in (cfg.ldap_port, cfg.ldaps_port, cfg.https_port) if p]
+    # before a first start initialises anything (or a join copies a forest); held until the end
+    claims = [claim_port(cfg.listen, port) for port in ports]
+    for port in ports:
+        ensure_free(cfg.listen, port)
     cfg, generated = prepare(cfg)
     pidfile = os.path.join(cfg.data_dir, "lightwave.pid")
     with open(pidfile, "w") as f:
@@ -72,6 +74,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     finally:
         if unix is not None:
             unix.close()  # a clean stop leaves no socket file behind
+        for claim in claims:
+            claim.close()
 
 
 def _serve(cfg: NodeConfig, generated: str | None, ldapi_fd: int | None) -> int:

@@ -284,6 +284,25 @@ def listen_reuseport(reactor: Any, host: str, port: int, factory: Any) -> Any:
         sock.close()
 
 
+def claim_port(host: str, port: int) -> socket.socket:
+    """Hold (host, port) for this node while the returned socket stays open, or raise
+    CLIError if another Lightwave node on this machine holds it (starting or serving).
+
+    ``ensure_free`` cannot tell two nodes started at the same instant apart: both find the
+    port free, then both listen with SO_REUSEPORT and share it. The claim is an abstract
+    unix socket named by the address: binding it is atomic, and the kernel frees it when
+    the process ends however it ends (no file left behind). Abstract names are per network
+    namespace, like TCP ports."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sock.bind(f"\0lightwave-port-{host}-{port}".encode())
+    except OSError:
+        sock.close()
+        raise CLIError(f"another Lightwave node on this machine is starting or serving on {host} port {port} "
+                       "(choose other ports with --ldap-port / --ldaps-port / --https-port)") from None
+    return sock
+
+
 def ensure_free(host: str, port: int) -> None:
     """Raise CLIError when something listens on (host, port) already. Workers listen with
     SO_REUSEPORT, which lets any process of the same user share the port without a word: a

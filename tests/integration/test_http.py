@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import (
     ADMIN, ADMIN_PW, BASE, LIGHTWAVE, ROOT, Server, free_port, health, https_get, make_server, run_tool, scrape,
+    wait_for,
 )
 
 
@@ -78,6 +79,47 @@ def test_a_second_node_on_a_port_in_use_is_refused_before_it_writes_anything(nod
                             *(x for kv in ports.items() for x in (kv[0], str(kv[1])))],
                            capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
         assert r.returncode == 1, r.stdout + r.stderr
-        assert f"cannot listen on 127.0.0.1 port {taken}: Address already in use" in r.stderr, r.stderr
+        assert (f"another Lightwave node on this machine is starting or serving on 127.0.0.1 port {taken} "
+                in r.stderr), r.stderr
         assert not data.exists()  # refused before the first start initialised anything
     assert health(node)[0] == 200  # the running node never noticed
+
+
+def test_two_nodes_started_at_the_same_instant_on_one_port_one_is_refused(tmp_path) -> None:
+    """Both would find the port free; the first to claim it serves, the other is refused
+    before it writes anything, whichever wins the race."""
+    env = dict(os.environ, LIGHTWAVE_ADMIN_PASSWORD=ADMIN_PW)
+    ports = [free_port(), free_port(), free_port()]
+    procs = []
+    for name in ("one", "two"):
+        cmd = [LIGHTWAVE, "up", "--data-dir", str(tmp_path / name), "--listen", "127.0.0.1", "--workers", "1",
+               "--ldap-port", str(ports[0]), "--ldaps-port", str(ports[1]), "--https-port", str(ports[2])]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT))
+    try:
+        loser = wait_for("one of the two exits", lambda: next((p for p in procs if p.poll() is not None), None),
+                         timeout=60)
+        winner = procs[1 - procs.index(loser)]
+        out, err = loser.communicate(timeout=10)
+        assert loser.returncode == 1, out + err
+        assert "another Lightwave node on this machine is starting or serving on 127.0.0.1 port" in err, err
+        assert not (tmp_path / ("one", "two")[procs.index(loser)]).exists()  # refused before writing anything
+        srv = Server(str(tmp_path / ("one", "two")[procs.index(winner)]), *ports)
+        wait_for("the other one serves", lambda: winner.poll() is None and health(srv)[0] == 200
+                 if _answers(ports[2]) else None, timeout=60)
+        r = run_tool("ldapwhoami", "-H", f"ldap://127.0.0.1:{ports[0]}", "-x", "-D", ADMIN, "-w", ADMIN_PW)
+        assert r.returncode == 0, r.stderr
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+            p.communicate(timeout=30)
+    assert all(p.returncode in (0, 1) for p in procs), [p.returncode for p in procs]
+
+
+def _answers(port: int) -> bool:
+    import socket
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
