@@ -373,7 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--node-name", metavar="NAME",
                     help="this node's name in the forest's topology (default <host>:<ldap port>)")
     up.add_argument("--advertise-url", metavar="URL",
-                    help="URL other nodes reach this one at (default ldap://<listen>:<ldap port>)")
+                    help="URL other nodes reach this one at (default ldap://<listen>:<ldap port>; with a "
+                         "wildcard --listen, this machine's host name)")
     up.add_argument("--join", metavar="URL",
                     help="first start only: join the forest of the node at URL (get a server id, copy "
                          "its data over replication, then replicate both ways). The forest "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ class ConfigError(ValueError):
 
 
 DEFAULT_LDAPI = "ldapi"
+WILDCARDS = ("", "0.0.0.0", "::")  # --listen values that mean every address of this machine
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,23 +98,26 @@ class NodeConfig:
 
     @property
     def effective_node_name(self) -> str:
-        import socket
         return self.node_name or f"{socket.gethostname()}:{self.ldap_port or self.ldaps_port}"
 
     @property
     def effective_url(self) -> str:
         if self.advertise_url:
             return self.advertise_url
+        # listening on every address: other machines reach it by its host name, not 0.0.0.0
+        # (which a partner would take for itself)
+        host = socket.gethostname() if self.listen in WILDCARDS else None
         if self.ldap_port:
-            return self.url("ldap", self.ldap_port)
-        return self.url("ldaps", self.ldaps_port)
+            return self.url("ldap", self.ldap_port, host=host)
+        return self.url("ldaps", self.ldaps_port, host=host)
 
-    def url(self, scheme: str, port: int, path: str = "", *, local: bool = False) -> str:
+    def url(self, scheme: str, port: int, path: str = "", *, local: bool = False, host: str | None = None) -> str:
         """``scheme://<listen>:port<path>``, an IPv6 address in brackets (RFC 3986).
         ``local``: the URL for a client on this machine: ``localhost`` (which the node's
-        certificate names) when that reaches the listener (a wildcard or 127.0.0.1)."""
-        host = self.listen
-        if local and host in ("", "0.0.0.0", "::", "127.0.0.1", "localhost"):
+        certificate names) when that reaches the listener (a wildcard or 127.0.0.1).
+        ``host``: another host part than the listen address."""
+        host = host or self.listen
+        if local and host in WILDCARDS + ("127.0.0.1", "localhost"):
             host = "localhost"
         host = f"[{host}]" if ":" in host else host
         return f"{scheme}://{host}:{port}{path}"

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from lightwave.cli import CLIError
-from lightwave.config import NodeConfig
+from lightwave.config import WILDCARDS, NodeConfig
 from vmdir.directory import (
     Directory, admin_dn, admins_group_dn, domain_dn, exists, initialise, is_initialised, node_identity, write_secret,
 )
@@ -76,7 +76,7 @@ def cert_names(cfg: NodeConfig) -> list[str]:
     """What the self-signed certificate names: this machine (localhost, both loopback
     addresses, its host name) and the address it listens on, when that is a specific one."""
     names = ["localhost", "127.0.0.1", "::1", socket.gethostname()]
-    if cfg.listen and cfg.listen not in ("0.0.0.0", "::") and cfg.listen not in names:
+    if cfg.listen not in WILDCARDS and cfg.listen not in names:
         names.append(cfg.listen)
     return names
 
