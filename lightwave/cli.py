@@ -45,7 +45,7 @@ def node_config(args: argparse.Namespace) -> NodeConfig:
 # ---------------------------------------------------------------------- up
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from lightwave.nodes import claim_port, ensure_free, open_ldapi, prepare
+    from lightwave.nodes import claim_port, ensure_free, lock_data_dir, open_ldapi, prepare
     from vmdir.server.ldapi import ListenerError, PathTooLong
 
     cfg = node_config(args)
@@ -54,6 +54,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     claims = [claim_port(cfg.listen, port) for port in ports]
     for port in ports:
         ensure_free(cfg.listen, port)
+    held = lock_data_dir(cfg.data_dir, "lightwave up", "starting another node on it")  # held until the end
     cfg, generated = prepare(cfg)
     pidfile = os.path.join(cfg.data_dir, "lightwave.pid")
     with open(pidfile, "w") as f:
@@ -76,6 +77,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             unix.close()  # a clean stop leaves no socket file behind
         for claim in claims:
             claim.close()
+        os.close(held)
 
 
 def _serve(cfg: NodeConfig, generated: str | None, ldapi_fd: int | None) -> int:

@@ -82,13 +82,22 @@ def backup(cfg: NodeConfig, dest: str) -> int:
 def restore(cfg: NodeConfig, src: str, *, force: bool = False) -> int:
     """Replace the data directory's database with a backup, under a new invocation id."""
     from lightwave.cli import CLIError
-    from vmdir.directory import new_invocation
+    from lightwave.nodes import lock_data_dir
 
     if not os.path.exists(os.path.join(src, "db", "data.mdb")) or not os.path.exists(os.path.join(src, "backup.json")):
         raise CLIError(f"{src} is not a backup made by 'lightwave backup'")
-    pidfile = os.path.join(cfg.data_dir, "lightwave.pid")
-    if _running(pidfile):
-        raise CLIError("the server is running on this data directory; stop it before restoring")
+    held = lock_data_dir(cfg.data_dir, "lightwave restore", "restoring")
+    try:
+        _restore(cfg, src, force)
+    finally:
+        os.close(held)
+    return 0
+
+
+def _restore(cfg: NodeConfig, src: str, force: bool) -> None:
+    from lightwave.cli import CLIError
+    from vmdir.directory import new_invocation
+
     target = cfg.store_dir
     if os.path.exists(os.path.join(target, "data.mdb")):
         if not force:
@@ -109,14 +118,4 @@ def restore(cfg: NodeConfig, src: str, *, force: bool = False) -> int:
     finally:
         store.close()
     print(f"restored from {src}; new invocation id {inv.hex()}", file=sys.stderr)
-    return 0
 
-
-def _running(pidfile: str) -> bool:
-    try:
-        with open(pidfile) as f:
-            pid = int(f.read().strip())
-        os.kill(pid, 0)
-        return True
-    except (OSError, ValueError):
-        return False

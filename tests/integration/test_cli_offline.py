@@ -128,3 +128,33 @@ def test_online_import_and_export(server, tmp_path) -> None:
     bad.write_text("wrong\n")
     r = lw("ldif", "export", "--server", server.url, "--password-file", str(bad))
     assert r.returncode == 1 and "bind as" in r.stderr and "invalid credentials (wrong user or password)" in r.stderr, r.stderr
+
+
+def test_a_second_node_or_a_restore_on_a_served_data_directory_is_refused(
+        tmp_path_factory: pytest.TempPathFactory, tmp_path) -> None:
+    from tests.conftest import free_port
+
+    srv = make_server(tmp_path_factory, "held").start()
+    node_entry = ["-b", "cn=Nodes,cn=System", "-s", "one", "labeledURI"]
+    try:
+        before = run_tool("ldapsearch", "-LLL", "-H", srv.url, "-x", "-D", ADMIN, "-w", ADMIN_PW, *node_entry)
+        assert before.returncode == 0 and srv.url in before.stdout, before.stdout + before.stderr
+        # the same data directory, other ports: refused before it touches anything
+        r = lw("up", "--data-dir", srv.data_dir, "--listen", "127.0.0.1", "--ldap-port", str(free_port()),
+               "--ldaps-port", str(free_port()), "--https-port", str(free_port()), "--workers", "1")
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert f"{srv.data_dir} is in use by lightwave up (pid {srv.proc.pid}): stop it before starting another node" \
+            in r.stderr, r.stderr
+        after = run_tool("ldapsearch", "-LLL", "-H", srv.url, "-x", "-D", ADMIN, "-w", ADMIN_PW, *node_entry)
+        assert after.stdout == before.stdout  # its published URL was not rewritten
+        # a backup is fine while it serves; a restore is not
+        bk = tmp_path / "bk"
+        assert lw("backup", str(bk), "--data-dir", srv.data_dir).returncode == 0
+        r = lw("restore", str(bk), "--data-dir", srv.data_dir, "--force")
+        assert r.returncode == 1 and "stop it before restoring" in r.stderr, r.stderr
+        assert not [n for n in os.listdir(srv.data_dir) if "before-restore" in n]  # nothing moved aside
+        assert run_tool("ldapwhoami", "-H", srv.url, "-x", "-D", ADMIN, "-w", ADMIN_PW).returncode == 0
+    finally:
+        assert srv.stop() == 0
+    r = lw("restore", str(bk), "--data-dir", srv.data_dir, "--force")  # stopped: now it may
+    assert r.returncode == 0, r.stderr
