@@ -39,7 +39,16 @@ def node_config(args: argparse.Namespace) -> NodeConfig:
         over["sync"] = False
     if getattr(args, "quiet_ops", False):
         over["log_ops"] = False
-    return cfg.with_overrides(**over)
+    explicit = over["domain"] is not None or cfg.domain != NodeConfig().domain  # --domain, or the file's
+    cfg = cfg.with_overrides(**over)
+    from lightwave.nodes import stored_domain
+    stored = stored_domain(cfg)
+    if stored is not None and stored != cfg.domain:
+        if explicit:
+            raise CLIError(f"{cfg.data_dir} holds the forest of domain {stored}, not {cfg.domain}: leave --domain "
+                           f"(or the configuration's domain) out, or give a new --data-dir for another forest")
+        cfg = cfg.with_overrides(domain=stored)  # the default domain: the data directory's own is meant
+    return cfg
 
 
 # ---------------------------------------------------------------------- up

@@ -287,6 +287,20 @@ def listen_reuseport(reactor: Any, host: str, port: int, factory: Any) -> Any:
 LOCK_FILE = "lightwave.lock"
 
 
+def stored_domain(cfg: NodeConfig) -> str | None:
+    """The domain the data directory's forest was initialised with (None: no forest there
+    yet, or a join not finished)."""
+    if not os.path.exists(os.path.join(cfg.store_dir, "data.mdb")):
+        return None
+    store = open_store(cfg)
+    try:
+        with store.read() as r:
+            v = r.meta("initialised")
+    finally:
+        store.close()
+    return bytes(v).decode() if v else None
+
+
 def lock_data_dir(data_dir: str, holder: str, doing: str) -> int:
     """Hold ``data_dir`` for this process (``lightwave up``, a restore) until the returned
     descriptor is closed or the process ends, however it ends (an flock). Raises CLIError if

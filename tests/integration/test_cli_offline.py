@@ -158,3 +158,30 @@ def test_a_second_node_or_a_restore_on_a_served_data_directory_is_refused(
         assert srv.stop() == 0
     r = lw("restore", str(bk), "--data-dir", srv.data_dir, "--force")  # stopped: now it may
     assert r.returncode == 0, r.stderr
+
+
+def test_a_data_directory_keeps_its_domain(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Restarted without --domain, a node serves the forest its data directory holds (it took
+    the default domain, and recognised no administrator); with another --domain it is refused."""
+    from tests.conftest import Server
+
+    first = make_server(tmp_path_factory, "corp", extra=["--quiet-ops", "--domain", "corp.example.com"]).start()
+    assert first.stop() == 0
+    again = Server(first.data_dir, first.ldap_port, first.ldaps_port, first.https_port, 1, ["--quiet-ops"]).start()
+    try:
+        corp_admin = "cn=Administrator,cn=Users,dc=corp,dc=example,dc=com"
+        r = run_tool("ldapwhoami", "-H", again.url, "-x", "-D", "administrator@corp.example.com", "-w", ADMIN_PW)
+        assert r.returncode == 0 and r.stdout.strip().lower() == f"dn:{corp_admin}".lower(), r.stdout + r.stderr
+        # recognised as the forest's administrator: the system context is visible to it
+        r = run_tool("ldapsearch", "-LLL", "-H", again.url, "-x", "-D", corp_admin, "-w", ADMIN_PW,
+                     "-b", "cn=Nodes,cn=System", "-s", "one", "cn")
+        assert r.returncode == 0 and "dn: cn=" in r.stdout, r.stdout + r.stderr
+        assert "Admin     cn=Administrator,cn=Users,dc=corp,dc=example,dc=com" in again.log()
+    finally:
+        assert again.stop() == 0
+    r = lw("up", "--data-dir", first.data_dir, "--domain", "lightwave.local", "--ldap-port", str(first.ldap_port),
+           "--ldaps-port", str(first.ldaps_port), "--https-port", str(first.https_port))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"{first.data_dir} holds the forest of domain corp.example.com, not lightwave.local" in r.stderr, r.stderr
+    r = lw("ldif", "export", "--data-dir", first.data_dir)  # offline tools take the data directory's domain too
+    assert r.returncode == 0 and "dn: dc=corp,dc=example,dc=com" in r.stdout, r.stderr
