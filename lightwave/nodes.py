@@ -2,6 +2,7 @@
 and runs one LDAP worker process (several share the ports with SO_REUSEPORT)."""
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import socket
@@ -365,6 +366,9 @@ def _bound(host: str, port: int, reuseport: bool) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
+        if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+            raise CLIError(f"cannot listen on {host}: {exc.strerror} (--listen takes an address of this machine, "
+                           "or a name for one; 0.0.0.0 or :: for all of them)") from None
         raise CLIError(f"cannot listen on {host} port {port}: {exc.strerror} (another program or Lightwave node "
                        "on that port? choose others with --ldap-port / --ldaps-port / --https-port, or --listen)") from None
     return sock

@@ -107,6 +107,11 @@ def test_cli_help_and_errors(tmp_path) -> None:
     assert r.returncode == 1 and "unknown setting" in r.stderr
     r = lw("up", "--data-dir", str(tmp_path / "v3"), "--ldap-port", "30001", "--ldaps-port", "30001")
     assert r.returncode == 1 and "ldap_port and ldaps_port are both 30001" in r.stderr, r.stderr
+    for listen, why in (("192.0.2.1", "Cannot assign requested address"), ("no-such-host.invalid", "")):
+        r = lw("up", "--data-dir", str(tmp_path / "v4"), "--listen", listen)
+        assert r.returncode == 1 and f"cannot listen on {listen}: {why}" in r.stderr, r.stderr
+        assert "--listen takes an address of this machine" in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert not (tmp_path / "v4").exists()
 
 
 def test_online_import_and_export(server, tmp_path) -> None:
