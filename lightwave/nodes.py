@@ -308,9 +308,9 @@ def lock_data_dir(data_dir: str, holder: str, doing: str) -> int:
     another process holds it: a second node on one data directory would rewrite the first
     one's node entry and run a second replication process over its store; a restore would
     replace the store under a running node. (An offline import may run beside the node:
-    LMDB serialises their writes.) ``holder`` names the
-    caller's command (written in the lock file, for the next one's message); ``doing``, what
-    it is about to do. Creates the directory if needed."""
+    LMDB serialises their writes.) ``holder`` names the caller's command (written in the
+    lock file, for the next one's message); ``doing``, what it is about to do. Creates the
+    directory if needed."""
     import fcntl
 
     os.makedirs(data_dir, exist_ok=True)
