@@ -104,7 +104,11 @@ def _serve(cfg: NodeConfig, generated: str | None, ldapi_fd: int | None) -> int:
     sup.start()
     why = sup.wait_ready(30)
     if why is not None:
+        asked = sup.stopping  # SIGTERM or SIGINT while starting: a clean stop
         sup.stop()
+        if asked:
+            print(f"lightwave: {why}", file=sys.stderr, flush=True)
+            return 0
         raise CLIError(why)
     _banner(cfg, generated)
     return sup.run()
@@ -251,11 +255,11 @@ class Supervisor:
         deadline = time.monotonic() + timeout
         while len(ready) < self.n:
             left = deadline - time.monotonic()
+            if self.stopping:  # first: a Ctrl-C reaches the workers too, and they exit
+                return "stopped while starting"
             dead = [(i, p.returncode) for i, p in enumerate(self.procs[:self.n]) if p is not None and p.poll() is not None]
             if dead:
                 return f"worker {dead[0][0]} exited with status {dead[0][1]} while starting; see the log lines above"
-            if self.stopping:
-                return "stopped while starting"
             if left <= 0:
                 return (f"{self.n - len(ready)} of {self.n} LDAP workers did not start within {timeout:g} s; "
                         "see the log lines above")

@@ -443,6 +443,10 @@ def run_worker(cfg: NodeConfig, slot: int, slots: int, ldapi_fd: int | None = No
     from vmdir.server.tls import server_options
     from vmdir.server.writer import WriteQueue
 
+    # first: a stop asked for while this worker starts (its ports may already answer) is a
+    # clean stop once the reactor runs, not death by the signal's default action
+    signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
+    signal.signal(signal.SIGINT, lambda *_: reactor.callFromThread(reactor.stop))
     log = Logger(namespace="lightwave")
     counters = Counters(os.path.join(cfg.data_dir, "counters"), slot, slots)
     store = open_store(cfg)
@@ -507,7 +511,5 @@ def run_worker(cfg: NodeConfig, slot: int, slots: int, ldapi_fd: int | None = No
     if ready_fd is not None:  # tell the supervisor this worker serves (its banner waits for all)
         os.write(ready_fd, slot.to_bytes(2, "big"))
         os.close(ready_fd)
-    signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
-    signal.signal(signal.SIGINT, lambda *_: reactor.callFromThread(reactor.stop))
     reactor.run(installSignalHandlers=False)
     return 0

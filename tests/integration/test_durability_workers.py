@@ -112,3 +112,20 @@ def test_modify_replace_survives_restart(tmp_path_factory: pytest.TempPathFactor
         assert c.entries[0].description.value == "kept"
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_as_soon_as_the_port_answers_is_a_clean_stop(tmp_path_factory: pytest.TempPathFactory,
+                                                             workers: int) -> None:
+    """What a service manager or an impatient operator does: stop a node that has just come
+    up. Its ports answer before its last start-up steps; the stop must still be clean (exit
+    0, shutdown run), not death by the signal (it was: -15 with one worker)."""
+    for round_ in range(3):
+        srv = make_server(tmp_path_factory, f"term{workers}", workers=workers)
+        srv.start()  # returns as soon as every port accepts a connection
+        assert srv.stop() == 0, srv.log()
+        srv.start()  # and the data directory serves again
+        c = conn(srv.url)
+        assert c.add(f"cn=t{round_},cn=Users,{BASE}", ["top", "person"], {"cn": f"t{round_}", "sn": "t"}), c.result
+        c.unbind()
+        assert srv.stop() == 0, srv.log()
