@@ -172,7 +172,10 @@ def _spawn_replicator(cfg: NodeConfig) -> "subprocess.Popen[bytes]":
     """The node's replication process (pulls from its partners; see replication.agent)."""
     payload = json.dumps({"config": _cfg_json(cfg)})
     env = dict(os.environ, LIGHTWAVE_SUPERVISOR_PID=str(os.getpid()))
-    return subprocess.Popen([sys.executable, "-m", "lightwave.replicator", payload], env=env)
+    # children run in their own process group (here and in Supervisor): a Ctrl-C in the
+    # terminal reaches `lightwave up` alone, which stops them with SIGTERM (the interrupt
+    # reaching a child still importing ended it with a KeyboardInterrupt traceback)
+    return subprocess.Popen([sys.executable, "-m", "lightwave.replicator", payload], env=env, process_group=0)
 
 
 class _ReplicatorKeeper:
@@ -236,7 +239,8 @@ class Supervisor:
                               "ready_fd": self.ready_w})
         env = dict(os.environ, LIGHTWAVE_SUPERVISOR_PID=str(os.getpid()))
         fds = (self.ready_w,) if self.ldapi_fd is None else (self.ready_w, self.ldapi_fd)
-        self.procs[slot] = subprocess.Popen([sys.executable, "-m", "lightwave.worker", payload], env=env, pass_fds=fds)
+        self.procs[slot] = subprocess.Popen([sys.executable, "-m", "lightwave.worker", payload], env=env, pass_fds=fds,
+                                            process_group=0)
 
     def start(self) -> None:
         # handlers first: a SIGTERM during start-up must still stop the workers

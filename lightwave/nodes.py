@@ -444,9 +444,18 @@ def run_worker(cfg: NodeConfig, slot: int, slots: int, ldapi_fd: int | None = No
     from vmdir.server.writer import WriteQueue
 
     # first: a stop asked for while this worker starts (its ports may already answer) is a
-    # clean stop once the reactor runs, not death by the signal's default action
-    signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(reactor.stop))
-    signal.signal(signal.SIGINT, lambda *_: reactor.callFromThread(reactor.stop))
+    # clean stop once the reactor runs, not death by the signal's default action. Asked
+    # twice (a Ctrl-C reaches the whole process group, then the supervisor passes it on):
+    # the second finds the reactor stopping, which is what it asks for.
+    def stop() -> None:
+        from twisted.internet.error import ReactorNotRunning
+        try:
+            reactor.stop()
+        except ReactorNotRunning:
+            pass
+
+    signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(stop))
+    signal.signal(signal.SIGINT, lambda *_: reactor.callFromThread(stop))
     log = Logger(namespace="lightwave")
     counters = Counters(os.path.join(cfg.data_dir, "counters"), slot, slots)
     store = open_store(cfg)

@@ -129,3 +129,47 @@ def test_sigterm_as_soon_as_the_port_answers_is_a_clean_stop(tmp_path_factory: p
         assert c.add(f"cn=t{round_},cn=Users,{BASE}", ["top", "person"], {"cn": f"t{round_}", "sn": "t"}), c.result
         c.unbind()
         assert srv.stop() == 0, srv.log()
+
+
+@pytest.mark.parametrize("wait_for_banner", [False, True])
+def test_ctrl_c_stops_the_whole_node_cleanly(tmp_path, wait_for_banner: bool) -> None:
+    """A Ctrl-C in the terminal is SIGINT to every process in the foreground process group.
+    The node stops cleanly, with no traceback from a worker or the replication process
+    caught mid-start (they run in their own process group; `lightwave up` stops them)."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    from tests.conftest import ADMIN_PW, LIGHTWAVE, free_port
+
+    ports = [free_port() for _ in range(3)]
+    log = tmp_path / "up.log"
+    with open(log, "wb") as out:
+        p = subprocess.Popen([LIGHTWAVE, "up", "--data-dir", str(tmp_path / "v"), "--workers", "2",
+                              "--listen", "127.0.0.1", "--ldap-port", str(ports[0]), "--ldaps-port", str(ports[1]),
+                              "--https-port", str(ports[2])], stdout=out, stderr=subprocess.STDOUT,
+                             env=dict(os.environ, LIGHTWAVE_ADMIN_PASSWORD=ADMIN_PW), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if wait_for_banner and "directory ready" in log.read_text(errors="replace"):
+                break
+            if not wait_for_banner:
+                try:
+                    socket.create_connection(("127.0.0.1", ports[0]), timeout=1).close()
+                    break
+                except OSError:
+                    pass
+            time.sleep(0.02)
+        else:
+            raise AssertionError("the node did not come up:\n" + log.read_text(errors="replace"))
+        os.killpg(p.pid, signal.SIGINT)
+        assert p.wait(30) == 0, log.read_text(errors="replace")
+    finally:
+        if p.poll() is None:
+            p.kill()
+    text = log.read_text(errors="replace")
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
+    assert "lightwave: stopped" in text, text
