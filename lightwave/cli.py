@@ -259,7 +259,7 @@ class Supervisor:
         deadline = time.monotonic() + timeout
         while len(ready) < self.n:
             left = deadline - time.monotonic()
-            if self.stopping:  # first: a Ctrl-C reaches the workers too, and they exit
+            if self.stopping:  # first: once asked to stop, a worker that exits is no failure
                 return "stopped while starting"
             dead = [(i, p.returncode) for i, p in enumerate(self.procs[:self.n]) if p is not None and p.poll() is not None]
             if dead:

@@ -445,8 +445,8 @@ def run_worker(cfg: NodeConfig, slot: int, slots: int, ldapi_fd: int | None = No
 
     # first: a stop asked for while this worker starts (its ports may already answer) is a
     # clean stop once the reactor runs, not death by the signal's default action. Asked
-    # twice (a Ctrl-C reaches the whole process group, then the supervisor passes it on):
-    # the second finds the reactor stopping, which is what it asks for.
+    # twice (the supervisor's SIGTERM, then its death's; SIGINT, then SIGTERM, with one
+    # worker): the second finds the reactor stopping, which is what it asks for.
     def stop() -> None:
         from twisted.internet.error import ReactorNotRunning
         try:

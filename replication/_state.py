@@ -10,9 +10,10 @@
 - ``purged/<invocation hex>``: the highest originating USN of that invocation among the
   tombstones (of entries and of values) this node has purged. A partner whose vector is
   below it may lack a delete this node can no longer send (see ``stale_against``).
-- vmdir's WRITES_PAUSED (read with ``vmdir.directory.writes_paused``): why local writes are refused. A restore sets
-  it (RESTORED), cleared by the first pass that catches up with a partner; a node found out
-  of touch past the tombstone lifetime sets it for good (it must join again).
+- vmdir's WRITES_PAUSED (read with ``vmdir.directory.writes_paused``): why local writes
+  are refused. A restore sets it (RESTORED), cleared by the first pass that catches up with
+  a partner; a node found out of touch past the tombstone lifetime sets it for good (it
+  must join again).
 
 Each is written in the same transaction as the changes it accounts for.
 """
