@@ -11,6 +11,7 @@ bounded window, so memory stays flat whatever the file size.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import gc
 import io
@@ -46,7 +47,7 @@ class Block:
 class PreparedBlock:
     block: Block
     entries: list["Prepared"]
-    rows: dict[str, list[tuple[bytes, bytes]]]  # deferred index rows (Directory.defer_index_keys)
+    rows: dict[str, tuple[list[bytes], list[bytes]]]  # deferred index rows (Directory.defer_index_keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +90,7 @@ def import_ldif(cfg: NodeConfig, path: str, *, keep_going: bool = False, quiet: 
         d = build_directory(cfg, store)  # identity, indexes: before the helpers open the store
         s = d.internal_session(admin_dn(cfg.domain))
 
-        def apply(batch: list[Prepared], rows: dict[str, list[tuple[bytes, bytes]]]) -> bool:
+        def apply(batch: list[Prepared], rows: dict[str, tuple[list[bytes], list[bytes]]]) -> bool:
             """Add ``batch`` and its deferred index rows in one transaction; False: stop."""
             nonlocal added, failed
             if not batch and not rows:
@@ -210,6 +211,7 @@ class _Worker:
         """``p`` (refused by a helper) prepared here, where every earlier record is written."""
         if p.request is None:
             return p
+        self.d.refresh_schema()  # the file's own schema, written since
         try:
             return Prepared(p.line, p.dn, self.d.prepare_add(self.s, p.request, self.relax, precompute=True))
         except LDAPError as exc:
@@ -220,6 +222,7 @@ class _Worker:
         out: list[Prepared] = []
         base = block.first_line - 1
         next_id, end_id = block.first_id, block.first_id + block.records
+        self.d.refresh_schema()  # once for the block (prepare_add with precompute leaves it to us)
         try:
             for rec in ldif.parse(io.StringIO(block.text), open_url=_read_file):
                 line = base + rec.line
@@ -240,7 +243,8 @@ class _Worker:
                 out.append(Prepared(line, rec.dn, p))
         except ldif.LDIFError as exc:
             out.append(Prepared(base + exc.line, "", None, str(exc).split(": ", 1)[-1], fatal=True))
-        return PreparedBlock(block, out, self.d.defer_index_keys([p.add for p in out if p.add is not None]))
+        rows = self.d.defer_index_keys([p.add for p in out if p.add is not None])
+        return PreparedBlock(dataclasses.replace(block, text=""), out, rows)  # the text is not needed back
 
 
 _worker: _Worker | None = None  # per helper process (multiprocessing's initializer pattern)

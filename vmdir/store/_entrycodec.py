@@ -87,16 +87,13 @@ def encode_body(e: StoredEntry, skip: frozenset[str] = frozenset()) -> bytes:
     """The attributes of ``e`` with their metadata (``[[attr, values, meta, vmeta], ...]``,
     msgpack), leaving out the attributes in ``skip``. Replication sends this too."""
     attrs = []
-    for name in sorted(set(e.attrs) | set(e.meta)):
+    meta, vmeta, values = e.meta, e.vmeta, e.attrs
+    for name in sorted(values.keys() | meta.keys()):
         if name in skip:
             continue
-        vm = e.vmeta.get(name)
-        attrs.append([
-            name,
-            e.attrs.get(name, []),
-            list(e.meta[name]) if name in e.meta else None,
-            [list(_vm_fields(v)) for v in vm] if vm else None,
-        ])
+        vm = vmeta.get(name)
+        # tuples pack as msgpack arrays too: no list copies
+        attrs.append((name, values.get(name, []), meta.get(name), [_vm_fields(v) for v in vm] if vm else None))
     return msgpack.packb(attrs, use_bin_type=True)
 
 

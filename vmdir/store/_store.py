@@ -302,10 +302,10 @@ class WriteTxn(ReadTxn):
         self.set_meta_int("next_id", first + n - 1)
         return first
 
-    def add_index_rows(self, attr: str, rows: list[tuple[bytes, bytes]]) -> None:
-        """Add (stored index key, u64 id) rows to index ``attr``, sorted by key then id (the
-        bulk path: much faster than one put per row)."""
-        self.txn.cursor(db=self.store.db_idx[attr]).putmulti(rows, dupdata=True)
+    def add_index_rows(self, attr: str, keys: list[bytes], ids: list[bytes]) -> None:
+        """Add the rows (``keys[i]``: stored index key, ``ids[i]``: u64 id) to index ``attr``,
+        sorted by key then id (the bulk path: much faster than one put per row)."""
+        self.txn.cursor(db=self.store.db_idx[attr]).putmulti(zip(keys, ids), dupdata=True)
 
     def nested(self) -> Any:
         """A child transaction (``with w.nested() as child:``): commits into this one."""
@@ -408,7 +408,12 @@ class WriteTxn(ReadTxn):
 def entry_uuid(e: StoredEntry) -> bytes:
     """The 16 bytes of ``e``'s entryUUID. Raises StoreError if it has none."""
     try:
-        return uuid.UUID(e.attrs["entryuuid"][0].decode("ascii")).bytes
+        v = e.attrs["entryuuid"][0].decode("ascii")
+        if len(v) == 36:  # the usual 8-4-4-4-12 form: 4x faster than uuid.UUID
+            b = bytes.fromhex(v.replace("-", ""))
+            if len(b) == 16 and v[8] == v[13] == v[18] == v[23] == "-":
+                return b
+        return uuid.UUID(v).bytes
     except (KeyError, IndexError, ValueError, UnicodeDecodeError):
         raise StoreError(f"entry {e.id} has no valid entryUUID") from None
 

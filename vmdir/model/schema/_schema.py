@@ -159,6 +159,7 @@ class Schema:
             except SchemaSyntaxError as e:
                 raise SchemaError(str(e)) from None
         self._attr_cache: dict[str, Any] = {}
+        self._oc_keys: dict[tuple[bytes, ...], frozenset[bytes]] = {}  # objectclass_index_keys
         self._dn_cache: dict[str, str] = {}
         self._subschema: dict[str, list[bytes]] | None = None
         self._applicable: dict[str, frozenset[str]] = {}
@@ -586,18 +587,25 @@ class Schema:
         except ValueError:
             raise _err(ResultCode.invalidAttributeSyntax, f"{at.name}: value #0 invalid per syntax") from None
 
-    def objectclass_index_keys(self, values: Iterable[bytes]) -> set[bytes]:
+    def objectclass_index_keys(self, values: Iterable[bytes]) -> frozenset[bytes]:
         """Index keys for objectClass values, superclasses included (like slapd's
         objectSubClassIndexer), so that an equality lookup of ``person`` finds
         ``inetOrgPerson`` entries. Unknown values index under their lower-cased text."""
+        given = tuple(values)
+        got = self._oc_keys.get(given)  # entries mostly share a few objectClass lists
+        if got is not None:
+            return got
         out: set[bytes] = set()
-        for v in values:
+        for v in given:
             oc = self.object_class(v.decode("utf-8", "replace"))
             if oc is None:
                 out.add(v.lower())
             else:
                 out.update(k.encode("ascii") for k in oc.superclasses)
-        return out
+        if len(self._oc_keys) >= 1024:
+            self._oc_keys.clear()
+        self._oc_keys[given] = frozen = frozenset(out)
+        return frozen
 
     # --------------------------------------------------- rule hooks (OIDs, DNs)
 
@@ -779,8 +787,9 @@ class Schema:
         check_nousermod: bool = False,
         validate: bool = True,
         rdn: Sequence[tuple[str, bytes]] | None = None,
-    ) -> None:
-        """Check a whole entry against the schema, as slapd does on add.
+    ) -> str:
+        """Check a whole entry against the schema, as slapd does on add; return its
+        structural object class (as :meth:`structural_class` does).
 
         ``attrs`` maps attribute descriptions (canonical keys, possibly with
         options; other spellings are accepted) to values. With ``validate``
@@ -806,7 +815,7 @@ class Schema:
         - MAY: objectClassViolation ``"attribute 'x' not allowed"`` (operational
           attributes are always allowed; extensibleObject allows everything).
 
-        Returns None; raises LDAPError.
+        Raises LDAPError.
         """
         entries: list[tuple[AttributeType, str, Sequence[bytes]]] = []
         seen_desc: set[str] = set()
@@ -865,14 +874,15 @@ class Schema:
                     raise _err(ResultCode.objectClassViolation,
                                f"instantiation of abstract objectClass '{shown}' not allowed")
             elif oc.kind != "STRUCTURAL" or oc is sc:
-                for req in sorted(oc.must, key=self._must_order(oc)):
-                    if req not in present:
-                        raise _err(ResultCode.objectClassViolation,
-                                   f"object class '{shown}' requires attribute '{self._attrs[req].name}'")
+                if not present.issuperset(oc.must):  # the first missing in definition order, as slapd
+                    for req in sorted(oc.must, key=self._must_order(oc)):
+                        if req not in present:
+                            raise _err(ResultCode.objectClassViolation,
+                                       f"object class '{shown}' requires attribute '{self._attrs[req].name}'")
                 if oc is self._extensible:
                     extensible = True
         if extensible:
-            return
+            return sc.name
 
         for at, shown, _values in entries:
             k = at.key
@@ -883,6 +893,7 @@ class Schema:
             if any(k in aux.must or k in aux.may for aux in auxiliaries):
                 continue
             raise _err(ResultCode.objectClassViolation, f"attribute '{shown}' not allowed")
+        return sc.name
 
     def _must_order(self, oc: ObjectClass) -> Callable[[str], tuple[int, str]]:
         """Report a missing MUST attribute in definition order (most specific
