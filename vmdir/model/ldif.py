@@ -69,9 +69,9 @@ def _unfold(lines: Iterable[str]) -> Iterator[tuple[int, str | None]]:
 
 
 def _value(line: str, lineno: int, open_url: Callable[[str], bytes] | None) -> tuple[str, bytes]:
-    if ":" not in line:
+    name, sep, rest = line.partition(":")
+    if not sep:
         raise LDIFError(f"missing ':' in {line[:40]!r}", lineno)
-    name, rest = line.split(":", 1)
     name = name.strip()
     if rest.startswith(":"):
         try:
