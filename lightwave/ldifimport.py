@@ -31,7 +31,12 @@ from vmdir.model import ldif
 from vmdir.proto import messages as m
 from vmdir.proto.results import LDAPError
 
-BLOCK_BYTES = 128 << 10  # LDIF text per unit of work for a helper process and per write transaction
+BLOCK_BYTES = 128 << 10  # LDIF text per unit of work for a helper process
+BLOCKS_PER_WRITE = 4  # blocks per write transaction (fewer commits: each rewrites the index pages it touched)
+_SKIPPED = object()  # what a record after a failed one "returns" in its transaction (see import_ldif)
+
+
+Rows = dict[str, tuple[list[bytes], list[bytes]]]  # deferred index rows (Directory.defer_index_keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +52,7 @@ class Block:
 class PreparedBlock:
     block: Block
     entries: list["Prepared"]
-    rows: dict[str, tuple[list[bytes], list[bytes]]]  # deferred index rows (Directory.defer_index_keys)
+    rows: Rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,13 +95,28 @@ def import_ldif(cfg: NodeConfig, path: str, *, keep_going: bool = False, quiet: 
         d = build_directory(cfg, store)  # identity, indexes: before the helpers open the store
         s = d.internal_session(admin_dn(cfg.domain))
 
-        def apply(batch: list[Prepared], rows: dict[str, tuple[list[bytes], list[bytes]]]) -> bool:
-            """Add ``batch`` and its deferred index rows in one transaction; False: stop."""
+        def apply(batch: list[Prepared], rows: list[Rows]) -> bool:
+            """Add ``batch`` and the deferred index rows in one transaction; False: stop.
+
+            Without ``keep_going`` the records after a failed one are left out too, so the
+            import stops exactly there."""
             nonlocal added, failed
             if not batch and not rows:
                 return True
-            ops: list[Callable[[Any], Any]] = [functools.partial(d.apply_add, s=s, p=p.add) for p in batch]
-            ops.append(functools.partial(d.apply_index_rows, rows=rows))  # only rows of entries added
+            first_failed = [len(batch)]
+
+            def add(w: Any, i: int, p: Prepared) -> Any:
+                if i > first_failed[0]:
+                    return _SKIPPED  # after the failed record (an isolated replay of the batch)
+                try:
+                    return d.apply_add(w, s, p.add)
+                except Exception:
+                    if not keep_going:
+                        first_failed[0] = min(first_failed[0], i)
+                    raise
+
+            ops: list[Callable[[Any], Any]] = [functools.partial(add, i=i, p=p) for i, p in enumerate(batch)]
+            ops += [functools.partial(d.apply_index_rows, rows=r) for r in rows]  # only rows of entries added
             results = d.run_writes(ops)
             ok = True
             for p, res in zip(batch, results):
@@ -104,11 +124,12 @@ def import_ldif(cfg: NodeConfig, path: str, *, keep_going: bool = False, quiet: 
                     failed += 1
                     ok = False
                     _report(p.line, p.dn, res)
-                else:
+                elif res is not _SKIPPED:
                     added += 1
-            if isinstance(results[-1], BaseException):  # the store failed (full disk...): nothing of it is in
+            broken = [r for r in results[len(batch):] if isinstance(r, BaseException)]
+            if broken:  # the store failed (full disk...): nothing of it is in
                 near = f" near line {batch[0].line}" if batch else ""
-                raise CLIError(f"{path}: writing entries failed{near}: {results[-1]!r}")
+                raise CLIError(f"{path}: writing entries failed{near}: {broken[0]!r}")
             return ok or keep_going
 
         def reserve(n: int) -> int:
@@ -116,20 +137,30 @@ def import_ldif(cfg: NodeConfig, path: str, *, keep_going: bool = False, quiet: 
                 return w.reserve_ids(n)
 
         here = _Worker(cfg, d)
+        pending: list[Prepared] = []  # prepared, to add in the next transaction
+        pending_rows: list[Rows] = []  # their blocks' deferred index rows
+        pending_bytes = pending_blocks = 0
+
+        def flush() -> bool:
+            nonlocal pending_bytes, pending_blocks
+            ok = apply(pending, pending_rows)
+            bar.update(pending_bytes)
+            pending.clear()
+            pending_rows.clear()
+            pending_bytes = pending_blocks = 0
+            return ok
+
         with _Preparer(cfg, jobs, here, reserve) as prepare:
             try:
                 for pb in prepare(_blocks(fh)):
-                    batch: list[Prepared] = []
                     stop = fatal = None
                     for p in pb.entries:
                         if p.fatal:
                             stop = fatal = p
                             break
-                        if p.add is None and batch:  # what it may need first (its schema), written first
-                            ok, batch = apply(batch, {}), []
-                            if not ok:
-                                stop = p
-                                break
+                        if p.add is None and pending and not flush():  # what it may need first (its schema), written first
+                            stop = p
+                            break
                         if p.add is None:
                             p = here.prepare_again(p)
                         if p.add is None:
@@ -139,14 +170,18 @@ def import_ldif(cfg: NodeConfig, path: str, *, keep_going: bool = False, quiet: 
                                 stop = p
                                 break
                             continue
-                        batch.append(p)
-                    if not apply(batch, pb.rows):
+                        pending.append(p)
+                    pending_rows.append(pb.rows)
+                    pending_bytes += pb.block.size
+                    pending_blocks += 1
+                    if (stop is not None or pending_blocks >= BLOCKS_PER_WRITE) and not flush():
                         break
-                    bar.update(pb.block.size)
                     if fatal is not None:
                         raise CLIError(f"{path}: line {fatal.line}: {fatal.error}")
                     if stop is not None:
                         break
+                else:
+                    flush()
             except UnicodeDecodeError:
                 raise CLIError(f"{path}: not UTF-8 text (LDIF carries other bytes base64-encoded, 'attr:: ...')") from None
         store.env.sync(True)

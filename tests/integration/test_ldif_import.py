@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from lightwave.ldifimport import BLOCK_BYTES
+from lightwave.ldifimport import BLOCK_BYTES, BLOCKS_PER_WRITE
 from tests.conftest import ADMIN, ADMIN_PW, BASE, make_server, run_tool
 from tests.integration.test_cli_offline import lw, people_ldif
 
@@ -48,12 +48,8 @@ def _index_rows(data_dir: str) -> tuple[dict[str, set[tuple[bytes, bytes]]], dic
 
 @pytest.mark.parametrize("jobs", ["0", "2"])
 def test_bulk_import_many_blocks(tmp_path_factory: pytest.TempPathFactory, tmp_path, jobs: str) -> None:
-    text = people_ldif(1500)
-    assert len(text.encode()) > 2 * BLOCK_BYTES  # several blocks, so several transactions and helpers
-    # a record that fails in the writer (its parent does not exist), in the middle of a block
-    cut = text.index(f"dn: uid=p700,")
-    bad = f"dn: uid=orphan,ou=nowhere,{BASE}\nobjectClass: inetOrgPerson\nuid: orphan\ncn: Orphan\nsn: O\n\n"
-    text = text[:cut] + bad + text[cut:]
+    text = orphan_ldif(3000)
+    assert len(text.encode()) > BLOCKS_PER_WRITE * BLOCK_BYTES  # several blocks and transactions, both helpers
     bad_line = text[:text.index("dn: uid=orphan")].count("\n") + 1
     f = tmp_path / "people.ldif"
     f.write_text(text)
@@ -62,7 +58,7 @@ def test_bulk_import_many_blocks(tmp_path_factory: pytest.TempPathFactory, tmp_p
     srv.stop()
     r = lw("ldif", "import", str(f), "--data-dir", srv.data_dir, "--quiet", "--keep-going", "--jobs", jobs)
     assert r.returncode == 1, r.stderr  # one record failed
-    assert "imported 1501 entries" in r.stderr and "1 failed" in r.stderr
+    assert "imported 3001 entries" in r.stderr and "1 failed" in r.stderr
     assert f"line {bad_line}: dn: uid=orphan,ou=nowhere,{BASE}: noSuchObject (32)" in r.stderr
     stored, rebuilt = _index_rows(srv.data_dir)
     assert stored.keys() == rebuilt.keys()
@@ -78,6 +74,33 @@ def test_bulk_import_many_blocks(tmp_path_factory: pytest.TempPathFactory, tmp_p
             assert s.stdout.count("dn: ") == want, (flt, s.stdout[:200])
     finally:
         srv.stop()
+
+
+def orphan_ldif(people: int) -> str:
+    """People, with a record the writer refuses (its parent does not exist) before p700,
+    in the middle of a block and of a transaction."""
+    text = people_ldif(people)
+    cut = text.index("dn: uid=p700,")
+    bad = f"dn: uid=orphan,ou=nowhere,{BASE}\nobjectClass: inetOrgPerson\nuid: orphan\ncn: Orphan\nsn: O\n\n"
+    return text[:cut] + bad + text[cut:]
+
+
+def test_bulk_import_stops_at_the_first_refused_record(tmp_path_factory: pytest.TempPathFactory, tmp_path) -> None:
+    """Without --keep-going nothing after the refused record is added, not even the records
+    written in the same transaction as those before it."""
+    f = tmp_path / "people.ldif"
+    f.write_text(orphan_ldif(1500))
+    srv = make_server(tmp_path_factory, "bulkstop")
+    srv.start()
+    srv.stop()
+    r = lw("ldif", "import", str(f), "--data-dir", srv.data_dir, "--quiet", "--jobs", "2")
+    assert r.returncode == 1, r.stderr
+    assert "imported 701 entries" in r.stderr and "1 failed" in r.stderr, r.stderr  # ou=people, p0..p699
+    assert f"dn: uid=orphan,ou=nowhere,{BASE}: noSuchObject (32)" in r.stderr
+    stored, rebuilt = _index_rows(srv.data_dir)
+    assert stored == rebuilt
+    uid_keys = {k for k, _ in stored["uid"]}
+    assert b"=p699" in uid_keys and b"=p700" not in uid_keys and b"=p1499" not in uid_keys
 
 
 def test_bulk_import_stops_at_malformed_ldif_with_its_line(tmp_path_factory: pytest.TempPathFactory, tmp_path) -> None:
