@@ -33,6 +33,11 @@ from vmdir.proto.results import LDAPError
 
 BLOCK_BYTES = 128 << 10  # LDIF text per unit of work for a helper process
 BLOCKS_PER_WRITE = 4  # blocks per write transaction (fewer commits: each rewrites the index pages it touched)
+# OpenLDAP's replication state, which slapcat writes in every entry (and the suffix's
+# contextCSN): it means nothing here, and the import leaves it out (saying so) instead of
+# refusing every entry of a migration for an undefined attribute type
+FOREIGN_STATE = frozenset({"entrycsn", "contextcsn"})
+_FOREIGN_LINE = re.compile(r"^(?:entryCSN|contextCSN)[;:]", re.IGNORECASE | re.MULTILINE)
 _SKIPPED = object()  # what a record after a failed one "returns" in its transaction (see import_ldif)
 
 
@@ -53,6 +58,7 @@ class PreparedBlock:
     block: Block
     entries: list["Prepared"]
     rows: Rows
+    foreign: int = 0  # values of FOREIGN_STATE attributes left out
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +95,7 @@ def import_ldif(cfg: NodeConfig, path: str, *, keep_going: bool = False, quiet: 
     total = os.path.getsize(path) if path != "-" else None
     bar = tqdm(total=total, unit="B", unit_scale=True, desc="import", disable=quiet or total is None,
                file=sys.stderr, mininterval=0.5)
-    added = failed = 0
+    added = failed = foreign = 0
     t0 = time.monotonic()
     try:
         d = build_directory(cfg, store)  # identity, indexes: before the helpers open the store
@@ -153,6 +159,7 @@ def import_ldif(cfg: NodeConfig, path: str, *, keep_going: bool = False, quiet: 
         with _Preparer(cfg, jobs, here, reserve) as prepare:
             try:
                 for pb in prepare(_blocks(fh)):
+                    foreign += pb.foreign
                     stop = fatal = None
                     for p in pb.entries:
                         if p.fatal:
@@ -193,6 +200,9 @@ def import_ldif(cfg: NodeConfig, path: str, *, keep_going: bool = False, quiet: 
         gc.enable()
     dt = time.monotonic() - t0
     rate = added / dt if dt > 0 else 0.0
+    if foreign:
+        print(f"lightwave: note: left out {foreign} entryCSN/contextCSN values (OpenLDAP's replication state, "
+              "which means nothing here; entryUUID and the timestamps are kept)", file=sys.stderr)
     print(f"imported {added} entries in {dt:.1f} s ({rate:,.0f} entries/s); {failed} failed", file=sys.stderr)
     return 0 if failed == 0 else 1
 
@@ -258,6 +268,8 @@ class _Worker:
         base = block.first_line - 1
         next_id, end_id = block.first_id, block.first_id + block.records
         self.d.refresh_schema()  # once for the block (prepare_add with precompute leaves it to us)
+        foreign_here = _FOREIGN_LINE.search(block.text) is not None
+        foreign = 0
         try:
             for rec in ldif.parse(io.StringIO(block.text), open_url=_read_file):
                 line = base + rec.line
@@ -265,7 +277,12 @@ class _Worker:
                     out.append(Prepared(line, rec.dn, None, f"changetype {rec.changetype} is not supported by "
                                         "import (use ldapmodify against a running server)", fatal=True))
                     break
-                req = m.AddRequest(rec.dn, tuple((t, tuple(v)) for t, v in rec.grouped()))
+                groups = rec.grouped()
+                if foreign_here:
+                    kept = [(t, v) for t, v in groups if t.split(";", 1)[0].lower() not in FOREIGN_STATE]
+                    foreign += sum(len(v) for _, v in groups) - sum(len(v) for _, v in kept)
+                    groups = kept
+                req = m.AddRequest(rec.dn, tuple((t, tuple(v)) for t, v in groups))
                 try:
                     p = self.d.prepare_add(self.s, req, self.relax, precompute=True)
                 except LDAPError as exc:
@@ -279,7 +296,7 @@ class _Worker:
         except ldif.LDIFError as exc:
             out.append(Prepared(base + exc.line, "", None, str(exc).split(": ", 1)[-1], fatal=True))
         rows = self.d.defer_index_keys([p.add for p in out if p.add is not None])
-        return PreparedBlock(dataclasses.replace(block, text=""), out, rows)  # the text is not needed back
+        return PreparedBlock(dataclasses.replace(block, text=""), out, rows, foreign)  # the text is not needed back
 
 
 _worker: _Worker | None = None  # per helper process (multiprocessing's initializer pattern)

@@ -158,3 +158,32 @@ def test_import_with_the_schema_it_needs_in_the_same_file(tmp_path_factory: pyte
     again = lw("ldif", "export", "--data-dir", str(fresh))
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("deskNumber: 12") == 1200  # every person
+
+
+def test_a_slapcat_export_from_openldap_imports(tmp_path) -> None:
+    """Migrating from OpenLDAP: slapcat writes operational attributes in every entry, among them
+    its replication state (entryCSN, and contextCSN on the suffix), which this directory does
+    not define. The import leaves that state out, says so, and keeps the rest: entryUUID and the
+    timestamps of the original entries."""
+    def op(n: int) -> str:
+        return (f"entryUUID: 0b7c1c2e-7b15-1041-8a{n:02d}-978fd8eb828a\n"
+                f"creatorsName: cn=admin,{BASE}\ncreateTimestamp: 20240102030405Z\n"
+                f"entryCSN: 20240102030405.123456Z#000000#000#000000\n"
+                f"modifiersName: cn=admin,{BASE}\nmodifyTimestamp: 20240102030405Z\n")
+    text = (f"dn: {BASE}\nobjectClass: top\nobjectClass: domain\ndc: lightwave\nstructuralObjectClass: domain\n{op(0)}"
+            "contextCSN: 20240102030405.123456Z#000000#000#000000\n\n"
+            f"dn: ou=people,{BASE}\nobjectClass: organizationalUnit\nou: people\n"
+            f"structuralObjectClass: organizationalUnit\n{op(1)}\n"
+            + "".join(f"dn: uid=m{i},ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: m{i}\ncn: M {i}\nsn: M\n"
+                      f"structuralObjectClass: inetOrgPerson\n{op(10 + i)}\n" for i in range(3)))
+    f = tmp_path / "slapcat.ldif"
+    f.write_text(text)
+    data = tmp_path / "var"
+    r = lw("ldif", "import", str(f), "--data-dir", str(data), "--quiet")
+    assert r.returncode == 0 and "imported 5 entries" in r.stderr and "0 failed" in r.stderr, r.stderr
+    assert "left out 6 entryCSN/contextCSN values" in r.stderr
+    export = lw("ldif", "export", "--data-dir", str(data), "--base", f"uid=m2,ou=people,{BASE}")
+    assert export.returncode == 0, export.stderr
+    assert "entryUUID: 0b7c1c2e-7b15-1041-8a12-978fd8eb828a\n" in export.stdout
+    assert "createTimestamp: 20240102030405Z\n" in export.stdout
+    assert "CSN" not in export.stdout
