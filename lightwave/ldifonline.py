@@ -3,9 +3,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
 
+from vmdir.model import dn as dnmod
 from vmdir.model import ldif
+from vmdir.proto.results import LDAPError
+
+T = TypeVar("T")
 
 
 def connect(args: argparse.Namespace) -> Any:
@@ -53,12 +58,8 @@ def export_online(args: argparse.Namespace) -> int:
                      for v in e["raw_attributes"].get("namingContexts", [])]
             bases = [b.decode() if isinstance(b, bytes) else b for b in bases]
         for base in bases:
-            for e in conn.extend.standard.paged_search(base, "(objectClass=*)", attributes=["*", "+"],
-                                                       paged_size=500, generator=True):
-                if e.get("type") != "searchResEntry":
-                    continue
-                out.write(ldif.format_entry(e["dn"], sorted(e["raw_attributes"].items(),
-                                                            key=lambda a: a[0].lower() != "objectclass")))
+            for dn, attrs in parents_first(_subtree(conn, base), base):
+                out.write(ldif.format_entry(dn, sorted(attrs.items(), key=lambda a: a[0].lower() != "objectclass")))
                 n += 1
     finally:
         conn.unbind()
@@ -66,3 +67,65 @@ def export_online(args: argparse.Namespace) -> int:
             out.close()
     print(f"exported {n} entries", file=sys.stderr)
     return 0
+
+
+PAGED_OID = "1.2.840.113556.1.4.319"
+
+
+def _subtree(conn: Any, base: str, page: int = 500) -> Iterator[tuple[str, dict[str, list[bytes]]]]:
+    """(DN, raw attributes) of every entry under ``base``, in the order the server sent them,
+    a page at a time. (ldap3's own paged_search generator yields each page backwards, which
+    put children before their parents.)"""
+    cookie: bytes | None = None
+    while True:
+        conn.search(base, "(objectClass=*)", attributes=["*", "+"], paged_size=page, paged_cookie=cookie)
+        for e in conn.response or []:
+            if e.get("type") == "searchResEntry":
+                yield e["dn"], e["raw_attributes"]
+        result = conn.result or {}
+        if result.get("result") != 0:  # a part of the export missing must not pass for all of it
+            from lightwave.admin._client import describe
+            from lightwave.cli import CLIError
+
+            raise CLIError(f"export of {base}: {describe(result, 'search', None)}")
+        cookie = result.get("controls", {}).get(PAGED_OID, {}).get("value", {}).get("cookie")
+        if not cookie:
+            return
+
+
+def parents_first(entries: Iterable[tuple[str, T]], base: str) -> Iterator[tuple[str, T]]:
+    """``entries`` (DN, anything) of the subtree at ``base``, each after its parent, so that an
+    import can add them in turn. A server returns a subtree in its own order (slapd's: by entry
+    id), which can put an entry moved under a newer parent before that parent. Entries
+    wait only while their parent has not come; any whose parent never comes (one the
+    exporting account may not read) follow at the end."""
+    seen: set[DNKey] = set()
+    waiting: dict[DNKey, list[tuple[str, T]]] = {}
+    root = _key(base)
+    for dn, item in entries:
+        key = _key(dn)
+        parent = key[1:]
+        if key != root and parent not in seen:
+            waiting.setdefault(parent, []).append((dn, item))
+            continue
+        ready = [(key, dn, item)]
+        while ready:
+            k, d, it = ready.pop()
+            seen.add(k)
+            yield d, it
+            for cd, citem in reversed(waiting.pop(k, [])):
+                ready.append((_key(cd), cd, citem))
+    for rest in waiting.values():
+        yield from rest
+
+
+DNKey = tuple[tuple[tuple[str, str], ...], ...]
+
+
+def _key(dn: str) -> DNKey:
+    """A DN compared as a server would for ordering purposes: RDNs, types and values lower-cased."""
+    try:
+        rdns = dnmod.parse_dn(dn)
+    except LDAPError:  # not a DN: compared as text
+        return ((("", dn.lower()),),)
+    return tuple(tuple(sorted((t.lower(), v.lower()) for t, v in rdn)) for rdn in rdns)

@@ -190,3 +190,37 @@ def test_a_data_directory_keeps_its_domain(tmp_path_factory: pytest.TempPathFact
     assert f"{first.data_dir} holds the forest of domain corp.example.com, not lightwave.local" in r.stderr, r.stderr
     r = lw("ldif", "export", "--data-dir", first.data_dir)  # offline tools take the data directory's domain too
     assert r.returncode == 0 and "dn: dc=corp,dc=example,dc=com" in r.stdout, r.stderr
+
+
+def test_an_online_export_lists_parents_first_and_imports(server, tmp_path) -> None:
+    """Every entry after its parent, so that the export imports: it wrote each page of 500
+    backwards (ldap3's paged generator pops them), children before parents, and an import of
+    it failed. Includes an entry moved under a parent created after it."""
+    r = run_tool("ldapadd", "-H", server.url, "-x", "-D", ADMIN, "-w", ADMIN_PW, input=(
+        f"dn: ou=mvA,{BASE}\nobjectClass: organizationalUnit\nou: mvA\n\n"
+        f"dn: cn=mover,ou=mvA,{BASE}\nobjectClass: device\ncn: mover\n\n"
+        f"dn: ou=mvZ,{BASE}\nobjectClass: organizationalUnit\nou: mvZ\n\n"))
+    assert r.returncode == 0, r.stderr
+    r = run_tool("ldapmodrdn", "-H", server.url, "-x", "-D", ADMIN, "-w", ADMIN_PW, "-s", f"ou=mvZ,{BASE}",
+                 f"cn=mover,ou=mvA,{BASE}", "cn=mover")
+    assert r.returncode == 0, r.stderr
+    r = lw("ldif", "export", "--server", server.url, env_extra={"LIGHTWAVE_PASSWORD": ADMIN_PW})
+    assert r.returncode == 0, r.stderr
+    dns = [line[4:].lower() for line in r.stdout.splitlines() if line.startswith("dn: ")]
+    assert f"cn=mover,ou=mvz,{BASE}" in dns and len(dns) > 20
+    where = {dn: i for i, dn in enumerate(dns)}
+    for i, dn in enumerate(dns):
+        parent = dn.split(",", 1)[1] if "," in dn else ""
+        assert where.get(parent, -1) < i, (dn, "before its parent")
+    dump = tmp_path / "online.ldif"
+    dump.write_text(r.stdout)
+    r = lw("ldif", "import", str(dump), "--data-dir", str(tmp_path / "copy"), "--quiet")
+    assert r.returncode == 0 and "0 failed" in r.stderr, r.stderr
+    again = lw("ldif", "export", "--data-dir", str(tmp_path / "copy"), "--base", f"ou=mvZ,{BASE}")
+    assert again.returncode == 0 and f"dn: cn=mover,ou=mvZ,{BASE}" in again.stdout, again.stderr
+
+
+def test_an_online_export_of_a_missing_base_fails(server) -> None:
+    r = lw("ldif", "export", "--server", server.url, "--base", f"ou=nowhere,{BASE}",
+           env_extra={"LIGHTWAVE_PASSWORD": ADMIN_PW})
+    assert r.returncode == 1 and "export of ou=nowhere" in r.stderr and "Traceback" not in r.stderr, r.stderr
