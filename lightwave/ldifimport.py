@@ -190,6 +190,7 @@ def import_ldif(cfg: NodeConfig, path: str, *, keep_going: bool = False, quiet: 
                 else:
                     flush()
             except UnicodeDecodeError:
+                flush()  # the records before it are in, as before a malformed record
                 raise CLIError(f"{path}: not UTF-8 text (LDIF carries other bytes base64-encoded, 'attr:: ...')") from None
         store.env.sync(True)
     finally:
@@ -340,7 +341,16 @@ class _Preparer:
     def _pooled(self, blocks: Iterator[Block]) -> Iterator[PreparedBlock]:
         window: collections.deque[Any] = collections.deque()
         limit = 2 * self.jobs + 1
-        for b in self._with_ids(blocks):
+        todo = self._with_ids(blocks)
+        while True:
+            try:
+                b = next(todo)
+            except StopIteration:
+                break
+            except Exception:  # reading the file failed (not UTF-8...): the blocks read before it first
+                while window:
+                    yield window.popleft().get()
+                raise
             window.append(self.pool.apply_async(_prepare_in_worker, (b,)))
             if len(window) >= limit:
                 yield window.popleft().get()

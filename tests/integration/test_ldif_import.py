@@ -187,3 +187,25 @@ def test_a_slapcat_export_from_openldap_imports(tmp_path) -> None:
     assert "entryUUID: 0b7c1c2e-7b15-1041-8a12-978fd8eb828a\n" in export.stdout
     assert "createTimestamp: 20240102030405Z\n" in export.stdout
     assert "CSN" not in export.stdout
+
+
+def test_a_file_that_is_not_utf8_stops_with_what_came_before_it_in(tmp_path) -> None:
+    """The import reads the file a block at a time; a block that is not UTF-8 stops it, and
+    every block read before it is in (they were being prepared ahead, and were dropped)."""
+    text = people_ldif(1500)
+    cut = text.index("dn: uid=p1400,")
+    raw = text[:cut].encode() + b"dn: uid=latin,ou=people," + BASE.encode() + b"\ncn: Jos\xe9\n\n" + text[cut:].encode()
+    read = (cut // BLOCK_BYTES) * BLOCK_BYTES  # the characters read before the block that fails (ASCII before it)
+    good = text[:text.rfind("\n\n", 0, read) + 2]
+    assert good.count("dn: uid=p") > 1000  # two blocks in
+    last = f"=p{good.count('dn: uid=p') - 1}".encode()
+    following = f"=p{good.count('dn: uid=p')}".encode()
+    f = tmp_path / "latin1.ldif"
+    f.write_bytes(raw)
+    data = tmp_path / "var"
+    r = lw("ldif", "import", str(f), "--data-dir", str(data), "--quiet")
+    assert r.returncode == 1 and "not UTF-8 text" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    stored, rebuilt = _index_rows(str(data))
+    assert stored == rebuilt
+    uid_keys = {k for k, _ in stored["uid"]}
+    assert b"=p0" in uid_keys and last in uid_keys and following not in uid_keys

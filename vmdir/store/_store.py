@@ -409,7 +409,7 @@ def entry_uuid(e: StoredEntry) -> bytes:
     """The 16 bytes of ``e``'s entryUUID. Raises StoreError if it has none."""
     try:
         v = e.attrs["entryuuid"][0].decode("ascii")
-        if len(v) == 36:  # the usual 8-4-4-4-12 form: 4x faster than uuid.UUID
+        if len(v) == 36:  # the usual 8-4-4-4-12 form: about 3x faster than uuid.UUID
             b = bytes.fromhex(v.replace("-", ""))
             if len(b) == 16 and v[8] == v[13] == v[18] == v[23] == "-":
                 return b

@@ -55,7 +55,7 @@ def test_new_uuid_in_a_forked_child_does_not_repeat_the_parent() -> None:
     assert UUID4.match(child) and child != mine
 
 
-@pytest.mark.parametrize("ts", [0.0, 1_700_000_000.0, 1_700_000_000.999, 1_700_000_001.0, 1_700_000_000.5, 2_000_000_000.25])
+@pytest.mark.parametrize("ts", [-0.5, 0.0, 1_700_000_000.0, 1_700_000_000.999, 1_700_000_001.0, 1_700_000_000.5, 2_000_000_000.25])
 def test_gentime_equals_the_formatted_time(ts: float) -> None:
     want = dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y%m%d%H%M%SZ").encode()
     assert gentime(ts) == want
