@@ -47,7 +47,10 @@ def import_online(args: argparse.Namespace) -> int:
 
 
 def export_online(args: argparse.Namespace) -> int:
-    conn = connect(args)
+    from lightwave.admin._client import Client
+
+    client = Client.open(args)
+    conn = client.conn
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     n = 0
     try:
@@ -58,7 +61,8 @@ def export_online(args: argparse.Namespace) -> int:
                      for v in e["raw_attributes"].get("namingContexts", [])]
             bases = [b.decode() if isinstance(b, bytes) else b for b in bases]
         for base in bases:
-            for dn, attrs in parents_first(_subtree(conn, base), base):
+            found = client.entries(base, "(objectClass=*)", ["*", "+"], scope="SUBTREE", action="export")
+            for dn, attrs in parents_first(found, base):
                 out.write(ldif.format_entry(dn, sorted(attrs.items(), key=lambda a: a[0].lower() != "objectclass")))
                 n += 1
     finally:
@@ -67,30 +71,6 @@ def export_online(args: argparse.Namespace) -> int:
             out.close()
     print(f"exported {n} entries", file=sys.stderr)
     return 0
-
-
-PAGED_OID = "1.2.840.113556.1.4.319"
-
-
-def _subtree(conn: Any, base: str, page: int = 500) -> Iterator[tuple[str, dict[str, list[bytes]]]]:
-    """(DN, raw attributes) of every entry under ``base``, in the order the server sent them,
-    a page at a time. (ldap3's own paged_search generator yields each page backwards, which
-    put children before their parents.)"""
-    cookie: bytes | None = None
-    while True:
-        conn.search(base, "(objectClass=*)", attributes=["*", "+"], paged_size=page, paged_cookie=cookie)
-        for e in conn.response or []:
-            if e.get("type") == "searchResEntry":
-                yield e["dn"], e["raw_attributes"]
-        result = conn.result or {}
-        if result.get("result") != 0:  # a part of the export missing must not pass for all of it
-            from lightwave.admin._client import describe
-            from lightwave.cli import CLIError
-
-            raise CLIError(f"export of {base}: {describe(result, 'search', None)}")
-        cookie = result.get("controls", {}).get(PAGED_OID, {}).get("value", {}).get("cookie")
-        if not cookie:
-            return
 
 
 def parents_first(entries: Iterable[tuple[str, T]], base: str) -> Iterator[tuple[str, T]]:
@@ -119,13 +99,13 @@ def parents_first(entries: Iterable[tuple[str, T]], base: str) -> Iterator[tuple
         yield from rest
 
 
-DNKey = tuple[tuple[tuple[str, str], ...], ...]
+DNKey = tuple[str, ...]
 
 
 def _key(dn: str) -> DNKey:
-    """A DN compared as a server would for ordering purposes: RDNs, types and values lower-cased."""
+    """A DN as a key: its RDNs normalised as the directory does (types lower-cased, values
+    caseIgnore, multi-valued RDNs sorted), leaf first; one that does not parse, as text."""
     try:
-        rdns = dnmod.parse_dn(dn)
-    except LDAPError:  # not a DN: compared as text
-        return ((("", dn.lower()),),)
-    return tuple(tuple(sorted((t.lower(), v.lower()) for t, v in rdn)) for rdn in rdns)
+        return tuple(dnmod.normalize_rdn(rdn) for rdn in dnmod.parse_dn(dn))
+    except LDAPError:
+        return (dn.lower(),)

@@ -16,7 +16,7 @@ import os
 import re
 import ssl
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 from urllib.parse import quote, unquote
@@ -324,14 +324,19 @@ class Client:
     def search(self, base: str, filt: str, attrs: Sequence[str], scope: str = "LEVEL",
                target: Target | None = None, action: str = "search") -> list[tuple[str, Attrs]]:
         """Every entry found, all pages; raises on a failed search."""
-        out: list[tuple[str, Attrs]] = []
+        return list(self.entries(base, filt, attrs, scope, target, action))
+
+    def entries(self, base: str, filt: str, attrs: Sequence[str], scope: str = "LEVEL",
+                target: Target | None = None, action: str = "search") -> Iterator[tuple[str, Attrs]]:
+        """``search``, a page at a time, in the server's order. (ldap3's own paged_search
+        generator yields each page backwards.)"""
         cookie: bytes | None = None
         while True:
             self._do(self.conn.search, base, filt, search_scope=scope, attributes=list(attrs),
                      paged_size=PAGE, paged_cookie=cookie)
             for e in self.conn.response or ():
                 if e.get("type") == "searchResEntry":
-                    out.append((e["dn"], {k: list(v) for k, v in e["raw_attributes"].items() if v}))
+                    yield e["dn"], {k: list(v) for k, v in e["raw_attributes"].items() if v}
             if self.conn.result.get("result") != 0:
                 self.fail(f"{action} under {base}", target)
             try:
@@ -339,7 +344,7 @@ class Client:
             except (KeyError, TypeError):
                 cookie = None
             if not cookie:
-                return out
+                return
 
     def count(self, base: str, scope: str = "LEVEL") -> int | None:
         """How many entries lie under ``base`` (None if it cannot be searched)."""

@@ -223,4 +223,4 @@ def test_an_online_export_lists_parents_first_and_imports(server, tmp_path) -> N
 def test_an_online_export_of_a_missing_base_fails(server) -> None:
     r = lw("ldif", "export", "--server", server.url, "--base", f"ou=nowhere,{BASE}",
            env_extra={"LIGHTWAVE_PASSWORD": ADMIN_PW})
-    assert r.returncode == 1 and "export of ou=nowhere" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == 1 and f"export under ou=nowhere,{BASE}: noSuchObject (32)" in r.stderr and "Traceback" not in r.stderr, r.stderr
