@@ -23,18 +23,13 @@ if __package__ in (None, ""):  # run as a file: python bench/write_latency.py
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import data as D  # noqa: E402
-from bench.repl_bench import Client  # noqa: E402
+from bench.repl_bench import Client, pct_ms  # noqa: E402
 from bench.servers import LightwaveServer, SlapdServer, remove  # noqa: E402
 from vmdir.proto.messages import BindRequest  # noqa: E402
 
 BASE_LDIF = (f"dn: {D.SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\ndc: lightwave\no: lightwave\n\n"
              f"dn: cn=Users,{D.SUFFIX}\nobjectClass: organizationalRole\ncn: Users\n\n"
              f"dn: {D.ADMIN_DN}\nobjectClass: person\ncn: Administrator\nsn: Administrator\n\n")
-
-
-def percentile(ms: list[float], q: float) -> float:
-    s = sorted(ms)
-    return s[min(len(s) - 1, int(len(s) * q))]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     servers = {"lightwave": LightwaveServer(os.path.join(work, "lw"), nosync=a.nosync, workers=a.workers, log=quiet)}
     if not a.skip_slapd:
         servers["slapd"] = SlapdServer(os.path.join(work, "slapd"), nosync=a.nosync, log=quiet)
-    lat: dict[str, list[float]] = {name: [] for name in servers}
+    lat: dict[str, list[int]] = {name: [] for name in servers}  # ns
     try:
         clients = {}
         for name, srv in servers.items():
@@ -74,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                     t0 = time.perf_counter_ns()
                     c.modify(D.ADMIN_DN, "description", f"write {r} {i}".encode())
                     if i >= a.warmup:
-                        lat[name].append((time.perf_counter_ns() - t0) / 1e6)
+                        lat[name].append(time.perf_counter_ns() - t0)
     except Exception as exc:  # noqa: BLE001 - a benchmark reports, it does not fail the build
         print(f"problem: {type(exc).__name__}: {exc}")
     finally:
@@ -86,16 +81,15 @@ def main(argv: list[str] | None = None) -> int:
           f"(+{a.warmup} unmeasured) per server, alternating")
     print(f"{'server':12s} {'writes':>7s} {'p50 ms':>8s} {'p90 ms':>8s} {'p99 ms':>8s}   vs slapd: p50   p99")
     ref = lat.get("slapd") or []
-    for name, ms in lat.items():
-        if not ms:
+    for name, ns in lat.items():
+        if not ns:
             print(f"{name:12s} {'-':>7s}")
             continue
+        p50, p90, p99 = (pct_ms(ns, q) or 0.0 for q in (0.5, 0.9, 0.99))
         ratio = ""
         if name != "slapd" and ref:
-            ratio = (f"   {percentile(ms, 0.5) / percentile(ref, 0.5):9.2f}x "
-                     f"{percentile(ms, 0.99) / percentile(ref, 0.99):5.2f}x")
-        print(f"{name:12s} {len(ms):7,d} {percentile(ms, 0.5):8.3f} {percentile(ms, 0.9):8.3f} "
-              f"{percentile(ms, 0.99):8.3f}{ratio}")
+            ratio = f"   {p50 / (pct_ms(ref, 0.5) or 1):9.2f}x {p99 / (pct_ms(ref, 0.99) or 1):5.2f}x"
+        print(f"{name:12s} {len(ns):7,d} {p50:8.3f} {p90:8.3f} {p99:8.3f}{ratio}")
     print("   below 1.00x is better for Lightwave; absolute figures depend on the machine, ratios less so")
     return 0
 
