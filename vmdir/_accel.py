@@ -13,7 +13,7 @@ from importlib.machinery import EXTENSION_SUFFIXES
 
 GROUP = "vmdir._native"  # mypyc's shared library: vmdir/_native__mypyc.*.so
 
-# the per-request path of the directory: codec, protocol core, model, store, directory
+# the per-request path of the directory: codec, protocol core, model, store, directory, audit log
 COMPILED = (
     "vmdir.ber._prim", "vmdir.ber._codec", "vmdir.ber._filter", "vmdir.ber._frame",
     "vmdir.proto.connection",
@@ -23,6 +23,7 @@ COMPILED = (
     "vmdir.store._store", "vmdir.store._entrycodec",
     "vmdir.directory._directory", "vmdir.directory._dit", "vmdir.directory._acl",
     "vmdir.directory._session", "vmdir.directory._groups", "vmdir.directory._ppolicy",
+    "vmdir.server.audit",
 )
 
 

@@ -249,8 +249,10 @@ class Directory:
     def _canon(self, desc: str) -> str:
         return self.schema.canonical_attr(desc)
 
-    def _read_entry(self, r: ReadTxn, entry_id: int) -> StoredEntry | None:
-        e = r.get(entry_id)
+    def _read_entry(self, r: ReadTxn, entry_id: int, names: frozenset[str] | None = None) -> StoredEntry | None:
+        """The live entry ``entry_id`` with its DN, or None; with ``names``, only those
+        attributes and no metadata (``ReadTxn.get_some``: to read, never to write back)."""
+        e = r.get(entry_id) if names is None else r.get_some(entry_id, names)
         if e is None or e.deleted:
             return None
         e.dn, e.ndn, _ = self.dit.dn_of(r, entry_id, e.parent_id, e.rdn)
@@ -476,13 +478,14 @@ class Directory:
             s.method = "simple"
         return out
 
-    def _principal(self, r: ReadTxn, name: str) -> StoredEntry | None:
-        """The entry a bind name designates: a DN, or a user principal name (user@domain)."""
+    def _principal(self, r: ReadTxn, name: str, names: frozenset[str] | None = None) -> StoredEntry | None:
+        """The entry a bind name designates: a DN, or a user principal name (user@domain);
+        with ``names``, only those attributes (as ``_read_entry``)."""
         name = name.strip()
         if "=" not in name and "@" in name:
             ids = r.index_ids("userprincipalname", KIND_EQ + self.schema.eq_key("userprincipalname", name.encode()))
             if ids:
-                return self._read_entry(r, ids[0])
+                return self._read_entry(r, ids[0], names)
             local, _, domain = name.rpartition("@")
             if not local or not domain:
                 return None
@@ -493,7 +496,7 @@ class Directory:
         except LDAPError:
             return None
         eid, _, _ = self.dit.resolve(r, rdns)
-        return self._read_entry(r, eid) if eid is not None else None
+        return self._read_entry(r, eid, names) if eid is not None else None
 
     def _password_login(self, s: Session, name: str, password: bytes, allow_slow: bool = True,
                         want_pp: bool = False) -> Outcome:
@@ -506,7 +509,7 @@ class Directory:
         """
         with self.store.read() as r:
             self._begin(r)
-            e = self._principal(r, name)
+            e = self._principal(r, name, LOGIN_ATTRS)
             if e is None:
                 # the same work as a real check, so timing does not tell whether the DN exists
                 if not allow_slow and _slow_hash(self._dummy_hash):
@@ -1833,6 +1836,14 @@ def _first(pair: tuple[bytes, bytes]) -> bytes:
 def _slow_hash(stored: bytes) -> bool:
     return pw.scheme_of(stored) not in _FAST_SCHEMES
 
+
+
+# what a password bind reads of the account (_password_login, the ppolicy checks, _disabled):
+# decoding only these is a third of a bind's cost less than decoding the whole entry
+LOGIN_ATTRS = frozenset({
+    "userpassword", "accountdisabled", "createtimestamp", "pwdaccountlockedtime", "pwdfailuretime",
+    "pwdchangedtime", "pwdreset", "pwdgraceusetime",
+})
 
 
 def _disabled(e: StoredEntry) -> bool:

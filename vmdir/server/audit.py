@@ -15,9 +15,30 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
-_ENCODE = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode  # json.dumps builds one per call
+_ENCODE: Final = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode  # json.dumps builds one per call
+_STRING: Final = json.encoder.encode_basestring  # the JSON string form, as _ENCODE writes strings
+
+
+_KEYS: Final[dict[str, str]] = {}  # '"key": ' by key (the events use a few dozen keys)
+
+
+def encode(rec: dict[str, Any]) -> str:
+    """``rec`` as one line of JSON, keys sorted. A record of strings only (a bind's: event,
+    who, peer, dn) is written directly, the same text at a third of the encoder's cost."""
+    parts = []
+    for k in sorted(rec):
+        v = rec[k]
+        if type(v) is not str:
+            return _ENCODE(rec)
+        key = _KEYS.get(k)
+        if key is None:
+            key = _STRING(k) + ": "
+            if len(_KEYS) < 256:
+                _KEYS[k] = key
+        parts.append(key + _STRING(v))
+    return "{" + ", ".join(parts) + "}"
 
 HELD_EVENTS = frozenset({"bind"})
 HOLD_SECONDS = 1.0
@@ -38,7 +59,7 @@ class AuditLog:
     def __call__(self, rec: dict[str, Any]) -> None:
         now = self._clock()
         second = int(now)
-        line = f"{self._stamp_of(second)} [audit] audit {_ENCODE(rec)}\n"
+        line = f"{self._stamp_of(second)} [audit] audit {encode(rec)}\n"
         with self._lock:
             if self.hold > 0 and rec.get("event") in HELD_EVENTS:
                 if not self._held:

@@ -10,6 +10,7 @@ from vmdir.store._entrycodec import (
     decode_wire,
     encode_body,
     decode_entry,
+    decode_some,
     encode_entry,
 )
 from vmdir.store._store import (
@@ -32,7 +33,7 @@ from vmdir.store._store import (
 )
 
 __all__ = [
-    "FLAG_DELETED", "AttrMeta", "StoredEntry", "ValueMeta", "decode_body", "decode_wire", "encode_body", "decode_entry",
+    "FLAG_DELETED", "AttrMeta", "StoredEntry", "ValueMeta", "decode_body", "decode_wire", "encode_body", "decode_entry", "decode_some",
     "encode_entry", "KIND_EQ", "MAX_KEY", "KIND_PRES", "KIND_SUB", "KIND_SUBFINAL", "KIND_SUBINIT", "SUB_N",
     "IndexKeys", "ReadTxn", "Store", "StoreError", "WriteTxn", "cap_key", "entry_uuid", "pack_u64", "unpack_u64",
 ]

@@ -74,3 +74,18 @@ def test_hold_zero_writes_every_line_at_once() -> None:
     log = AuditLog(out, hold=0)
     log({"event": "bind", "dn": "cn=a"})
     assert [e["dn"] for e in events(out)] == ["cn=a"]
+
+
+def test_a_record_of_strings_is_written_as_the_json_encoder_writes_it() -> None:
+    from vmdir.server.audit import _ENCODE, encode
+    recs = [
+        {"event": "bind", "who": "uid=a,dc=x", "peer": "127.0.0.1:4000", "dn": "uid=a,dc=x"},
+        {"event": "bind", "dn": 'cn=Quote "q",cn=back\\slash,cn=tab\there', "who": "cn=Ünïcödé ☃,dc=x"},
+        {"event": "bind", "dn": "cn=nul\x00and\x1fcontrols\u2028"},
+        {},
+    ]
+    for rec in recs:
+        assert encode(rec) == _ENCODE(rec)
+        assert json.loads(encode(rec)) == rec
+    mixed = {"event": "lockout", "dn": "cn=a", "failures": 5, "how": {"via": "uid"}}
+    assert encode(mixed) == _ENCODE(mixed)

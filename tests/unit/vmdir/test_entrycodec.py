@@ -1,0 +1,73 @@
+"""decode_some: the named attributes of a stored entry, stepping over the others."""
+from __future__ import annotations
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vmdir.store import StoredEntry, ValueMeta, decode_entry, decode_some, encode_entry
+from vmdir.store._entrycodec import _skip
+
+INV = bytes(range(16))
+names = st.one_of(
+    st.sampled_from(["userpassword", "cn", "pwdfailuretime", "member", "objectclass"]),
+    st.text("abcdefghijklmnopqrstuvwxyz;-", min_size=1, max_size=40),  # past 31: not a fixstr
+)
+values = st.lists(st.binary(max_size=300), max_size=4)
+meta = st.tuples(st.integers(0, 2**64 - 1), st.integers(0, 2**32), st.just(INV),
+                 st.integers(0, 2**63 - 1), st.integers(0, 2**64 - 1))
+
+
+@st.composite
+def entries(draw: st.DrawFn) -> StoredEntry:
+    attrs: dict[str, list[bytes]] = {}
+    metas = {}
+    vmeta = {}
+    for name in draw(st.lists(names, max_size=12, unique=True)):
+        vals = draw(values)
+        if vals:
+            attrs[name] = vals
+        metas[name] = draw(meta)  # an attribute with no values left keeps its metadata
+        if draw(st.booleans()):
+            vmeta[name] = [ValueMeta(v, 1, 2, INV, 3, 4, draw(st.booleans())) for v in vals]
+    return StoredEntry(7, 3, "cn=x", attrs, metas, vmeta, draw(st.integers(0, 1)),
+                       wire_user=draw(st.none() | st.binary(max_size=50)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(entries(), st.frozensets(names, max_size=6))
+def test_decode_some_gives_the_named_attributes_of_decode_entry(e: StoredEntry, wanted: frozenset[str]) -> None:
+    data = encode_entry(e)
+    full = decode_entry(7, data)
+    some = decode_some(7, data, wanted | {"userpassword"})
+    assert some.attrs == {k: v for k, v in full.attrs.items() if k in wanted | {"userpassword"}}
+    assert (some.id, some.parent_id, some.rdn, some.flags, some.wire_user) == (7, 3, "cn=x", e.flags, e.wire_user)
+    assert some.meta == {} and some.vmeta == {}
+
+
+def test_a_cut_or_garbled_record_is_refused_with_valueerror() -> None:
+    e = StoredEntry(7, 3, "cn=x", {"cn": [b"x" * 40], "userpassword": [b"{SSHA}abc"], "sn": [b"y"]},
+                    {"cn": (1, 1, INV, 1, 1), "userpassword": (1, 1, INV, 1, 1), "sn": (1, 1, INV, 1, 1)})
+    data = encode_entry(e)
+    rec = msgpack.unpackb(data)
+    body = rec[4]
+    for cut in range(len(body)):
+        rec[4] = body[:cut]
+        with pytest.raises(ValueError):
+            decode_some(7, msgpack.packb(rec), frozenset({"userpassword"}))
+    rec[4] = b"\xc1" + body[1:]  # a byte msgpack never uses
+    with pytest.raises(ValueError):
+        decode_some(7, msgpack.packb(rec), frozenset({"userpassword"}))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.recursive(
+    st.none() | st.booleans() | st.integers(-2**63, 2**64 - 1) | st.floats() | st.binary(max_size=70000)
+    | st.text(max_size=300),
+    lambda inner: st.lists(inner, max_size=20) | st.dictionaries(st.text(max_size=5), inner, max_size=20),
+    max_leaves=40))
+def test_skip_steps_over_any_msgpack_object(obj: object) -> None:
+    data = msgpack.packb(obj, use_bin_type=True)
+    assert _skip(data + b"\x01\x02", 0, 1) == len(data)
+    assert _skip(data * 2, 0, 2) == 2 * len(data)
