@@ -420,6 +420,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"unknown workload(s) {bad}; choose from {','.join(WORKLOADS)}")
     a.conns = [int(c) for c in a.conns.split(",") if c.strip()]
     a.workdir_parent = a.workdir
+    if a.workdir:
+        os.makedirs(a.workdir, exist_ok=True)  # a parent that does not exist yet is made, as --keep expects
     return a
 
 

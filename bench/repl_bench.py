@@ -885,6 +885,8 @@ def guarded(problems: list[str], what: str, fn, *a):
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     t_begin = time.monotonic()
+    if args.workdir:
+        os.makedirs(args.workdir, exist_ok=True)
     work = tempfile.mkdtemp(prefix="lwrepl-", dir=args.workdir)
     problems: list[str] = []
     tag = "%x" % (int(time.time()) & 0xFFFFFF)
