@@ -1839,7 +1839,7 @@ def _slow_hash(stored: bytes) -> bool:
 
 
 # what a password bind reads of the account (_password_login, the ppolicy checks, _disabled):
-# decoding only these is a third of a bind's cost less than decoding the whole entry
+# decoding only these takes a fifth off a bind's instructions (callgrind: 353k -> 290k)
 LOGIN_ATTRS = frozenset({
     "userpassword", "accountdisabled", "createtimestamp", "pwdaccountlockedtime", "pwdfailuretime",
     "pwdchangedtime", "pwdreset", "pwdgraceusetime",

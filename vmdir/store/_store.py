@@ -172,7 +172,7 @@ class Store:
 
 class Reading:
     """``with store.read() as r``: a read transaction. A class rather than a generator with
-    contextlib: entering and leaving cost a quarter as much, on every operation."""
+    contextlib, whose entering and leaving run Python-level code on every operation."""
 
     __slots__ = ("store", "txn")
 

@@ -286,14 +286,3 @@ def test_generate_password() -> None:
     with pytest.raises(ValueError):
         generate_password(7)
 
-
-@settings(max_examples=500, deadline=None)
-@given(st.one_of(
-    st.binary(max_size=40),
-    st.builds(lambda name, rest: b"{" + name + b"}" + rest,
-              st.binary(max_size=36) | st.text("aZ09._-}{ ", max_size=36).map(str.encode), st.binary(max_size=8)),
-))
-def test_the_scheme_prefix_reads_as_the_regular_expression_says(stored: bytes) -> None:
-    m = pwmod._SCHEME_RE.match(stored)
-    want = (m.group(1).decode("ascii").upper(), m.end()) if m else None
-    assert pwmod._scheme(stored) == want
