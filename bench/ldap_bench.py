@@ -421,7 +421,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a.conns = [int(c) for c in a.conns.split(",") if c.strip()]
     a.workdir_parent = a.workdir
     if a.workdir:
-        os.makedirs(a.workdir, exist_ok=True)  # a parent that does not exist yet is made, as --keep expects
+        os.makedirs(a.workdir, exist_ok=True)  # made if it does not exist yet
     return a
 
 

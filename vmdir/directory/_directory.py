@@ -1837,7 +1837,6 @@ def _slow_hash(stored: bytes) -> bool:
     return pw.scheme_of(stored) not in _FAST_SCHEMES
 
 
-
 # what a password bind reads of the account (_password_login, the ppolicy checks, _disabled):
 # decoding only these takes a fifth off a bind's instructions (callgrind: 353k -> 290k)
 LOGIN_ATTRS = frozenset({

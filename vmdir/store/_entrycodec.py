@@ -190,8 +190,9 @@ def _encoded_names(names: frozenset[str]) -> tuple[dict[bytes, str], int]:
     if hit is None:
         lengths = 0
         for n in names:
-            if len(n.encode()) < 32:
-                lengths |= 1 << len(n.encode())
+            size = len(n.encode())  # a fixstr's length is in bytes
+            if size < 32:
+                lengths |= 1 << size
         hit = _ENCODED[names] = ({msgpack.packb(n): n for n in names}, lengths)
     return hit
 

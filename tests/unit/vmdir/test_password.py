@@ -285,4 +285,3 @@ def test_generate_password() -> None:
     assert len(generate_password(64)) == 64
     with pytest.raises(ValueError):
         generate_password(7)
-
