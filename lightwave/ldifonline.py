@@ -14,16 +14,16 @@ T = TypeVar("T")
 
 
 def connect(args: argparse.Namespace) -> Any:
-    """The bound ldap3 connection of the admin commands' contract: ldap:// or ldaps:// with
-    --user and a password, or ldapi:// with SASL EXTERNAL (root or the server's user, no
-    password)."""
+    """The admin commands' client (``lightwave.admin._client.Client``), bound as their contract
+    says: ldap:// or ldaps:// with --user and a password, or ldapi:// with SASL EXTERNAL (root
+    or the server's user, no password)."""
     from lightwave.admin._client import Client
 
-    return Client.open(args).conn
+    return Client.open(args)
 
 
 def import_online(args: argparse.Namespace) -> int:
-    conn = connect(args)
+    conn = connect(args).conn
     added = failed = 0
     fh = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")
     try:
@@ -47,26 +47,20 @@ def import_online(args: argparse.Namespace) -> int:
 
 
 def export_online(args: argparse.Namespace) -> int:
-    from lightwave.admin._client import Client
-
-    client = Client.open(args)
-    conn = client.conn
+    client = connect(args)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     n = 0
     try:
-        bases = [args.base] if args.base else []
-        if not bases:
-            conn.search("", "(objectClass=*)", search_scope="BASE", attributes=["namingContexts"])
-            bases = [v for e in conn.response if e.get("type") == "searchResEntry"
-                     for v in e["raw_attributes"].get("namingContexts", [])]
-            bases = [b.decode() if isinstance(b, bytes) else b for b in bases]
+        bases = [args.base] if args.base else [
+            v.decode() for _, attrs in client.search("", "(objectClass=*)", ["namingContexts"], scope="BASE")
+            for v in attrs.get("namingContexts", [])]
         for base in bases:
             found = client.entries(base, "(objectClass=*)", ["*", "+"], scope="SUBTREE", action="export")
             for dn, attrs in parents_first(found, base):
                 out.write(ldif.format_entry(dn, sorted(attrs.items(), key=lambda a: a[0].lower() != "objectclass")))
                 n += 1
     finally:
-        conn.unbind()
+        client.conn.unbind()
         if args.output:
             out.close()
     print(f"exported {n} entries", file=sys.stderr)
