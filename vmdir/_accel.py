@@ -16,7 +16,7 @@ GROUP = "vmdir._native"  # mypyc's shared library: vmdir/_native__mypyc.*.so
 # the per-request path of the directory: codec, protocol core, model, store, directory, audit log
 COMPILED = (
     "vmdir.ber._prim", "vmdir.ber._codec", "vmdir.ber._filter", "vmdir.ber._frame",
-    "vmdir.proto.connection",
+    "vmdir.proto.messages", "vmdir.proto.events", "vmdir.proto.connection",
     "vmdir.model.dn", "vmdir.model.match", "vmdir.model.ldif", "vmdir.model.password",
     "vmdir.model.schema._rules", "vmdir.model.schema._schema", "vmdir.model.schema._prep",
     "vmdir.model.schema._syntax",

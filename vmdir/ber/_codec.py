@@ -446,8 +446,10 @@ _RESPONSE_ENCODERS: dict[type, Callable[[Any], bytes]] = {
 }
 
 
-def encode_response(msgid: int, response: Response, controls: tuple[Control, ...] = ()) -> bytes:
-    """Return the LDAPMessage carrying ``response`` under ``msgid``.
+def encode_response(msgid: int, response: object, controls: tuple[Control, ...] = ()) -> bytes:
+    """Return the LDAPMessage carrying ``response`` under ``msgid``. (``response`` is typed
+    ``object``: the module is compiled, and a parameter typed with the message union would turn
+    anything else into a TypeError before the LocalProtocolError promised here.)
 
     Raises:
         LocalProtocolError: ``response`` is not a response value, ``msgid`` is
@@ -563,8 +565,9 @@ _REQUEST_ENCODERS: dict[type, Callable[[Any], bytes]] = {
 }
 
 
-def encode_request(msgid: int, request: Request, controls: tuple[Control, ...] = ()) -> bytes:
-    """Return the LDAPMessage carrying ``request`` under ``msgid`` (client side).
+def encode_request(msgid: int, request: object, controls: tuple[Control, ...] = ()) -> bytes:
+    """Return the LDAPMessage carrying ``request`` under ``msgid`` (client side). (``object``
+    for the reason ``encode_response`` gives.)
 
     Raises:
         LocalProtocolError: ``request`` is not a request value or has a field

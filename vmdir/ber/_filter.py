@@ -171,8 +171,8 @@ def _ctx(tag: int, value: bytes) -> bytes:
     return bytes((tag,)) + encode_length(len(value)) + value
 
 
-def encode_filter(f: Filter) -> bytes:
-    """Return the BER encoding of filter ``f``.
+def encode_filter(f: object) -> bytes:
+    """Return the BER encoding of filter ``f`` (typed ``object``: see ``encode_response``).
 
     Raises:
         LocalProtocolError: ``f`` is not a filter value, or is a Substrings

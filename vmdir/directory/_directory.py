@@ -142,16 +142,26 @@ class _PolicyAnswer:
             exc.controls = ()
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Outcome:
-    """A finished operation: its result plus response controls."""
+    """A finished operation: its result plus response controls. (One per operation: the
+    constructor is written out, compiled, as ``vmdir.proto.messages`` says.)"""
 
-    code: ResultCode = RC.success
-    message: str = ""
-    matched_dn: str = ""
-    controls: tuple[m.Control, ...] = ()
-    extra: Any = None  # op-specific (extended response name/value, bind creds)
-    after: Any = None  # a write op to commit before answering (a bind's failure count)
+    code: ResultCode
+    message: str
+    matched_dn: str
+    controls: tuple[m.Control, ...]
+    extra: Any  # op-specific (extended response name/value, bind creds)
+    after: Any  # a write op to commit before answering (a bind's failure count)
+
+    def __init__(self, code: ResultCode = RC.success, message: str = "", matched_dn: str = "",
+                 controls: tuple[m.Control, ...] = (), extra: Any = None, after: Any = None) -> None:
+        self.code = code
+        self.message = message
+        self.matched_dn = matched_dn
+        self.controls = controls
+        self.extra = extra
+        self.after = after
 
 
 @dataclass(slots=True)

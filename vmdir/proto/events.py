@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from vmdir.proto.messages import Control, Request
+from vmdir.proto.messages import Control, Request, pickle_by_fields
 
 
 class _Sentinel(Enum):
@@ -19,13 +19,19 @@ NEED_DATA = _Sentinel.NEED_DATA
 PAUSED = _Sentinel.PAUSED
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class RequestReceived:
-    """A complete, well-formed request. ``op`` is never an AbandonRequest or UnbindRequest."""
+    """A complete, well-formed request. ``op`` is never an AbandonRequest or UnbindRequest.
+    (One per operation: its constructor is written out, as ``vmdir.proto.messages`` says.)"""
 
     msgid: int
     op: Request
-    controls: tuple[Control, ...] = ()
+    controls: tuple[Control, ...]
+
+    def __init__(self, msgid: int, op: Request, controls: tuple[Control, ...] = ()) -> None:
+        object.__setattr__(self, "msgid", msgid)
+        object.__setattr__(self, "op", op)
+        object.__setattr__(self, "controls", controls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +49,5 @@ class Closed:
 
 
 Event = RequestReceived | Abandoned | Closed | _Sentinel
+
+pickle_by_fields([RequestReceived, Abandoned, Closed])
