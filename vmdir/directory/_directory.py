@@ -340,7 +340,7 @@ class Directory:
                 schema = self.schema
         self.schema = schema
         self.dit.schema = schema
-        self.dit.norm_rdns.cache_clear()
+        self.dit.forget_names()
         self._display.clear()
         self._selections.clear()
         self._schema_gen = gen

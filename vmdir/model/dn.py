@@ -68,6 +68,7 @@ __all__ = [
     "parent_dn",
     "rdn_of",
     "split_rdn",
+    "plain_rdns",
     "is_descendant",
     "clear_caches",
 ]
@@ -146,6 +147,17 @@ def _parse_cached(s: str) -> DNTuple:
     if _SLOW_RE.search(s) is None:
         return _parse_simple(s)
     return _parse_general(s)
+
+
+def plain_rdns(s: str) -> list[str] | None:
+    """The RDNs of ``s`` as written, when it is a plain DN: ASCII, within the limits, and
+    without escapes, quotes, ``+``, ``;``, ``#``, ``<``, ``>``, NUL or TAB/CR/LF, so that
+    every ``,`` separates RDNs (as ``_parse_simple`` takes it). None otherwise, and for the
+    root (``""``). Each string is one RDN for ``parse_dn``, or invalid."""
+    if not s or len(s) > MAX_DN_LENGTH or not s.isascii() or _SLOW_RE.search(s) is not None:
+        return None
+    parts = s.split(",")
+    return parts if len(parts) <= MAX_RDNS else None
 
 
 def _parse_simple(s: str) -> DNTuple:
