@@ -432,6 +432,8 @@ def run_worker(cfg: NodeConfig, slot: int, slots: int, ldapi_fd: int | None = No
 
     ``ldapi_fd`` is the listening unix socket the supervisor made (``open_ldapi``), shared by
     every worker; the supervisor removes its file when it stops."""
+    from vmdir.server import reactor as worker_reactor
+    worker_reactor.install()  # before anything imports twisted.internet.reactor (else: ReactorAlreadyInstalledError)
     from twisted.internet import reactor
     from twisted.logger import Logger
     from twisted.protocols.tls import TLSMemoryBIOFactory
