@@ -22,8 +22,6 @@ readers take ``(d, i, end)`` and return ``(value, next_index)``): ``header``,
 ``expect``, ``end_of``, ``read_uint``, ``read_bool``, ``read_octets``,
 ``read_string``, ``read_string_seq``, ``tlv``, ``integer``, ``octets``,
 ``string``, ``boolean``, ``encode_length`` and the ``T_*`` tag constants.
-``fast_constructor(cls)`` builds frozen slots dataclasses without the frozen
-``__setattr__`` cost (used for hot-path values and events).
 
 Layer 1: pure, no I/O.
 """
@@ -39,7 +37,7 @@ from vmdir.ber._filter import decode_filter, encode_filter
 from vmdir.ber._frame import peek_frame
 from vmdir.ber._prim import (
     MAX_INT, T_BOOLEAN, T_ENUM, T_INTEGER, T_OCTETS, T_SEQUENCE, T_SET, boolean, encode_length, end_of,
-    expect, fast_constructor, header, integer, integer_content, octets, read_bool, read_octets, read_string, read_string_seq,
+    expect, header, integer, integer_content, octets, read_bool, read_octets, read_string, read_string_seq,
     read_uint, string, tlv,
 )
 from vmdir.proto.messages import Filter
@@ -79,5 +77,4 @@ __all__ = [
     "encode_length", "end_of", "expect", "header", "integer", "integer_content", "octets", "read_bool", "read_octets",
     "read_string", "read_string_seq", "read_uint", "string", "tlv",
     # helpers
-    "fast_constructor",
 ]

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Sequence
 from vmdir.ber._filter import decode_filter, encode_filter
 from vmdir.ber._prim import (
     ENUM_SMALL, INT_SMALL, OCTETS, SEQ, SET, T_BOOLEAN, T_ENUM, T_INTEGER, T_SEQUENCE, T_SET, encode_length,
-    end_of, expect, fast_constructor, header, integer, read_bool, read_octets, read_octets_set, read_string,
+    end_of, expect, header, integer, read_bool, read_octets, read_octets_set, read_string,
     read_string_seq, read_uint, string, uint_value, utf8,
 )
 from vmdir.proto.messages import (
@@ -206,13 +206,11 @@ def _d_search(d: bytes, s: int, e: int, fd: int, ft: int) -> SearchRequest:
     flt, j = decode_filter(d, j, e, fd, ft)
     as_, ae = expect(d, j, e, T_SEQUENCE, "attributes")
     end_of(ae, e, "SearchRequest")
-    return _mk_search(
+    return SearchRequest(
         base, scope, deref, size_limit, time_limit, types_only, flt,
         read_string_seq(d, as_, ae, "attributes"),
     )
 
-
-_mk_search = fast_constructor(SearchRequest)
 
 
 def _partial_attribute(d: bytes, s: int, e: int) -> tuple[str, tuple[bytes, ...]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from vmdir.ber._prim import (
-    OCTETS, T_OCTETS, T_SEQUENCE, bool_value, encode_length, expect, fast_constructor, header, string, utf8,
+    OCTETS, T_OCTETS, T_SEQUENCE, bool_value, encode_length, expect, header, string, utf8,
 )
 from vmdir.proto.messages import (
     And, Approx, Equality, Extensible, Filter, GreaterOrEqual, LessOrEqual, Not, Or, Present,
@@ -31,14 +31,7 @@ F_PRESENT = 0x87
 F_APPROX = 0xA8
 F_EXT = 0xA9
 
-_AVA: dict[int, Callable[[str, bytes], Filter]] = {
-    F_EQ: fast_constructor(Equality), F_GE: fast_constructor(GreaterOrEqual),
-    F_LE: fast_constructor(LessOrEqual), F_APPROX: fast_constructor(Approx),
-}
-_mk_and = fast_constructor(And)
-_mk_or = fast_constructor(Or)
-_mk_not = fast_constructor(Not)
-_mk_present = fast_constructor(Present)
+_AVA: dict[int, Callable[[str, bytes], Filter]] = {F_EQ: Equality, F_GE: GreaterOrEqual, F_LE: LessOrEqual, F_APPROX: Approx}
 
 
 # ---------------------------------------------------------------- decoding
@@ -90,14 +83,14 @@ def _filter(d: bytes, i: int, end: int, depth: int, budget: list[int]) -> tuple[
         while j < e:
             f, j = _filter(d, j, e, depth, budget)
             items.append(f)
-        return (_mk_and(tuple(items)) if tag == F_AND else _mk_or(tuple(items))), e
+        return (And(tuple(items)) if tag == F_AND else Or(tuple(items))), e
     if tag == F_PRESENT:
-        return _mk_present(utf8(d, s, e, "present")), e
+        return Present(utf8(d, s, e, "present")), e
     if tag == F_NOT:
         f, j = _filter(d, s, e, depth - 1, budget)
         if j != e:
             raise RemoteProtocolError("'not' filter must hold exactly one filter")
-        return _mk_not(f), e
+        return Not(f), e
     if tag == F_SUB:
         return _substrings(d, s, e), e
     if tag == F_EXT:

@@ -12,14 +12,10 @@ Layer 1: pure, no I/O.
 """
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Callable, TypeVar
-
 from vmdir.proto.results import LocalProtocolError, RemoteProtocolError
 
 MAX_INT = 0x7FFFFFFF  # RFC 4511 maxInt
 
-_T = TypeVar("_T")
 
 # ---------------------------------------------------------------- universal / LDAP tags
 
@@ -318,32 +314,3 @@ def end_of(i: int, end: int, what: str) -> None:
     """Raise RemoteProtocolError unless ``i == end`` (no trailing elements)."""
     if i != end:
         raise RemoteProtocolError("trailing data in %s" % what)
-
-
-# ---------------------------------------------------------------- fast value construction
-
-
-def fast_constructor(cls: type[_T]) -> Callable[..., _T]:
-    """Return a positional constructor for the frozen slots dataclass ``cls``.
-
-    A frozen dataclass ``__init__`` goes through ``object.__setattr__`` for
-    every field; setting the slot descriptors directly builds an identical
-    value about three times faster, which matters on the decode hot path.
-    Every field must be passed. Falls back to ``cls`` itself if the class
-    validates in ``__post_init__`` or does not use slots.
-    """
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    if hasattr(cls, "__post_init__") or not all(
-        type(cls.__dict__.get(n)).__name__ == "member_descriptor" for n in names
-    ):
-        return cls
-    ns: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
-    lines = ["def make(%s):" % ", ".join(names), "    o = _new(_cls)"]
-    for n in names:
-        ns["_set_" + n] = cls.__dict__[n].__set__
-        lines.append("    _set_%s(o, %s)" % (n, n))
-    lines.append("    return o")
-    exec("\n".join(lines), ns)  # noqa: S102 - generated from dataclass field names only
-    make: Callable[..., _T] = ns["make"]
-    make.__qualname__ = make.__name__ = "make_" + cls.__name__
-    return make

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from vmdir.ber import decode_message, encode_response, fast_constructor, notice_of_disconnection, peek_frame
+from vmdir.ber import decode_message, encode_response, notice_of_disconnection, peek_frame
 from vmdir.proto.events import NEED_DATA, PAUSED, Abandoned, Closed, Event, RequestReceived
 from vmdir.proto.messages import (
     RESPONSE_FOR, AbandonRequest, BindRequest, Control, ExtendedRequest,
@@ -46,6 +46,10 @@ class ConnState(Enum):
     TLS_PENDING = "TLS_PENDING"  # StartTLS answered success; PAUSED until tls_started()
     CLOSED = "CLOSED"  # Unbind or EOF seen: next_event() repeats Closed; send() still works
     ERROR = "ERROR"  # an exception was raised: every call but notice_of_disconnection() fails
+
+    # members are singletons: hash by identity, in C (Enum's own __hash__ is a Python call,
+    # made for every state change: _TRANSITIONS is keyed by (state, trigger))
+    __hash__ = object.__hash__
 
 
 OPEN, BINDING, STARTTLS, TLS_PENDING, CLOSED, ERROR = (
@@ -75,8 +79,6 @@ _TRANSITIONS: dict[tuple[ConnState, str], ConnState] = {
 
 _PAUSED_STATES = frozenset({BINDING, STARTTLS, TLS_PENDING})
 
-_request_received = fast_constructor(RequestReceived)
-_abandoned_event = fast_constructor(Abandoned)
 
 
 class _StartTLS:
@@ -316,7 +318,7 @@ class LDAPServerConnection:
                     if len(abandoned) >= self._max_abandoned:
                         del abandoned[next(iter(abandoned))]  # forget the oldest
                     abandoned[target] = gone
-                    return _abandoned_event(target)
+                    return Abandoned(target)
                 continue  # unknown, finished or already abandoned: ignore
             if isinstance(op, UnbindRequest):
                 return self._close("unbind", "unbind_received")
@@ -338,7 +340,7 @@ class LDAPServerConnection:
             if self._abandoned:
                 self._abandoned.pop(msgid, None)  # the msgid now names the new request
             inflight[msgid] = kind
-            return _request_received(msgid, op, controls)
+            return RequestReceived(msgid, op, controls)
 
     # ------------------------------------------------------------ responses in, bytes out
 

@@ -34,11 +34,14 @@ class RequestReceived:
         object.__setattr__(self, "controls", controls)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Abandoned:
     """The peer abandoned ``msgid`` (it was in flight; later responses for it are dropped by send())."""
 
     msgid: int
+
+    def __init__(self, msgid: int) -> None:
+        object.__setattr__(self, "msgid", msgid)
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,9 +63,12 @@ class Or:
         object.__setattr__(self, "filters", filters)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Not:
     filter: "Filter"
+
+    def __init__(self, filter: "Filter") -> None:
+        object.__setattr__(self, "filter", filter)
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -78,24 +81,38 @@ class Equality:
         object.__setattr__(self, "value", value)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Substrings:
     attr: str
     initial: bytes | None
     any: tuple[bytes, ...]
     final: bytes | None
 
+    def __init__(self, attr: str, initial: bytes | None, any: tuple[bytes, ...], final: bytes | None) -> None:
+        object.__setattr__(self, "attr", attr)
+        object.__setattr__(self, "initial", initial)
+        object.__setattr__(self, "any", any)
+        object.__setattr__(self, "final", final)
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class GreaterOrEqual:
     attr: str
     value: bytes
 
+    def __init__(self, attr: str, value: bytes) -> None:
+        object.__setattr__(self, "attr", attr)
+        object.__setattr__(self, "value", value)
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class LessOrEqual:
     attr: str
     value: bytes
+
+    def __init__(self, attr: str, value: bytes) -> None:
+        object.__setattr__(self, "attr", attr)
+        object.__setattr__(self, "value", value)
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -106,10 +123,14 @@ class Present:
         object.__setattr__(self, "attr", attr)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Approx:
     attr: str
     value: bytes
+
+    def __init__(self, attr: str, value: bytes) -> None:
+        object.__setattr__(self, "attr", attr)
+        object.__setattr__(self, "value", value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,6 @@
 """vmdir.ber: framing, request/response codec, robustness, cross-check with ldap3/pyasn1."""
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import pytest
@@ -12,7 +11,6 @@ from vmdir.ber import (
     MAX_INT, decode_entry, decode_filter_value, decode_message, decode_response, encode_entry,
     encode_filter, encode_length, encode_request, encode_response, notice_of_disconnection, peek_frame,
 )
-from vmdir.ber._prim import fast_constructor
 from vmdir.proto.messages import (
     NOTICE_OF_DISCONNECTION_OID, AbandonRequest, AddRequest, AddResponse, And, Approx, BindRequest,
     BindResponse, Change, CompareRequest, CompareResponse, Control, DelRequest, DelResponse, Equality,
@@ -141,19 +139,6 @@ def test_long_values_use_long_form_lengths():
     assert decode_response(pdu) == (1, e, ())
     req = AddRequest("cn=big", (("data", (big,)),))
     assert decode_message(encode_request(2, req)) == (2, req, ())
-
-
-def test_fast_constructor_builds_equal_values():
-    for cls, args in [
-        (SearchRequest, ("b", 2, 0, 1, 2, True, Present("x"), ("cn",))),
-        (Equality, ("cn", b"v")),
-        (And, ((Present("a"),),)),
-    ]:
-        made = fast_constructor(cls)(*args)
-        assert made == cls(*args) and hash(made) == hash(cls(*args))
-        assert type(made) is cls
-        with pytest.raises(dataclasses.FrozenInstanceError):
-            setattr(made, dataclasses.fields(cls)[0].name, None)
 
 
 # ================================================================ known answers (hand-made per RFC 4511)
