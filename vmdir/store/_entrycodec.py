@@ -24,9 +24,12 @@ Layer 2 helper: pure functions, no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 import msgpack
+
+if TYPE_CHECKING:  # mypyc's unboxed integer (no import at run time: it is only an annotation)
+    from mypy_extensions import i64
 
 FORMAT = 2
 FLAG_DELETED = 1  # entry tombstone
@@ -175,6 +178,12 @@ def decode_some(entry_id: int, data: bytes, names: frozenset[str]) -> StoredEntr
 def _pick(body: bytes, wanted: dict[bytes, str], lengths: int, attrs: dict[str, list[bytes]]) -> None:
     """Put into ``attrs`` the values of the attributes of ``body`` named in ``wanted`` (bit n
     of ``lengths`` set: a wanted name has n characters)."""
+    pos: i64
+    count: i64
+    fields: i64
+    b: i64
+    value_at: i64
+    mask: i64 = lengths
     count, pos = _array_header(body, 0)
     for _ in range(count):
         fields, pos = _array_header(body, pos)
@@ -182,7 +191,7 @@ def _pick(body: bytes, wanted: dict[bytes, str], lengths: int, attrs: dict[str, 
             raise ValueError("malformed entry body")
         b = body[pos]
         if 0xA0 <= b <= 0xBF:  # a short str, as nearly every name is
-            if not (lengths >> (b & 0x1F)) & 1:  # no wanted name is that long: not one of them
+            if not (mask >> (b & 0x1F)) & 1:  # no wanted name is that long: not one of them
                 pos = _skip(body, pos + 1 + (b & 0x1F), 3)
                 continue
             value_at = pos + 1 + (b & 0x1F)
@@ -216,9 +225,9 @@ def _encoded_names(names: frozenset[str]) -> tuple[dict[bytes, str], int]:
     return hit
 
 
-def _array_header(data: bytes, pos: int) -> tuple[int, int]:
+def _array_header(data: bytes, pos: i64) -> tuple[i64, i64]:
     """(length, position after the header) of the msgpack array at ``pos``."""
-    b = data[pos]
+    b: i64 = data[pos]
     if 0x90 <= b <= 0x9F:
         return b & 0x0F, pos + 1
     if b == 0xDC:
@@ -228,53 +237,102 @@ def _array_header(data: bytes, pos: int) -> tuple[int, int]:
     raise ValueError("malformed entry body")
 
 
-def _skip(data: bytes, pos: int, count: int) -> int:
-    """The position after the ``count`` msgpack objects from ``pos`` (and everything inside them)."""
-    n = len(data)
-    left = count  # objects still to step over
+def _step_table() -> bytes:
+    """For each first byte of a msgpack object: how far the object reaches when that is fixed
+    by the byte alone (1-32: the whole object, a fixstr's characters included), else one of the
+    ``_S_*`` codes (0: a byte never written here, the ext types and 0xC1)."""
+    t = bytearray(256)
+    for b in range(256):
+        if b <= 0x7F or b >= 0xE0 or b in (0xC0, 0xC2, 0xC3):  # fixint, nil, bool
+            t[b] = 1
+        elif b <= 0x8F:
+            t[b] = _S_FIXMAP
+        elif b <= 0x9F:
+            t[b] = _S_FIXARRAY
+        elif b <= 0xBF:  # fixstr
+            t[b] = 1 + (b & 0x1F)
+        elif b in (0xCC, 0xD0):
+            t[b] = 2
+        elif b in (0xCD, 0xD1):
+            t[b] = 3
+        elif b in (0xCA, 0xCE, 0xD2):
+            t[b] = 5
+        elif b in (0xCB, 0xCF, 0xD3):
+            t[b] = 9
+        elif b in (0xC4, 0xD9):  # bin 8, str 8
+            t[b] = _S_LEN8
+        elif b in (0xC5, 0xDA):
+            t[b] = _S_LEN16
+        elif b in (0xC6, 0xDB):
+            t[b] = _S_LEN32
+        elif b == 0xDC:
+            t[b] = _S_ARRAY16
+        elif b == 0xDD:
+            t[b] = _S_ARRAY32
+        elif b == 0xDE:
+            t[b] = _S_MAP16
+        elif b == 0xDF:
+            t[b] = _S_MAP32
+    return bytes(t)
+
+
+_S_LEN8: Final = 33
+_S_LEN16: Final = 34
+_S_LEN32: Final = 35
+_S_FIXARRAY: Final = 36
+_S_FIXMAP: Final = 37
+_S_ARRAY16: Final = 38
+_S_ARRAY32: Final = 39
+_S_MAP16: Final = 40
+_S_MAP32: Final = 41
+_STEP: Final = _step_table()
+
+
+def _skip(data: bytes, start: int, count: int) -> int:
+    """The position after the ``count`` msgpack objects from ``start`` (and everything inside them).
+
+    One table lookup per object (``_STEP``): nearly every object of an entry body (names,
+    values, the numbers and invocation id of its metadata) is a size known from its first
+    byte, or a length right after it."""
+    n: i64 = len(data)
+    pos: i64 = start
+    left: i64 = count  # objects still to step over
+    b: i64
+    k: i64
     while left:
         if pos >= n:
             raise ValueError("malformed entry body")
         b = data[pos]
+        k = _STEP[b]
         left -= 1
-        if b <= 0x7F or b >= 0xE0 or b == 0xC0 or b == 0xC2 or b == 0xC3:  # fixint, nil, bool
-            pos += 1
-        elif b <= 0x8F:  # fixmap
-            left += 2 * (b & 0x0F)
-            pos += 1
-        elif b <= 0x9F:  # fixarray
+        if k <= 32:
+            if k == 0:  # ext types: never written here
+                raise ValueError("malformed entry body")
+            pos += k
+        elif k == _S_LEN8:
+            pos += 2 + data[pos + 1]
+        elif k == _S_FIXARRAY:
             left += b & 0x0F
             pos += 1
-        elif b <= 0xBF:  # fixstr
-            pos += 1 + (b & 0x1F)
-        elif b == 0xC4 or b == 0xD9:  # bin 8, str 8
-            pos += 2 + data[pos + 1]
-        elif b == 0xC5 or b == 0xDA:  # bin 16, str 16
+        elif k == _S_LEN16:
             pos += 3 + int.from_bytes(data[pos + 1:pos + 3], "big")
-        elif b == 0xC6 or b == 0xDB:  # bin 32, str 32
+        elif k == _S_LEN32:
             pos += 5 + int.from_bytes(data[pos + 1:pos + 5], "big")
-        elif b == 0xCC or b == 0xD0:
-            pos += 2
-        elif b == 0xCD or b == 0xD1:
-            pos += 3
-        elif b == 0xCA or b == 0xCE or b == 0xD2:
-            pos += 5
-        elif b == 0xCB or b == 0xCF or b == 0xD3:
-            pos += 9
-        elif b == 0xDC:  # array 16
+        elif k == _S_FIXMAP:
+            left += 2 * (b & 0x0F)
+            pos += 1
+        elif k == _S_ARRAY16:
             left += int.from_bytes(data[pos + 1:pos + 3], "big")
             pos += 3
-        elif b == 0xDD:  # array 32
+        elif k == _S_ARRAY32:
             left += int.from_bytes(data[pos + 1:pos + 5], "big")
             pos += 5
-        elif b == 0xDE:  # map 16
+        elif k == _S_MAP16:
             left += 2 * int.from_bytes(data[pos + 1:pos + 3], "big")
             pos += 3
-        elif b == 0xDF:  # map 32
+        else:  # _S_MAP32
             left += 2 * int.from_bytes(data[pos + 1:pos + 5], "big")
             pos += 5
-        else:  # ext types: never written here
-            raise ValueError("malformed entry body")
     if pos > n:
         raise ValueError("malformed entry body")
     return pos
