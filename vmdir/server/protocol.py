@@ -393,7 +393,7 @@ class LDAPServerProtocol(Protocol, TimeoutMixin):
         self._finish(msgid, op, out, t0, extra)
 
     def _bound(self, msgid: int, op: m.BindRequest, out: Outcome, t0: float, dn_for_log: str) -> None:
-        extra = f'dn="{dn_for_log}" method={self.session.method} '
+        extra = f'dn="{dn_for_log}" method={self.session.method} ' if self.ctx.log_ops else ""
         if out.after is None:
             self._finish(msgid, op, out, t0, extra)
             return

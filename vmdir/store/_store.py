@@ -114,7 +114,7 @@ class Store:
         self.db_uuid = self._db(b"uuid")
         # (LMDB transaction id, meta values read in that snapshot): every read transaction
         # reads the generations (schema, names, rules, policies), and a snapshot's never change
-        self._meta_memo: tuple[int, dict[str, bytes | None]] = (-1, {})
+        self._meta_memo: tuple[int, dict[str, bytes | None], dict[str, int]] = (-1, {}, {})
         self.db_idx: dict[str, Any] = {}
         for attr in self.indexes:
             self.db_idx[attr] = self._db(b"idx." + attr.encode(), dupsort=True, dupfixed=True)
@@ -185,14 +185,15 @@ class Reading:
         txn = self.txn = store.env.begin(buffers=False)
         # the meta values of this snapshot, shared by the reads of it (in this process)
         tid = txn.id()
-        memo_id, memo = store._meta_memo
+        memo_id, memo, ints = store._meta_memo
         got: dict[str, bytes | None] | None = memo
+        got_ints: dict[str, int] | None = ints
         if tid > memo_id:
-            got = {}
-            store._meta_memo = (tid, got)
+            got, got_ints = {}, {}
+            store._meta_memo = (tid, got, got_ints)
         elif tid < memo_id:  # an older snapshot than the one remembered
-            got = None
-        return ReadTxn(store, txn, got)
+            got = got_ints = None
+        return ReadTxn(store, txn, got, got_ints)
 
     def __exit__(self, *exc: object) -> None:
         self.txn.abort()  # a read transaction changes nothing: ending it is all
@@ -201,12 +202,14 @@ class Reading:
 class ReadTxn:
     """Reads over one LMDB transaction. Methods return plain values."""
 
-    __slots__ = ("store", "txn", "memo")
+    __slots__ = ("store", "txn", "memo", "memo_ints")
 
-    def __init__(self, store: Store, txn: Any, memo: dict[str, bytes | None] | None = None) -> None:
+    def __init__(self, store: Store, txn: Any, memo: dict[str, bytes | None] | None = None,
+                 memo_ints: dict[str, int] | None = None) -> None:
         self.store = store
         self.txn = txn
         self.memo = memo  # meta values of this snapshot (Store.read); None in a write transaction
+        self.memo_ints = memo_ints  # and those read as integers (the generation counters, every operation)
 
     # meta
     def meta(self, name: str) -> bytes | None:
@@ -219,8 +222,16 @@ class ReadTxn:
         return v
 
     def meta_int(self, name: str, default: int = 0) -> int:
+        ints = self.memo_ints
+        if ints is not None:
+            n = ints.get(name)
+            if n is not None:
+                return n
         v = self.meta(name)
-        return unpack_u64(v) if v is not None else default
+        n = unpack_u64(v) if v is not None else default
+        if ints is not None and v is not None:  # (a default is the caller's, not the snapshot's)
+            ints[name] = n
+        return n
 
     def meta_prefix(self, prefix: str) -> Iterator[tuple[str, bytes]]:
         p = prefix.encode()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import shutil
 import subprocess
 
@@ -285,3 +286,18 @@ def test_generate_password() -> None:
     assert len(generate_password(64)) == 64
     with pytest.raises(ValueError):
         generate_password(7)
+
+
+_HEAD_PIECES = st.sampled_from([b"{", b"}", b"SSHA", b"ssha", b"sha", b"PBKDF2-SHA512", b"x" * 31, b"y" * 33, b".",
+                                b"_", b"-", b"!", b" ", b"\xff", b"abc", b"=="])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_HEAD_PIECES, max_size=8).map(b"".join))
+def test_scheme_head_reads_what_the_regular_expression_reads(stored: bytes) -> None:
+    """The remembered ``{SCHEME}`` heads give what matching the whole value gave."""
+    m = re.match(rb"\{([A-Za-z0-9._-]{1,32})\}", stored)
+    want = (m.group(1).decode("ascii").upper(), m.end()) if m else ("", 0)
+    assert pwmod._scheme_head(stored) == want
+    assert pwmod._scheme_head(stored) == want  # from what it remembered
+    assert scheme_of(stored) == (want[0] or None)

@@ -17,6 +17,8 @@ def test_each_snapshot_reads_its_own_meta_values(tmp_path) -> None:
         with store.read() as new:
             assert new.meta_int("gen") == 2
             assert new.meta_int("absent", 7) == 7 and new.meta("absent") is None
+            assert new.meta_int("absent", 9) == 9  # a default is the caller's: never remembered
+            assert new.meta_int("gen") == 2  # from the memo of integers now
         assert old.meta_int("gen") == 1  # still its snapshot's value
         with store.read() as again:
             assert again.meta_int("gen") == 2
