@@ -31,7 +31,9 @@ F_PRESENT = 0x87
 F_APPROX = 0xA8
 F_EXT = 0xA9
 
-_AVA: dict[int, Callable[[str, bytes], Filter]] = {F_EQ: Equality, F_GE: GreaterOrEqual, F_LE: LessOrEqual, F_APPROX: Approx}
+_AVA: dict[int, Callable[[str, bytes], Filter]] = {
+    F_EQ: Equality, F_GE: GreaterOrEqual, F_LE: LessOrEqual, F_APPROX: Approx,
+}
 
 
 # ---------------------------------------------------------------- decoding

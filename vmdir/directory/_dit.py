@@ -52,8 +52,9 @@ class DIT:
 
         A plain DN (``dnmod.plain_rdns``, nearly every one) is normalised an RDN at a time,
         each RDN looked up as written: the DNs of one tenant share all but their leaf, so a
-        DN not seen before costs one new RDN (a quarter of normalising it whole, which a
-        bind over 100,000 people did for a third of its DNs with a whole-DN cache)."""
+        DN not seen before costs one new RDN (3.8 us against 8.3 for normalising it whole,
+        which binds spread over 100,000 people did for a third of their DNs with the
+        whole-DN cache this replaced)."""
         parts = dnmod.plain_rdns(dn)
         if parts is None:
             return self._norm_rdns_cached(dn) if dn else ()

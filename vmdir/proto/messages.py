@@ -11,11 +11,12 @@ and the directory. Conventions:
   peer sent them (descriptions are kept as sent; the directory normalises).
 
 The module is compiled (mypyc, ``vmdir/_accel.py``), so the fields' types are enforced when
-a value is made. The messages every operation makes (a bind's or search's request and answer,
-controls, the common filters) have their constructor written out (``init=False``): compiled,
-it costs a tenth of the one ``dataclass`` generates for a frozen class, which sets each field
-through ``object.__setattr__`` in interpreted code (7.8k instructions for a BindRequest).
-Every message pickles and copies by its fields (``copyreg``, at the end).
+a value is made. The values every operation makes (a bind's or search's request and answer,
+controls, the filters but extensible match; RequestReceived in ``events``) have their
+constructor written out (``init=False``): compiled, it costs a tenth of the one ``dataclass``
+generates for a frozen class, which sets each field through ``object.__setattr__`` in
+interpreted code (7.8k instructions for a BindRequest). Every message pickles and copies by
+its fields (``copyreg``, at the end).
 
 Layer 1: pure, no I/O.
 """

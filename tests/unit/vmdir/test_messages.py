@@ -9,6 +9,7 @@ import copy
 import dataclasses
 import inspect
 import pickle
+import types
 
 import pytest
 
@@ -18,9 +19,9 @@ from vmdir.proto.results import ResultCode
 from vmdir.store import StoredEntry
 
 
-def _classes(module: object) -> list[type]:
+def _classes(module: types.ModuleType) -> list[type]:
     return [c for c in vars(module).values()
-            if isinstance(c, type) and dataclasses.is_dataclass(c) and c.__module__ == module.__name__]  # type: ignore[attr-defined]
+            if isinstance(c, type) and dataclasses.is_dataclass(c) and c.__module__ == module.__name__]
 
 
 CLASSES = _classes(m) + _classes(events)
