@@ -237,6 +237,19 @@ def _array_header(data: bytes, pos: i64) -> tuple[i64, i64]:
     raise ValueError("malformed entry body")
 
 
+# codes of _STEP above 32: objects that reach further than their first byte says (a length
+# follows it, or elements are inside)
+_S_LEN8: Final = 33
+_S_LEN16: Final = 34
+_S_LEN32: Final = 35
+_S_FIXARRAY: Final = 36
+_S_FIXMAP: Final = 37
+_S_ARRAY16: Final = 38
+_S_ARRAY32: Final = 39
+_S_MAP16: Final = 40
+_S_MAP32: Final = 41
+
+
 def _step_table() -> bytes:
     """For each first byte of a msgpack object: how far the object reaches when that is fixed
     by the byte alone (1-32: the whole object, a fixstr's characters included), else one of the
@@ -276,16 +289,7 @@ def _step_table() -> bytes:
     return bytes(t)
 
 
-_S_LEN8: Final = 33
-_S_LEN16: Final = 34
-_S_LEN32: Final = 35
-_S_FIXARRAY: Final = 36
-_S_FIXMAP: Final = 37
-_S_ARRAY16: Final = 38
-_S_ARRAY32: Final = 39
-_S_MAP16: Final = 40
-_S_MAP32: Final = 41
-_STEP: Final = _step_table()
+_STEP: Final = _step_table()  # by a msgpack object's first byte
 
 
 def _skip(data: bytes, start: int, count: int) -> int:
