@@ -212,7 +212,6 @@ def _d_search(d: bytes, s: int, e: int, fd: int, ft: int) -> SearchRequest:
     )
 
 
-
 def _partial_attribute(d: bytes, s: int, e: int) -> tuple[str, tuple[bytes, ...]]:
     attr, j = read_string(d, s, e, "attribute type")
     vs, ve = expect(d, j, e, T_SET, "vals")

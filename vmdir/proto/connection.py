@@ -80,7 +80,6 @@ _TRANSITIONS: dict[tuple[ConnState, str], ConnState] = {
 _PAUSED_STATES = frozenset({BINDING, STARTTLS, TLS_PENDING})
 
 
-
 class _StartTLS:
     """In-flight marker for a StartTLS ExtendedRequest."""
 
