@@ -875,9 +875,13 @@ class Directory:
     # ---------------------------------------------------------------- metadata stamping
 
     def _stamp(self, e: StoredEntry, attrs: set[str], usn: int, now_ms: int) -> None:
+        # the attributes new here share one tuple, which the entry's encoding writes once
+        # (``Any``: compiled, a typed tuple would be built anew at each store)
+        meta: dict[str, Any] = e.meta
+        first: Any = (usn, 1, self.invocation, now_ms, usn)
         for a in attrs:
-            old = e.meta.get(a)
-            e.meta[a] = (usn, (old[1] + 1) if old else 1, self.invocation, now_ms, usn)
+            old = meta.get(a)
+            meta[a] = (usn, old[1] + 1, self.invocation, now_ms, usn) if old else first
 
     def _stamp_values(self, e: StoredEntry, attr: str, added: list[bytes], removed: list[bytes], usn: int, now_ms: int) -> None:
         vm = e.vmeta.setdefault(attr, [])

@@ -108,15 +108,143 @@ def _vm_fields(v: ValueMeta) -> tuple[Any, ...]:
 def encode_body(e: StoredEntry, skip: frozenset[str] = frozenset()) -> bytes:
     """The attributes of ``e`` with their metadata (``[[attr, values, meta, vmeta], ...]``,
     msgpack), leaving out the attributes in ``skip``. Replication sends this too."""
-    attrs = []
     meta, vmeta, values = e.meta, e.vmeta, e.attrs
-    for name in sorted(values.keys() | meta.keys()):
+    names = sorted(values.keys() | meta.keys())
+    try:
+        return _pack_body(names, skip, values, meta, vmeta)
+    except (_NotPlain, TypeError, ValueError):  # a value of another type: msgpack's own packer
+        attrs = []
+        for name in names:
+            if name in skip:
+                continue
+            vm = vmeta.get(name)
+            attrs.append((name, values.get(name, []), meta.get(name),
+                          [_vm_fields(v) for v in vm] if vm else None))
+        return msgpack.packb(attrs, use_bin_type=True)
+
+
+# ------------------------------------------------------------------ writing msgpack
+# The body is written out here rather than by msgpack's packer, which examines the type of
+# each of an entry's few hundred objects in turn: this knows them (str names, bytes values,
+# the metadata's unsigned integers), writes an add's metadata once for all its attributes
+# (it is one tuple), and a name once per process. The same bytes as
+# ``msgpack.packb(..., use_bin_type=True)`` (tests/unit/vmdir/test_entrycodec.py): a third
+# of the time (12 against 4 us for a person).
+
+class _NotPlain(Exception):
+    """A value outside what the writer below handles: the caller falls back to msgpack."""
+
+
+_BYTE: Final = [bytes([n]) for n in range(0x100)]
+_UINT8: Final = [b"\xcc" + b for b in _BYTE]
+_FIXSTR: Final = [bytes([0xA0 | n]) for n in range(32)]
+_BIN8: Final = [b"\xc4" + bytes([n]) for n in range(0x100)]
+_FIXARRAY: Final = [bytes([0x90 | n]) for n in range(16)]
+_NAMES: dict[str, bytes] = {}  # attribute name -> b"\x94" (its 4-element array) + the packed name
+_NAMES_MAX: Final = 4096  # names carry options a client chooses: the cache stops growing there
+
+
+def _uint(n: int) -> bytes:
+    if n < 0x80:
+        if n < 0:
+            raise _NotPlain
+        return _BYTE[n]
+    if n < 0x100:
+        return _UINT8[n]
+    if n < 0x10000:
+        return b"\xcd" + n.to_bytes(2, "big")
+    if n < 0x100000000:
+        return b"\xce" + n.to_bytes(4, "big")
+    if n < 0x10000000000000000:
+        return b"\xcf" + n.to_bytes(8, "big")
+    raise _NotPlain
+
+
+def _str(s: str) -> bytes:
+    b = s.encode()
+    n = len(b)
+    if n < 32:
+        return _FIXSTR[n] + b
+    if n < 0x100:
+        return b"\xd9" + _BYTE[n] + b
+    if n < 0x10000:
+        return b"\xda" + n.to_bytes(2, "big") + b
+    return b"\xdb" + n.to_bytes(4, "big") + b
+
+
+def _head(n: int, short: list[bytes], code16: bytes, code32: bytes) -> bytes:
+    """The header of a bin or array of ``n`` bytes or elements: ``short[n]`` (bin 8, fixarray)
+    while there is one, else a 16- or 32-bit length after ``code16`` / ``code32``."""
+    if n < len(short):
+        return short[n]
+    if n < 0x10000:
+        return code16 + n.to_bytes(2, "big")
+    return code32 + n.to_bytes(4, "big")
+
+
+def _bin_head(n: int) -> bytes:
+    return _head(n, _BIN8, b"\xc5", b"\xc6")
+
+
+def _array_head(n: int) -> bytes:
+    return _head(n, _FIXARRAY, b"\xdc", b"\xdd")
+
+
+def _pack_meta(m: Any) -> bytes:
+    inv: bytes = m[2]
+    if len(m) != 5:
+        raise _NotPlain
+    return b"".join([b"\x95", _uint(m[0]), _uint(m[1]), _bin_head(len(inv)), inv, _uint(m[3]), _uint(m[4])])
+
+
+def _pack_value_meta(v: ValueMeta) -> bytes:
+    return b"".join([b"\x97", _bin_head(len(v.value)), v.value, _uint(v.local_usn), _uint(v.version),
+                     _bin_head(len(v.invocation)), v.invocation, _uint(v.time_ms), _uint(v.orig_usn),
+                     b"\xc3" if v.deleted else b"\xc2"])
+
+
+def _pack_body(names: list[str], skip: frozenset[str], values: dict[str, list[bytes]],
+               meta: dict[str, Any], vmeta: dict[str, list[ValueMeta]]) -> bytes:
+    """``[[attr, values, meta, vmeta], ...]`` as msgpack. Raises _NotPlain (or TypeError) for
+    a value it does not write. (``meta`` is typed loosely: compiled, a typed tuple would be
+    unpacked and built again at each use, and ``is`` would never hold.)"""
+    out: list[bytes] = []
+    count = 0
+    last: Any = None
+    last_packed = b""
+    for name in names:
         if name in skip:
             continue
-        vm = vmeta.get(name)
-        # tuples pack as msgpack arrays too: no list copies
-        attrs.append((name, values.get(name, []), meta.get(name), [_vm_fields(v) for v in vm] if vm else None))
-    return msgpack.packb(attrs, use_bin_type=True)
+        count += 1
+        head = _NAMES.get(name)
+        if head is None:
+            head = b"\x94" + _str(name)
+            if len(_NAMES) < _NAMES_MAX:
+                _NAMES[name] = head
+        out.append(head)
+        vals = values.get(name)
+        if vals is None:
+            out.append(b"\x90")
+        else:
+            out.append(_array_head(len(vals)))
+            for v in vals:
+                out.append(_bin_head(len(v)))
+                out.append(v)
+        m = meta.get(name)
+        if m is None:
+            out.append(b"\xc0")
+        else:
+            if m is not last and m != last:  # an add's attributes share one
+                last, last_packed = m, _pack_meta(m)
+            out.append(last_packed)
+        vm = vmeta.get(name) if vmeta else None
+        if not vm:
+            out.append(b"\xc0")
+        else:
+            out.append(_array_head(len(vm)))
+            for x in vm:
+                out.append(_pack_value_meta(x))
+    return _array_head(count) + b"".join(out)
 
 
 def decode_body(body: bytes) -> tuple[dict[str, list[bytes]], dict[str, AttrMeta], dict[str, list[ValueMeta]]]:
@@ -137,8 +265,17 @@ def decode_body(body: bytes) -> tuple[dict[str, list[bytes]], dict[str, AttrMeta
 
 def encode_entry(e: StoredEntry) -> bytes:
     """Return the record bytes for ``e``."""
-    return msgpack.packb([FORMAT, e.parent_id, e.rdn, e.flags, encode_body(e), e.wire_user, e.wire_secret],
-                         use_bin_type=True)
+    body = encode_body(e)
+    try:
+        return b"".join([b"\x97", _uint(FORMAT), _uint(e.parent_id), _str(e.rdn), _uint(e.flags),
+                         _bin_head(len(body)), body, _bin_or_nil(e.wire_user), _bin_or_nil(e.wire_secret)])
+    except (_NotPlain, TypeError):
+        return msgpack.packb([FORMAT, e.parent_id, e.rdn, e.flags, body, e.wire_user, e.wire_secret],
+                             use_bin_type=True)
+
+
+def _bin_or_nil(b: bytes | None) -> bytes:
+    return b"\xc0" if b is None else _bin_head(len(b)) + b
 
 
 def _record(data: bytes) -> list[Any]:

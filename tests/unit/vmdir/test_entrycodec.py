@@ -1,4 +1,4 @@
-"""decode_some: the named attributes of a stored entry, stepping over the others."""
+"""The stored entry encoding: written out as msgpack would write it, and decode_some stepping over the attributes it is not asked for."""
 from __future__ import annotations
 
 import msgpack
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vmdir.store import StoredEntry, ValueMeta, decode_entry, decode_some, encode_entry
+from vmdir.store import StoredEntry, ValueMeta, decode_entry, decode_some, encode_body, encode_entry
 from vmdir.store._entrycodec import _skip
 
 INV = bytes(range(16))
@@ -71,3 +71,57 @@ def test_skip_steps_over_any_msgpack_object(obj: object) -> None:
     data = msgpack.packb(obj, use_bin_type=True)
     assert _skip(data + b"\x01\x02", 0, 1) == len(data)
     assert _skip(data * 2, 0, 2) == 2 * len(data)
+
+
+def _generic_body(e: StoredEntry, skip: frozenset[str] = frozenset()) -> bytes:
+    """What encode_body writes, by msgpack's own packer."""
+    return msgpack.packb([
+        (name, e.attrs.get(name, []), e.meta.get(name),
+         [(v.value, v.local_usn, v.version, v.invocation, v.time_ms, v.orig_usn, v.deleted)
+          for v in e.vmeta[name]] if e.vmeta.get(name) else None)
+        for name in sorted(e.attrs.keys() | e.meta.keys()) if name not in skip], use_bin_type=True)
+
+
+# the sizes where msgpack changes its encoding: fixstr/str8/str16, bin8/bin16/bin32,
+# fixarray/array16, fixint/uint8/16/32/64
+edge_values = st.lists(st.sampled_from([0, 1, 31, 32, 255, 256, 65535, 65536]).map(lambda n: b"v" * n)
+                       | st.binary(max_size=40), max_size=17)
+edge_ints = st.sampled_from([0, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**64 - 1]) | st.integers(0, 2**64 - 1)
+edge_names = names | st.sampled_from(["n" * 31, "n" * 32, "n" * 255, "n" * 256, "é" * 16, "cn;lang-ü"])
+
+
+@st.composite
+def edge_entries(draw: st.DrawFn) -> StoredEntry:
+    attrs: dict[str, list[bytes]] = {}
+    metas = {}
+    vmeta = {}
+    shared = draw(st.tuples(edge_ints, edge_ints, st.just(INV), edge_ints, edge_ints))
+    for name in draw(st.lists(edge_names, max_size=20, unique=True)):  # past 15: not a fixarray
+        vals = draw(edge_values)
+        if vals:
+            attrs[name] = vals
+        metas[name] = shared if draw(st.booleans()) else draw(meta)  # one tuple for many, as an add stamps
+        if vals and draw(st.booleans()):
+            vmeta[name] = [ValueMeta(v, draw(edge_ints), 1, INV, draw(edge_ints), 4, draw(st.booleans())) for v in vals]
+    return StoredEntry(draw(edge_ints), draw(edge_ints), draw(edge_names), attrs, metas, vmeta, draw(st.integers(0, 1)),
+                       wire_user=draw(st.none() | st.binary(max_size=300)), wire_secret=draw(st.none() | st.binary(max_size=5)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(edge_entries(), st.frozensets(edge_names, max_size=3))
+def test_the_written_out_encoding_is_msgpacks_own(e: StoredEntry, skip: frozenset[str]) -> None:
+    assert encode_body(e, skip) == _generic_body(e, skip)
+    assert encode_entry(e) == msgpack.packb([2, e.parent_id, e.rdn, e.flags, _generic_body(e), e.wire_user, e.wire_secret],
+                                             use_bin_type=True)
+    back = decode_entry(e.id, encode_entry(e))
+    assert (back.attrs, back.meta, back.vmeta) == ({k: v for k, v in e.attrs.items() if v}, e.meta, e.vmeta)
+
+
+def test_values_outside_the_written_out_encoding_go_to_msgpack() -> None:
+    # a negative number or a str value is not what the store writes, but it is still written as msgpack would
+    e = StoredEntry(1, 2, "cn=x", {"cn": [b"x"]}, {"cn": (-5, 1, INV, 3, 4)})
+    assert encode_body(e) == _generic_body(e)
+    e = StoredEntry(1, 2, "cn=x", {"cn": ["text"]}, {"cn": (5, 1, INV, 3, 4)})  # type: ignore[list-item]
+    assert encode_body(e) == _generic_body(e)
+    e = StoredEntry(-1, -2, "cn=x", {"cn": [b"x"]}, {"cn": (5, 1, INV, 3, 4)})
+    assert decode_entry(-1, encode_entry(e)).parent_id == -2
