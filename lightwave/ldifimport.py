@@ -70,6 +70,11 @@ class Prepared:
     fatal: bool = False  # the import cannot go on from here (malformed LDIF, a change record)
     request: m.AddRequest | None = None  # a refused record, to prepare again here (see _Worker.prepare)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # the fields as constructor arguments: a frozen dataclass otherwise restores its
+        # state field by field in interpreted code, and every record crosses processes
+        return (Prepared, (self.line, self.dn, self.add, self.error, self.fatal, self.request))
+
 
 def import_ldif(cfg: NodeConfig, path: str, *, keep_going: bool = False, quiet: bool = False,
                 jobs: int | None = None) -> int:
@@ -269,7 +274,8 @@ class _Worker:
         base = block.first_line - 1
         next_id, end_id = block.first_id, block.first_id + block.records
         self.d.refresh_schema()  # once for the block (prepare_add with precompute leaves it to us)
-        foreign_here = _FOREIGN_LINE.search(block.text) is not None
+        folded = block.text.lower()  # a scan for the words first: the expression alone costs more
+        foreign_here = ("entrycsn" in folded or "contextcsn" in folded) and _FOREIGN_LINE.search(block.text) is not None
         foreign = 0
         try:
             for rec in ldif.parse(io.StringIO(block.text), open_url=_read_file):
@@ -340,7 +346,10 @@ class _Preparer:
 
     def _pooled(self, blocks: Iterator[Block]) -> Iterator[PreparedBlock]:
         window: collections.deque[Any] = collections.deque()
-        limit = 2 * self.jobs + 1
+        # a write's worth of blocks ahead and more: while the writer applies one transaction
+        # the helpers prepare the next (with two blocks per helper ahead only, they sat idle
+        # through each write: 6,000 against 7,000 entries/s)
+        limit = BLOCKS_PER_WRITE + 2 * self.jobs + 1
         todo = self._with_ids(blocks)
         while True:
             try:
@@ -363,12 +372,13 @@ class _Preparer:
             self.pool.join()
 
 
-_RECORD_START = re.compile(r"^dn:", re.MULTILINE | re.IGNORECASE)
-
-
 def _count_records(text: str) -> int:
-    """An upper bound of the records in ``text`` (lines starting with 'dn:')."""
-    return len(_RECORD_START.findall(text))
+    """An upper bound of the records in ``text``, a block of whole records: each record but
+    the last is followed by an empty line (a regular expression for 'dn:' lines cost the
+    importing process a twentieth of its time)."""
+    if not text or text.isspace():
+        return 0
+    return text.count("\n\n") + 1
 
 
 def _read_file(path: str) -> bytes:

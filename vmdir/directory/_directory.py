@@ -6,7 +6,6 @@ per operation, so a batch of concurrent writes costs one commit).
 from __future__ import annotations
 
 import datetime as _dt
-import itertools
 import os
 import secrets
 import threading
@@ -164,9 +163,12 @@ class Outcome:
         self.after = after
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class PreparedAdd:
-    """An add checked by ``Directory.prepare_add``: plain values, so it can cross processes."""
+    """An add checked by ``Directory.prepare_add``: plain values, so it can cross processes.
+
+    The constructor is written out: compiled, it costs a fraction of the one ``dataclass``
+    generates (interpreted), and bulk import builds one per entry twice (once unpickling)."""
 
     dn: str
     nrdns: tuple[str, ...]
@@ -175,10 +177,26 @@ class PreparedAdd:
     relax: bool
     allocate: tuple[str, ...]  # POSIX numbers to allocate in the writer (see _posix_placeholders)
     structural: str | None
-    index_keys: dict[str, set[bytes]] | None = None  # precomputed: attribute -> its index keys
-    wire: tuple[bytes | None, bytes | None] = (None, None)  # precomputed wire_user, wire_secret
-    id: int = 0  # reserved entry id (0: allocated by apply_add)
-    rdn: str = ""  # the leaf RDN as given
+    index_keys: dict[str, set[bytes]] | None  # precomputed: attribute -> its index keys
+    wire: tuple[bytes | None, bytes | None]  # precomputed wire_user, wire_secret
+    id: int  # reserved entry id (0: allocated by apply_add)
+    rdn: str  # the leaf RDN as given
+
+    def __init__(self, dn: str, nrdns: tuple[str, ...], attrs: dict[str, list[bytes]],
+                 controls: dict[str, m.Control], relax: bool, allocate: tuple[str, ...], structural: str | None,
+                 index_keys: dict[str, set[bytes]] | None = None,
+                 wire: tuple[bytes | None, bytes | None] = (None, None), id: int = 0, rdn: str = "") -> None:
+        self.dn = dn
+        self.nrdns = nrdns
+        self.attrs = attrs
+        self.controls = controls
+        self.relax = relax
+        self.allocate = allocate
+        self.structural = structural
+        self.index_keys = index_keys
+        self.wire = wire
+        self.id = id
+        self.rdn = rdn
 
     def __reduce__(self) -> tuple[Any, ...]:
         # the fields as constructor arguments: pickles (and unpickles) in a third of the time
@@ -1232,21 +1250,37 @@ class Directory:
         keys, u64 ids), sorted by key then id. Pass them to ``apply_index_rows`` after the
         adds, in the same transaction. (Two flat lists rather than pairs: they cross from
         the import's helper processes, and pickle them several times faster.)"""
-        pairs: dict[str, list[tuple[bytes, bytes]]] = {}
+        # grouped by key first: a block's entries share most keys (objectClass values, the
+        # mail domain's substrings), so only the distinct keys are sorted (a sort of every
+        # (key, id) pair cost 40% of preparing an entry)
+        grouped: dict[str, dict[bytes, list[bytes]]] = {}
         keep = self.WRITE_TIME_INDEXES
         for p in adds:
             if p.index_keys is None or not p.id:
                 continue
-            pid = itertools.repeat(pack_u64(p.id))
+            pid = pack_u64(p.id)
             for a in [a for a in p.index_keys if a not in keep]:
                 keys = p.index_keys.pop(a)
                 if max(map(len, keys)) > MAX_KEY:
                     keys = {cap_key(k) for k in keys}
-                pairs.setdefault(a, []).extend(zip(keys, pid))
+                by_key = grouped.get(a)
+                if by_key is None:
+                    by_key = grouped[a] = {}
+                for k in keys:
+                    ids = by_key.get(k)
+                    if ids is None:
+                        by_key[k] = [pid]
+                    else:
+                        ids.append(pid)  # in id order: the adds' order
         rows: dict[str, tuple[list[bytes], list[bytes]]] = {}
-        for a, v in pairs.items():
-            v.sort(key=_first)  # stable: equal keys stay in id order (the adds' order)
-            rows[a] = ([k for k, _ in v], [i for _, i in v])
+        for a, by_key in grouped.items():
+            out_keys: list[bytes] = []
+            out_ids: list[bytes] = []
+            for k in sorted(by_key):
+                ids = by_key[k]
+                out_ids.extend(ids)
+                out_keys.extend([k] * len(ids))
+            rows[a] = (out_keys, out_ids)
         return rows
 
     def apply_index_rows(self, w: WriteTxn, rows: dict[str, tuple[list[bytes], list[bytes]]]) -> None:
@@ -1841,10 +1875,6 @@ class SlowBind(Exception):
 
 _FAST_SCHEMES = frozenset({"SSHA", "SHA", "SSHA256", "SSHA384", "SSHA512", "SHA256", "SHA384", "SHA512",
                            "SMD5", "MD5", "CLEARTEXT", None})
-
-
-def _first(pair: tuple[bytes, bytes]) -> bytes:
-    return pair[0]
 
 
 def _slow_hash(stored: bytes) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import inspect
 import os
 import pickle
 import re
@@ -23,10 +24,15 @@ UUID4 = re.compile(rb"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0
 
 def test_prepared_add_crosses_pickle_with_every_field() -> None:
     fields = dataclasses.fields(PreparedAdd)
-    p = PreparedAdd("uid=a,dc=x", ("uid=a", "dc=x"), {"uid": [b"a"], "objectclass": [b"account"]},
-                    {"1.2.3": m.Control("1.2.3", True, b"v")}, True, ("uidnumber",), "account",
-                    {"uid": {b"\x01a"}}, (b"wire", None), 42, "uid=a")
-    assert all(getattr(p, f.name) != f.default for f in fields)  # not one field left at its default
+    args = ("uid=a,dc=x", ("uid=a", "dc=x"), {"uid": [b"a"], "objectclass": [b"account"]},
+            {"1.2.3": m.Control("1.2.3", True, b"v")}, True, ("uidnumber",), "account",
+            {"uid": {b"\x01a"}}, (b"wire", None), 42, "uid=a")
+    p = PreparedAdd(*args)
+    # the written-out constructor takes the fields in their order, and none is left at its default
+    params = inspect.signature(PreparedAdd).parameters
+    assert list(params) == [f.name for f in fields]
+    assert [getattr(p, f.name) for f in fields] == list(args)
+    assert all(a != params[f.name].default for f, a in zip(fields, args))
     back = pickle.loads(pickle.dumps(p, protocol=pickle.HIGHEST_PROTOCOL))
     assert type(back) is PreparedAdd
     assert back == p

@@ -1,0 +1,47 @@
+"""How the bulk import cuts a file into blocks and reserves entry ids for them: a block holds
+whole records, and the ids reserved for it are never fewer than its records."""
+from __future__ import annotations
+
+import io
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lightwave.ldifimport import _blocks, _count_records
+from vmdir.model import ldif
+
+lines = st.lists(st.sampled_from(["cn: a", "sn: b", "description: x", "description:: w6k=", "# a comment",
+                                  "mail: a@b", "description: folded\n  on two lines"]), max_size=4)
+
+
+@st.composite
+def ldif_texts(draw: st.DrawFn) -> tuple[str, int]:
+    """An LDIF text and its number of records: records apart by one or more empty lines,
+    with comments and folded lines, a version line or not, an empty line at the end or not."""
+    n = draw(st.integers(0, 30))
+    parts = ["version: 1\n\n"] if draw(st.booleans()) else []
+    for i in range(n):
+        body = "\n".join([f"dn: cn=r{i},dc=x", *draw(lines)])
+        parts.append(body + "\n" + "\n" * draw(st.integers(1 if i < n - 1 else 0, 3)))
+    return "".join(parts), n
+
+
+@settings(max_examples=200, deadline=None)
+@given(ldif_texts(), st.sampled_from([16, 64, 200, 1 << 17]))
+def test_blocks_hold_whole_records_and_ids_are_enough(case: tuple[str, int], size: int) -> None:
+    text, n = case
+    blocks = list(_blocks(io.StringIO(text), size))
+    assert "".join(b.text for b in blocks) == text
+    total = 0
+    for b in blocks:
+        records = [r for r in ldif.parse(io.StringIO(b.text))]  # a cut inside a record would not parse
+        assert _count_records(b.text) >= len(records)
+        total += len(records)
+    assert total == n
+
+
+def test_count_records_of_nothing_is_zero() -> None:
+    assert _count_records("") == 0
+    assert _count_records("\n\n\n") == 0
+    assert _count_records("dn: cn=a,dc=x\ncn: a\n") == 1
+    assert _count_records("dn: cn=a,dc=x\ncn: a\n\ndn: cn=b,dc=x\ncn: b\n\n") >= 2
