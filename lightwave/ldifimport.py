@@ -32,7 +32,7 @@ from vmdir.proto import messages as m
 from vmdir.proto.results import LDAPError
 
 BLOCK_BYTES = 128 << 10  # LDIF text per unit of work for a helper process
-BLOCKS_PER_WRITE = 4  # blocks per write transaction (fewer commits: each rewrites the index pages it touched)
+BLOCKS_PER_WRITE = 8  # blocks per write transaction (fewer commits: each rewrites the index pages it touched)
 # OpenLDAP's replication state, which slapcat writes in every entry (and the suffix's
 # contextCSN): it means nothing here, and the import leaves it out (saying so) instead of
 # refusing every entry of a migration for an undefined attribute type

@@ -48,7 +48,7 @@ def _index_rows(data_dir: str) -> tuple[dict[str, set[tuple[bytes, bytes]]], dic
 
 @pytest.mark.parametrize("jobs", ["0", "2"])
 def test_bulk_import_many_blocks(tmp_path_factory: pytest.TempPathFactory, tmp_path, jobs: str) -> None:
-    text = orphan_ldif(3000)
+    text = orphan_ldif(6000)
     assert len(text.encode()) > BLOCKS_PER_WRITE * BLOCK_BYTES  # several blocks and transactions, both helpers
     bad_line = text[:text.index("dn: uid=orphan")].count("\n") + 1
     f = tmp_path / "people.ldif"
@@ -58,7 +58,7 @@ def test_bulk_import_many_blocks(tmp_path_factory: pytest.TempPathFactory, tmp_p
     srv.stop()
     r = lw("ldif", "import", str(f), "--data-dir", srv.data_dir, "--quiet", "--keep-going", "--jobs", jobs)
     assert r.returncode == 1, r.stderr  # one record failed
-    assert "imported 3001 entries" in r.stderr and "1 failed" in r.stderr
+    assert "imported 6001 entries" in r.stderr and "1 failed" in r.stderr
     assert f"line {bad_line}: dn: uid=orphan,ou=nowhere,{BASE}: noSuchObject (32)" in r.stderr
     stored, rebuilt = _index_rows(srv.data_dir)
     assert stored.keys() == rebuilt.keys()
