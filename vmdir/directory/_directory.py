@@ -1189,14 +1189,15 @@ class Directory:
         return lambda w: self.apply_add(w, s, p)
 
     def prepare_add(self, s: Session, req: m.AddRequest, controls: Sequence[m.Control] = (), *,
-                    precompute: bool = False) -> PreparedAdd:
+                    precompute: bool = False, deferred: bool = False) -> PreparedAdd:
         """The checks of an add that need no store access (schema, syntax, password policy,
         hashing), as a picklable value for ``apply_add``. Raises LDAPError.
 
         With ``precompute`` the index keys and the encoded attribute lists of the user
         attributes are computed here too, so that the writer has less to do (bulk import
         prepares entries in other processes); the caller brings the schema up to date
-        (``refresh_schema``) first, once for many adds.
+        (``refresh_schema``) first, once for many adds. With ``deferred`` as well, only the
+        keys of WRITE_TIME_INDEXES are: the caller passes the add to ``defer_index_keys``.
         """
         ctrls = self.check_controls(controls, self.ADD_CONTROLS)
         if s.anonymous:  # before any lookup: say 'authenticate', not 'no such object'
@@ -1235,7 +1236,9 @@ class Directory:
         structural = self.schema.check_entry(attrs, validate=False)  # values validated on input
         p = PreparedAdd(req.dn, rdns, attrs, dict(ctrls), relax, allocate, structural, rdn=_leaf_rdn(req.dn))
         if precompute and not allocate:
-            keys = {a: self.dit.index_keys(a, v) for a, v in attrs.items() if a in self.dit.indexes}
+            keep = self.WRITE_TIME_INDEXES
+            keys = {a: self.dit.index_keys(a, v) for a, v in attrs.items()
+                    if a in self.dit.indexes and (not deferred or a in keep)}
             probe = StoredEntry(0, 0, "", attrs)
             self._set_wire(probe)
             p.index_keys, p.wire = keys, (probe.wire_user, probe.wire_secret)
@@ -1245,32 +1248,40 @@ class Directory:
     WRITE_TIME_INDEXES = frozenset({"lightwaveaci", "userprincipalname", "member", "uniquemember"})
 
     def defer_index_keys(self, adds: Sequence[PreparedAdd]) -> dict[str, tuple[list[bytes], list[bytes]]]:
-        """Take the precomputed index keys of ``adds`` (which have reserved ids, in increasing
-        order) out of them, as rows for ``WriteTxn.add_index_rows``: attribute -> (stored
-        keys, u64 ids), sorted by key then id. Pass them to ``apply_index_rows`` after the
-        adds, in the same transaction. (Two flat lists rather than pairs: they cross from
-        the import's helper processes, and pickle them several times faster.)"""
-        # grouped by key first: a block's entries share most keys (objectClass values, the
-        # mail domain's substrings), so only the distinct keys are sorted (a sort of every
-        # (key, id) pair cost 40% of preparing an entry)
+        """The index rows of ``adds`` (prepared with ``deferred``; those with reserved ids in
+        increasing order) but for WRITE_TIME_INDEXES, for ``WriteTxn.add_index_rows``:
+        attribute -> (stored keys, u64 ids), sorted by key then id. Pass them to
+        ``apply_index_rows`` after the adds, in the same transaction. An add with no
+        reserved id gets its keys instead, for ``apply_add`` to write. (Two flat lists rather
+        than pairs: they cross from the import's helper processes, and pickle them several
+        times faster.)"""
+        # grouped by key as they are made: a block's entries share most keys (objectClass
+        # values, the mail domain's substrings), so only the distinct keys are sorted (a set
+        # per entry, then a sort of every (key, id) pair, cost 40% of preparing an entry)
         grouped: dict[str, dict[bytes, list[bytes]]] = {}
         keep = self.WRITE_TIME_INDEXES
+        indexes = self.dit.indexes
         for p in adds:
-            if p.index_keys is None or not p.id:
+            if p.index_keys is None:
+                continue
+            if not p.id:  # (never expected: the import reserves an id for every record)
+                p.index_keys.update({a: self.dit.index_keys(a, v) for a, v in p.attrs.items()
+                                     if a in indexes and a not in keep})
                 continue
             pid = pack_u64(p.id)
-            for a in [a for a in p.index_keys if a not in keep]:
-                keys = p.index_keys.pop(a)
-                if max(map(len, keys)) > MAX_KEY:
-                    keys = {cap_key(k) for k in keys}
+            for a, values in p.attrs.items():
+                if a not in indexes or a in keep:
+                    continue
                 by_key = grouped.get(a)
                 if by_key is None:
                     by_key = grouped[a] = {}
-                for k in keys:
+                for k in self.dit.key_list(a, values):
+                    if len(k) > MAX_KEY:
+                        k = cap_key(k)
                     ids = by_key.get(k)
                     if ids is None:
                         by_key[k] = [pid]
-                    else:
+                    elif ids[-1] is not pid:  # (a key twice in one entry: one row)
                         ids.append(pid)  # in id order: the adds' order
         rows: dict[str, tuple[list[bytes], list[bytes]]] = {}
         for a, by_key in grouped.items():

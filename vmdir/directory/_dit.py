@@ -95,19 +95,25 @@ class DIT:
     # ------------------------------------------------------------------ index keys
 
     def index_keys(self, attr: str, values: list[bytes]) -> set[bytes]:
+        """The index keys of ``values`` of ``attr`` (none if it is not indexed)."""
+        return set(self.key_list(attr, values))
+
+    def key_list(self, attr: str, values: list[bytes]) -> list[bytes]:
+        """The index keys of ``values`` of ``attr``, in a list that may hold one twice (bulk
+        import groups them by key at once, with no set per entry)."""
         kinds = self.indexes.get(attr)
         if not kinds:
-            return set()
-        out: set[bytes] = set()
+            return []
+        out: list[bytes] = []
         if "pres" in kinds:
-            out.add(KIND_PRES)
+            out.append(KIND_PRES)
         if "eq" in kinds and attr == "objectclass":
             # superclasses too, so (objectClass=person) finds inetOrgPerson entries
-            out.update(KIND_EQ + k for k in self.schema.objectclass_index_keys(values))
+            out.extend([KIND_EQ + k for k in self.schema.objectclass_index_keys(values)])
         elif "eq" in kinds:
             for v in values:
                 try:
-                    out.add(KIND_EQ + self.schema.eq_key(attr, v))
+                    out.append(KIND_EQ + self.schema.eq_key(attr, v))
                 except LDAPError:
                     pass
         if "sub" in kinds:
@@ -115,10 +121,10 @@ class DIT:
                 s = self.sub_norm(attr, v)
                 if s is None:
                     continue
-                out.add(KIND_SUBINIT + s[:SUB_N])
-                out.add(KIND_SUBFINAL + s[-SUB_N:])
+                out.append(KIND_SUBINIT + s[:SUB_N])
+                out.append(KIND_SUBFINAL + s[-SUB_N:])
                 for i in range(len(s) - SUB_N + 1):
-                    out.add(KIND_SUB + s[i:i + SUB_N])
+                    out.append(KIND_SUB + s[i:i + SUB_N])
         return out
 
     def sub_norm(self, attr: str, v: bytes) -> bytes | None:
