@@ -287,12 +287,12 @@ class _Worker:
                     out.append(Prepared(line, rec.dn, None, f"changetype {rec.changetype} is not supported by "
                                         "import (use ldapmodify against a running server)", fatal=True))
                     break
-                groups = rec.grouped()
+                attrs = rec.attributes()
                 if foreign_here:
-                    kept = [(t, v) for t, v in groups if t.split(";", 1)[0].lower() not in FOREIGN_STATE]
-                    foreign += sum(len(v) for _, v in groups) - sum(len(v) for _, v in kept)
-                    groups = kept
-                req = m.AddRequest(rec.dn, tuple((t, tuple(v)) for t, v in groups))
+                    kept = tuple([(t, v) for t, v in attrs if t.split(";", 1)[0].lower() not in FOREIGN_STATE])
+                    foreign += sum(len(v) for _, v in attrs) - sum(len(v) for _, v in kept)
+                    attrs = kept
+                req = m.AddRequest(rec.dn, attrs)
                 try:
                     p = self.d.prepare_add(self.s, req, self.relax, precompute=True, deferred=True)
                 except LDAPError as exc:

@@ -42,6 +42,10 @@ class Record:
             out[k][1].append(v)
         return list(out.values())
 
+    def attributes(self) -> tuple[tuple[str, tuple[bytes, ...]], ...]:
+        """``grouped()`` as an AddRequest's attributes (tuples)."""
+        return tuple([(t, tuple(v)) for t, v in self.grouped()])
+
 
 def _unfold(lines: Iterable[str]) -> Iterator[tuple[int, str | None]]:
     """Yield (line number, logical line); None marks a record separator."""

@@ -20,6 +20,7 @@ def test_records_values_and_their_lines() -> None:
     assert [(r.dn, r.line, r.changetype) for r in got] == [("cn=a,dc=x", 4, "add"), ("cn=c,dc=x", 13, "delete")]
     assert got[0].attrs == [("cn", b"a"), ("cn", b"b"), ("description", b"folded and more"), ("sn", b"two spaces")]
     assert got[0].grouped() == [("cn", [b"a", b"b"]), ("description", [b"folded and more"]), ("sn", [b"two spaces"])]
+    assert got[0].attributes() == (("cn", (b"a", b"b")), ("description", (b"folded and more",)), ("sn", (b"two spaces",)))
 
 
 def test_a_modify_record() -> None:
