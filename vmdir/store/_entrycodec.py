@@ -128,8 +128,8 @@ def encode_body(e: StoredEntry, skip: frozenset[str] = frozenset()) -> bytes:
 # each of an entry's few hundred objects in turn: this knows them (str names, bytes values,
 # the metadata's unsigned integers), writes an add's metadata once for all its attributes
 # (it is one tuple), and a name once per process. The same bytes as
-# ``msgpack.packb(..., use_bin_type=True)`` (tests/unit/vmdir/test_entrycodec.py): a third
-# of the time (12 against 4 us for a person).
+# ``msgpack.packb(..., use_bin_type=True)`` (tests/unit/vmdir/test_entrycodec.py), in half
+# the time (encode_entry of a new person: 7.2 against 14.5 us).
 
 class _NotPlain(Exception):
     """A value outside what the writer below handles: the caller falls back to msgpack."""
@@ -138,7 +138,7 @@ class _NotPlain(Exception):
 _BYTE: Final = [bytes([n]) for n in range(0x100)]
 _UINT8: Final = [b"\xcc" + b for b in _BYTE]
 _FIXSTR: Final = [bytes([0xA0 | n]) for n in range(32)]
-_BIN8: Final = [b"\xc4" + bytes([n]) for n in range(0x100)]
+_BIN8: Final = [b"\xc4" + b for b in _BYTE]
 _FIXARRAY: Final = [bytes([0x90 | n]) for n in range(16)]
 _NAMES: dict[str, bytes] = {}  # attribute name -> b"\x94" (its 4-element array) + the packed name
 _NAMES_MAX: Final = 4096  # names carry options a client chooses: the cache stops growing there
@@ -191,9 +191,9 @@ def _array_head(n: int) -> bytes:
 
 
 def _pack_meta(m: Any) -> bytes:
-    inv: bytes = m[2]
     if len(m) != 5:
         raise _NotPlain
+    inv: bytes = m[2]
     return b"".join([b"\x95", _uint(m[0]), _uint(m[1]), _bin_head(len(inv)), inv, _uint(m[3]), _uint(m[4])])
 
 
