@@ -45,3 +45,17 @@ def test_count_records_of_nothing_is_zero() -> None:
     assert _count_records("\n\n\n") == 0
     assert _count_records("dn: cn=a,dc=x\ncn: a\n") == 1
     assert _count_records("dn: cn=a,dc=x\ncn: a\n\ndn: cn=b,dc=x\ncn: b\n\n") >= 2
+
+
+def test_a_prepared_record_crosses_pickle_with_every_field() -> None:
+    """Prepared pickles by its fields (a written-out __reduce__): one added later must be added there too."""
+    import dataclasses
+    import pickle
+
+    from lightwave.ldifimport import Prepared
+    from vmdir.proto import messages as m
+
+    p = Prepared(7, "cn=a,dc=x", None, "refused", True, m.AddRequest("cn=a,dc=x", (("cn", (b"a",)),)))
+    assert all(getattr(p, f.name) != f.default for f in dataclasses.fields(Prepared) if f.name != "add")
+    assert pickle.loads(pickle.dumps(p, protocol=pickle.HIGHEST_PROTOCOL)) == p
+    assert len(p.__reduce__()[1]) == len(dataclasses.fields(Prepared))

@@ -146,7 +146,8 @@ _PBKDF2_DIGESTS = {
     "PBKDF2-SHA512": "sha512",
 }
 
-_SCHEME_RE = re.compile(rb"\{([A-Za-z0-9._-]{1,32})\}")
+_SCHEME_MAX = 32  # characters of a {SCHEME} name
+_SCHEME_RE = re.compile(rb"\{([A-Za-z0-9._-]{1,%d})\}" % _SCHEME_MAX)
 _ARGON2_RE = re.compile(
     rb"\$argon2(id|i|d)\$(?:v=(\d{1,3})\$)?m=(\d{1,10}),t=(\d{1,10}),p=(\d{1,3})"
     rb"\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+"
@@ -189,7 +190,7 @@ def _scheme_head(stored: bytes) -> tuple[str, int]:
     """(upper-cased scheme, where its value starts) of ``stored``; ("", 0) without one.
     The ``{...}`` heads seen are remembered (a bind reads the scheme twice; the regular
     expression and the decoding cost 4k instructions each time)."""
-    end = stored.find(b"}", 0, 34)
+    end = stored.find(b"}", 0, _SCHEME_MAX + 2)  # within "{" + the longest name + "}"
     if end < 0 or not stored.startswith(b"{"):
         return "", 0
     head = stored[:end + 1]
