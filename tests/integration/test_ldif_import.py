@@ -3,6 +3,8 @@ index rows are written in sorted runs. What an operator sees, and that the index
 that way are exactly the ones the server would have written entry by entry."""
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from lightwave.ldifimport import BLOCK_BYTES, BLOCKS_PER_WRITE
@@ -56,7 +58,10 @@ def test_bulk_import_many_blocks(tmp_path_factory: pytest.TempPathFactory, tmp_p
     srv = make_server(tmp_path_factory, f"bulk{jobs}")
     srv.start()  # initialise the data directory (the tenant), then import offline
     srv.stop()
-    r = lw("ldif", "import", str(f), "--data-dir", srv.data_dir, "--quiet", "--keep-going", "--jobs", jobs)
+    tmp = _tmpdir(tmp_path)
+    r = lw("ldif", "import", str(f), "--data-dir", srv.data_dir, "--quiet", "--keep-going", "--jobs", jobs,
+           env_extra={"TMPDIR": str(tmp)})
+    assert not list(tmp.iterdir())  # the files blocks went through the helpers in are gone
     assert r.returncode == 1, r.stderr  # one record failed
     assert "imported 6001 entries" in r.stderr and "1 failed" in r.stderr
     assert f"line {bad_line}: dn: uid=orphan,ou=nowhere,{BASE}: noSuchObject (32)" in r.stderr
@@ -76,6 +81,13 @@ def test_bulk_import_many_blocks(tmp_path_factory: pytest.TempPathFactory, tmp_p
         srv.stop()
 
 
+def _tmpdir(tmp_path) -> Any:
+    """An empty directory for the import's $TMPDIR (its helpers pass blocks through files there)."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    return tmp
+
+
 def orphan_ldif(people: int) -> str:
     """People, with a record the writer refuses (its parent does not exist) before p700,
     in the middle of a block and of a transaction."""
@@ -93,7 +105,9 @@ def test_bulk_import_stops_at_the_first_refused_record(tmp_path_factory: pytest.
     srv = make_server(tmp_path_factory, "bulkstop")
     srv.start()
     srv.stop()
-    r = lw("ldif", "import", str(f), "--data-dir", srv.data_dir, "--quiet", "--jobs", "2")
+    tmp = _tmpdir(tmp_path)
+    r = lw("ldif", "import", str(f), "--data-dir", srv.data_dir, "--quiet", "--jobs", "2", env_extra={"TMPDIR": str(tmp)})
+    assert not list(tmp.iterdir())  # blocks the helpers had ahead when it stopped too
     assert r.returncode == 1, r.stderr
     assert "imported 701 entries" in r.stderr and "1 failed" in r.stderr, r.stderr  # ou=people, p0..p699
     assert f"dn: uid=orphan,ou=nowhere,{BASE}: noSuchObject (32)" in r.stderr
@@ -113,7 +127,9 @@ def test_bulk_import_stops_at_malformed_ldif_with_its_line(tmp_path_factory: pyt
     srv = make_server(tmp_path_factory, "broken")
     srv.start()
     srv.stop()
-    r = lw("ldif", "import", str(f), "--data-dir", srv.data_dir, "--quiet", "--jobs", "2")
+    tmp = _tmpdir(tmp_path)
+    r = lw("ldif", "import", str(f), "--data-dir", srv.data_dir, "--quiet", "--jobs", "2", env_extra={"TMPDIR": str(tmp)})
+    assert not list(tmp.iterdir())
     assert r.returncode != 0
     assert f"line {line}: missing ':'" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
