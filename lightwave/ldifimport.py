@@ -203,6 +203,11 @@ def import_ldif(cfg: NodeConfig, path: str, *, keep_going: bool = False, quiet: 
             except UnicodeDecodeError:
                 flush()  # the records before it are in, as before a malformed record
                 raise CLIError(f"{path}: not UTF-8 text (LDIF carries other bytes base64-encoded, 'attr:: ...')") from None
+            except SpoolError as exc:
+                flush()  # the records read before are in, as above
+                raise CLIError(f"handing blocks to the helper processes failed: {exc}. Set TMPDIR to a directory "
+                               "with a few MB free (or import with --jobs 0); the entries imported before it "
+                               "stay in") from None
         store.env.sync(True)
     finally:
         bar.close()
@@ -324,19 +329,29 @@ def _init_worker(cfg: NodeConfig, spool: str) -> None:
     _spool = spool
 
 
+class SpoolError(Exception):
+    """Passing a block or a result through its file failed (the temporary directory is full...)."""
+
+
 def _put(spool: str, data: bytes) -> str:
     """``data`` in a new file in ``spool``; its path."""
-    fd, path = tempfile.mkstemp(dir=spool)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
+    try:
+        fd, path = tempfile.mkstemp(dir=spool)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+    except OSError as exc:
+        raise SpoolError(f"{spool}: {exc.strerror or exc}") from None
     return path
 
 
 def _take(path: str) -> bytes:
     """The contents of a file ``_put`` wrote, which is removed."""
-    with open(path, "rb") as f:
-        data = f.read()
-    os.unlink(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        os.unlink(path)
+    except OSError as exc:
+        raise SpoolError(f"{path}: {exc.strerror or exc}") from None
     return data
 
 

@@ -225,3 +225,30 @@ def test_a_file_that_is_not_utf8_stops_with_what_came_before_it_in(tmp_path) -> 
     assert stored == rebuilt
     uid_keys = {k for k, _ in stored["uid"]}
     assert b"=p0" in uid_keys and last in uid_keys and following not in uid_keys
+
+
+def test_a_full_temporary_directory_stops_the_import_with_what_to_do(tmp_path) -> None:
+    """Blocks pass to the helpers through files in $TMPDIR: when it fills up, the import says
+    so and how to go on, keeps what it wrote, and leaves the directory empty."""
+    import os
+    import subprocess
+
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(tiny)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        f = tmp_path / "people.ldif"
+        f.write_text(people_ldif(8000))  # more than a window of blocks: 300 KiB cannot hold them
+        data = tmp_path / "var"
+        r = lw("ldif", "import", str(f), "--data-dir", str(data), "--quiet", "--jobs", "2",
+               env_extra={"TMPDIR": str(tiny)})
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        assert "handing blocks to the helper processes failed" in r.stderr, r.stderr
+        assert "No space left on device. Set TMPDIR to a directory with a few MB free" in r.stderr
+        assert not list(tiny.iterdir())
+        stored, rebuilt = _index_rows(str(data))
+        assert stored == rebuilt  # what went in before it is whole
+    finally:
+        subprocess.run(["umount", str(tiny)], check=True)

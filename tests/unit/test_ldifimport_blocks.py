@@ -7,7 +7,9 @@ import io
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lightwave.ldifimport import _blocks, _count_records
+import pytest
+
+from lightwave.ldifimport import SpoolError, _blocks, _count_records, _put, _take
 from vmdir.model import ldif
 
 lines = st.lists(st.sampled_from(["cn: a", "sn: b", "description: x", "description:: w6k=", "# a comment",
@@ -59,3 +61,17 @@ def test_a_prepared_record_crosses_pickle_with_every_field() -> None:
     assert all(getattr(p, f.name) != f.default for f in dataclasses.fields(Prepared) if f.name != "add")
     assert pickle.loads(pickle.dumps(p, protocol=pickle.HIGHEST_PROTOCOL)) == p
     assert len(p.__reduce__()[1]) == len(dataclasses.fields(Prepared))
+
+
+def test_the_files_blocks_pass_through_are_read_once_and_removed(tmp_path) -> None:
+    path = _put(str(tmp_path), b"dn: cn=x\n")
+    assert _take(path) == b"dn: cn=x\n"
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_spool_that_cannot_be_written_says_where_and_why(tmp_path) -> None:
+    gone = tmp_path / "gone"
+    with pytest.raises(SpoolError, match=f"^{gone}: No such file or directory$"):
+        _put(str(gone), b"x")
+    with pytest.raises(SpoolError, match="No such file or directory"):
+        _take(str(gone / "f"))
