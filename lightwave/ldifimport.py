@@ -167,8 +167,8 @@ def import_ldif(cfg: NodeConfig, path: str, *, keep_going: bool = False, quiet: 
             pending_bytes = pending_blocks = 0
             return ok
 
-        with _Preparer(cfg, jobs, here, reserve) as prepare:
-            try:
+        try:
+            with _Preparer(cfg, jobs, here, reserve) as prepare:
                 for pb in prepare(_blocks(fh)):
                     foreign += pb.foreign
                     stop = fatal = None
@@ -200,14 +200,14 @@ def import_ldif(cfg: NodeConfig, path: str, *, keep_going: bool = False, quiet: 
                         break
                 else:
                     flush()
-            except UnicodeDecodeError:
-                flush()  # the records before it are in, as before a malformed record
-                raise CLIError(f"{path}: not UTF-8 text (LDIF carries other bytes base64-encoded, 'attr:: ...')") from None
-            except SpoolError as exc:
-                flush()  # the records read before are in, as above
-                raise CLIError(f"handing blocks to the helper processes failed: {exc}. Set TMPDIR to a directory "
-                               "with a few MB free (or import with --jobs 0); the entries imported before it "
-                               "stay in") from None
+        except UnicodeDecodeError:  # reading the file (the blocks read before it were handed back first)
+            flush()  # the records before it are in, as before a malformed record
+            raise CLIError(f"{path}: not UTF-8 text (LDIF carries other bytes base64-encoded, 'attr:: ...')") from None
+        except SpoolError as exc:  # its files: the helpers were stopped, what they held is dropped
+            flush()  # the records before it are in, as above
+            raise CLIError(f"handing blocks to the helper processes failed: {exc}. Set TMPDIR to a directory "
+                           "with a few MB free (or import with --jobs 0); the entries imported before it "
+                           "stay in") from None
         store.env.sync(True)
     finally:
         bar.close()
@@ -362,8 +362,9 @@ def _prepare_in_worker(block: Block, text_path: str) -> str:
     return _put(_spool, pickle.dumps(prepared, pickle.HIGHEST_PROTOCOL))
 
 
-def _result(path: str) -> PreparedBlock:
-    return pickle.loads(_take(path))
+def _result(pending: Any) -> PreparedBlock:
+    """The PreparedBlock of a ``_prepare_in_worker`` call (its AsyncResult), when it is done."""
+    return pickle.loads(_take(pending.get()))
 
 
 class _Preparer:
@@ -393,7 +394,10 @@ class _Preparer:
             # time, each a wakeup of both ends, and the pool's result thread unpickled beside
             # the writer, taking turns with it (9,100 against 10,000 entries/s). A file is
             # removed as it is read, long before the page cache would write it out.
-            self.spool = tempfile.mkdtemp(prefix="lightwave-import-")
+            try:
+                self.spool = tempfile.mkdtemp(prefix="lightwave-import-")
+            except OSError as exc:  # no usable temporary directory ("No usable temporary directory found in [...]")
+                raise SpoolError(str(exc.strerror or exc)) from None
             try:
                 self.pool = ctx.Pool(self.jobs, initializer=_init_worker, initargs=(self.cfg, self.spool))
             except BaseException:
@@ -416,14 +420,14 @@ class _Preparer:
                 break
             except Exception:  # reading the file failed (not UTF-8...): the blocks read before it first
                 while window:
-                    yield _result(window.popleft().get())
+                    yield _result(window.popleft())
                 raise
             path = _put(self.spool, b.text.encode("utf-8"))
             window.append(self.pool.apply_async(_prepare_in_worker, (dataclasses.replace(b, text=""), path)))
             if len(window) >= limit:
-                yield _result(window.popleft().get())
+                yield _result(window.popleft())
         while window:
-            yield _result(window.popleft().get())
+            yield _result(window.popleft())
 
     def __exit__(self, *exc: Any) -> None:
         if self.pool is not None:
