@@ -318,15 +318,13 @@ class _Worker:
 
 
 _worker: _Worker | None = None  # per helper process (multiprocessing's initializer pattern)
-_spool = ""  # the helper's copy of _Preparer.spool
 
 
-def _init_worker(cfg: NodeConfig, spool: str) -> None:
-    global _worker, _spool
+def _init_worker(cfg: NodeConfig) -> None:
+    global _worker
     gc.disable()  # as in the importing process (import_ldif); this process ends with the import
     os.nice(HELPER_NICE)
     _worker = _Worker(cfg)
-    _spool = spool
 
 
 class SpoolError(Exception):
@@ -356,10 +354,11 @@ def _take(path: str) -> bytes:
 
 
 def _prepare_in_worker(block: Block, text_path: str) -> str:
-    """Prepare the block whose text is in ``text_path``; the path of the pickled PreparedBlock."""
+    """Prepare the block whose text is in ``text_path``; the path of the pickled PreparedBlock,
+    in the same directory."""
     assert _worker is not None
     prepared = _worker.prepare(dataclasses.replace(block, text=_take(text_path).decode("utf-8")))
-    return _put(_spool, pickle.dumps(prepared, pickle.HIGHEST_PROTOCOL))
+    return _put(os.path.dirname(text_path), pickle.dumps(prepared, pickle.HIGHEST_PROTOCOL))
 
 
 def _result(pending: Any) -> PreparedBlock:
@@ -399,7 +398,7 @@ class _Preparer:
             except OSError as exc:  # no usable temporary directory ("No usable temporary directory found in [...]")
                 raise SpoolError(str(exc.strerror or exc)) from None
             try:
-                self.pool = ctx.Pool(self.jobs, initializer=_init_worker, initargs=(self.cfg, self.spool))
+                self.pool = ctx.Pool(self.jobs, initializer=_init_worker, initargs=(self.cfg,))
             except BaseException:
                 shutil.rmtree(self.spool, ignore_errors=True)
                 raise

@@ -3,7 +3,9 @@ index rows are written in sorted runs. What an operator sees, and that the index
 that way are exactly the ones the server would have written entry by entry."""
 from __future__ import annotations
 
-from typing import Any
+import os
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -81,7 +83,7 @@ def test_bulk_import_many_blocks(tmp_path_factory: pytest.TempPathFactory, tmp_p
         srv.stop()
 
 
-def _tmpdir(tmp_path) -> Any:
+def _tmpdir(tmp_path: Path) -> Path:
     """An empty directory for the import's $TMPDIR (its helpers pass blocks through files there)."""
     tmp = tmp_path / "tmp"
     tmp.mkdir()
@@ -230,9 +232,6 @@ def test_a_file_that_is_not_utf8_stops_with_what_came_before_it_in(tmp_path) -> 
 def test_a_full_temporary_directory_stops_the_import_with_what_to_do(tmp_path) -> None:
     """Blocks pass to the helpers through files in $TMPDIR: when it fills up, the import says
     so and how to go on, keeps what it wrote, and leaves the directory empty."""
-    import os
-    import subprocess
-
     tiny = tmp_path / "tiny"
     tiny.mkdir()
     if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(tiny)],
