@@ -121,7 +121,10 @@ class Puller:
         from it could bring deleted entries back here."""
         with self.d.store.read() as r:
             mine = read_purged(r)
-        inv = None if self.initial else stale_against(resp.purged, utdv)
+        # this node has every change it originated itself, whenever the request was made (a
+        # held pull's vector is as old as the hold: the supplier may have received and purged
+        # deletes this node made meanwhile)
+        inv = None if self.initial else stale_against(resp.purged, {**utdv, self.d.invocation: 1 << 63})
         if inv is not None:
             why = (f"out of touch with the forest for longer than the tombstone lifetime: {self.partner} has purged "
                    f"deletes (of originator {inv.hex()}) this node never received. Remove this node "
