@@ -20,6 +20,7 @@ import os
 import pickle
 import re
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -331,6 +332,38 @@ class SpoolError(Exception):
     """Passing a block or a result through its file failed (the temporary directory is full...)."""
 
 
+SPOOL_PREFIX = "lightwave-import-"  # then the importing process's pid, "-", and mkdtemp's letters
+
+
+def remove_stale_spools(tmp: str | None = None) -> list[str]:
+    """Remove the spool directories in ``tmp`` (the temporary directory) that imports killed
+    on the way left (their importing process is gone: ``kill -9``, a crash); returns them.
+    Only this user's, and only those whose process is not running: an import running
+    meanwhile keeps its own. A temporary directory that cannot be read is left alone."""
+    gone: list[str] = []
+    try:
+        tmp = tmp or tempfile.gettempdir()
+        names = os.listdir(tmp)
+    except OSError:  # (gettempdir: "No usable temporary directory found")
+        return gone
+    for name in names:
+        if not name.startswith(SPOOL_PREFIX):
+            continue
+        pid = name[len(SPOOL_PREFIX):].split("-", 1)[0]
+        path = os.path.join(tmp, name)
+        try:
+            st = os.lstat(path)
+            if not pid.isdigit() or st.st_uid != os.getuid() or not stat.S_ISDIR(st.st_mode):
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:  # no such process: what it left is nobody's
+            shutil.rmtree(path, ignore_errors=True)
+            gone.append(path)
+        except OSError:  # running as another user (EPERM), or vanished meanwhile
+            continue
+    return gone
+
+
 def _put(spool: str, data: bytes) -> str:
     """``data`` in a new file in ``spool``; its path."""
     try:
@@ -385,6 +418,7 @@ class _Preparer:
             yield Block(b.text, b.first_line, b.size, self.reserve(n) if n else 0, n)
 
     def __enter__(self) -> Callable[[Iterator[Block]], Iterator[PreparedBlock]]:
+        remove_stale_spools()
         if self.jobs > 0:
             ctx = multiprocessing.get_context("spawn")  # never fork an open LMDB environment
             # the blocks and what the helpers make of them (400 KiB for 128 KiB of people) go through
@@ -394,7 +428,7 @@ class _Preparer:
             # the writer, taking turns with it (9,100 against 10,000 entries/s). A file is
             # removed as it is read, long before the page cache would write it out.
             try:
-                self.spool = tempfile.mkdtemp(prefix="lightwave-import-")
+                self.spool = tempfile.mkdtemp(prefix=f"{SPOOL_PREFIX}{os.getpid()}-")
             except OSError as exc:  # no usable temporary directory ("No usable temporary directory found in [...]")
                 raise SpoolError(str(exc.strerror or exc)) from None
             try:

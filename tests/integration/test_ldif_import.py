@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lightwave.ldifimport import BLOCK_BYTES, BLOCKS_PER_WRITE
+from lightwave.ldifimport import BLOCK_BYTES, BLOCKS_PER_WRITE, SPOOL_PREFIX
 from tests.conftest import ADMIN, ADMIN_PW, BASE, make_server, run_tool
 from tests.integration.test_cli_offline import lw, people_ldif
 
@@ -61,9 +61,14 @@ def test_bulk_import_many_blocks(tmp_path_factory: pytest.TempPathFactory, tmp_p
     srv.start()  # initialise the data directory (the tenant), then import offline
     srv.stop()
     tmp = _tmpdir(tmp_path)
+    killed = subprocess.Popen(["true"])  # an import killed on the way left its spool behind
+    killed.wait()
+    (tmp / f"{SPOOL_PREFIX}{killed.pid}-x1y2").mkdir()
+    (tmp / f"{SPOOL_PREFIX}{killed.pid}-x1y2" / "tmpab12").write_bytes(b"dn: cn=x\n")
     r = lw("ldif", "import", str(f), "--data-dir", srv.data_dir, "--quiet", "--keep-going", "--jobs", jobs,
            env_extra={"TMPDIR": str(tmp)})
-    assert not list(tmp.iterdir())  # the files blocks went through the helpers in are gone
+    # the files blocks went through the helpers in are gone, and what the killed one left
+    assert not list(tmp.iterdir())
     assert r.returncode == 1, r.stderr  # one record failed
     assert "imported 6001 entries" in r.stderr and "1 failed" in r.stderr
     assert f"line {bad_line}: dn: uid=orphan,ou=nowhere,{BASE}: noSuchObject (32)" in r.stderr

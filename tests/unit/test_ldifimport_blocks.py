@@ -3,14 +3,16 @@ whole records, and the ids reserved for it are never fewer than its records."""
 from __future__ import annotations
 
 import io
+import os
 import re
+import subprocess
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pytest
 
-from lightwave.ldifimport import SpoolError, _blocks, _count_records, _put, _take
+from lightwave.ldifimport import SPOOL_PREFIX, SpoolError, _blocks, _count_records, _put, _take, remove_stale_spools
 from vmdir.model import ldif
 
 lines = st.lists(st.sampled_from(["cn: a", "sn: b", "description: x", "description:: w6k=", "# a comment",
@@ -76,3 +78,26 @@ def test_a_spool_that_cannot_be_written_says_where_and_why(tmp_path) -> None:
         _put(str(gone), b"x")
     with pytest.raises(SpoolError, match="No such file or directory"):
         _take(str(gone / "f"))
+
+
+def test_spools_of_imports_that_died_are_removed_and_no_others(tmp_path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f"{SPOOL_PREFIX}{dead.pid}-abc"
+    stale.mkdir()
+    (stale / "block").write_bytes(b"dn: cn=x\n")
+    running = tmp_path / f"{SPOOL_PREFIX}{os.getpid()}-def"  # an import running meanwhile
+    running.mkdir()
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "keep").write_bytes(b"x")
+    link = tmp_path / f"{SPOOL_PREFIX}{dead.pid}-lnk"  # not a directory of its own
+    link.symlink_to(target)
+    others = [tmp_path / f"{SPOOL_PREFIX}old", tmp_path / "unrelated-1"]
+    for o in others:
+        o.mkdir()
+    assert remove_stale_spools(str(tmp_path)) == [str(stale)]
+    assert not stale.exists()
+    assert running.is_dir() and link.is_symlink() and (target / "keep").exists()
+    assert all(o.is_dir() for o in others)
+    assert remove_stale_spools(str(tmp_path / "missing")) == []
