@@ -333,13 +333,16 @@ class SpoolError(Exception):
 
 
 SPOOL_PREFIX = "lightwave-import-"  # then the importing process's pid, "-", and mkdtemp's letters
+SPOOL_IDLE = 60.0  # seconds a spool directory has not changed before it may be stale
 
 
 def remove_stale_spools(tmp: str | None = None) -> list[str]:
     """Remove the spool directories in ``tmp`` (the temporary directory) that imports killed
     on the way left (their importing process is gone: ``kill -9``, a crash); returns them.
-    Only this user's, and only those whose process is not running: an import running
-    meanwhile keeps its own. A temporary directory that cannot be read is left alone."""
+    Only this user's, unchanged for SPOOL_IDLE seconds, and whose process is not running:
+    an import running meanwhile keeps its own (its spool changes every few milliseconds,
+    which also covers one running in another PID namespace with a shared $TMPDIR). A
+    temporary directory that cannot be read is left alone."""
     gone: list[str] = []
     try:
         tmp = tmp or tempfile.gettempdir()
@@ -353,7 +356,8 @@ def remove_stale_spools(tmp: str | None = None) -> list[str]:
         path = os.path.join(tmp, name)
         try:
             st = os.lstat(path)
-            if not pid.isdigit() or st.st_uid != os.getuid() or not stat.S_ISDIR(st.st_mode):
+            if (not pid.isdigit() or st.st_uid != os.getuid() or not stat.S_ISDIR(st.st_mode)
+                    or time.time() - st.st_mtime < SPOOL_IDLE):
                 continue
             os.kill(int(pid), 0)
         except ProcessLookupError:  # no such process: what it left is nobody's

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from lightwave.ldifimport import BLOCK_BYTES, BLOCKS_PER_WRITE, SPOOL_PREFIX
+from lightwave.ldifimport import BLOCK_BYTES, BLOCKS_PER_WRITE, SPOOL_IDLE, SPOOL_PREFIX
 from tests.conftest import ADMIN, ADMIN_PW, BASE, make_server, run_tool
 from tests.integration.test_cli_offline import lw, people_ldif
 
@@ -63,8 +64,10 @@ def test_bulk_import_many_blocks(tmp_path_factory: pytest.TempPathFactory, tmp_p
     tmp = _tmpdir(tmp_path)
     killed = subprocess.Popen(["true"])  # an import killed on the way left its spool behind
     killed.wait()
-    (tmp / f"{SPOOL_PREFIX}{killed.pid}-x1y2").mkdir()
-    (tmp / f"{SPOOL_PREFIX}{killed.pid}-x1y2" / "tmpab12").write_bytes(b"dn: cn=x\n")
+    left = tmp / f"{SPOOL_PREFIX}{killed.pid}-x1y2"
+    left.mkdir()
+    (left / "tmpab12").write_bytes(b"dn: cn=x\n")
+    os.utime(left, (time.time() - SPOOL_IDLE - 1,) * 2)  # untouched since
     r = lw("ldif", "import", str(f), "--data-dir", srv.data_dir, "--quiet", "--keep-going", "--jobs", jobs,
            env_extra={"TMPDIR": str(tmp)})
     # the files blocks went through the helpers in are gone, and what the killed one left

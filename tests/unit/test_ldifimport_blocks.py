@@ -6,13 +6,14 @@ import io
 import os
 import re
 import subprocess
+import time
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pytest
 
-from lightwave.ldifimport import SPOOL_PREFIX, SpoolError, _blocks, _count_records, _put, _take, remove_stale_spools
+from lightwave.ldifimport import SPOOL_IDLE, SPOOL_PREFIX, SpoolError, _blocks, _count_records, _put, _take, remove_stale_spools
 from vmdir.model import ldif
 
 lines = st.lists(st.sampled_from(["cn: a", "sn: b", "description: x", "description:: w6k=", "# a comment",
@@ -96,6 +97,11 @@ def test_spools_of_imports_that_died_are_removed_and_no_others(tmp_path) -> None
     others = [tmp_path / f"{SPOOL_PREFIX}old", tmp_path / "unrelated-1"]
     for o in others:
         o.mkdir()
+    assert remove_stale_spools(str(tmp_path)) == []  # all just changed: maybe a live import's
+    long_ago = time.time() - SPOOL_IDLE - 1
+    for p in (stale, running, target, *others):
+        os.utime(p, (long_ago, long_ago))
+    os.utime(link, (long_ago, long_ago), follow_symlinks=False)
     assert remove_stale_spools(str(tmp_path)) == [str(stale)]
     assert not stale.exists()
     assert running.is_dir() and link.is_symlink() and (target / "keep").exists()
