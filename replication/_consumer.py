@@ -122,7 +122,7 @@ def _place(d: Directory, w: WriteTxn, e: StoredEntry, rec: Record, usn: int) -> 
         e.parent_id = 0
         return
     pid = w.uuid_id(rec.parent_uuid)
-    parent = w.get(pid) if pid is not None else None
+    parent = w.get_some(pid, frozenset()) if pid is not None else None  # its id and flags: nothing decoded
     if parent is None:
         raise ApplyError(f"its parent {uuidmod.UUID(bytes=rec.parent_uuid)} has not been replicated here")
     if parent.deleted and not e.deleted:
