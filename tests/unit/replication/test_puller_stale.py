@@ -10,11 +10,10 @@ import pytest
 from replication._puller import HOLD_MS, Puller, Stale
 from replication._supplier import pull_page
 from replication._wire import PullRequest, PullResponse, Record, decode_record
-from tests.unit.vmdir.test_directory_meta import ADMIN, BASE, Clock, admin, d, run, stored  # noqa: F401 - d: fixture
-from vmdir.directory import Directory, DirectoryConfig, Session, node_identity, writes_paused
-from vmdir.model.schema import Schema
+from tests.unit.replication.test_supplier_hold import session
+from tests.unit.vmdir.test_directory_meta import ADMIN, BASE, admin, d, new_directory, run, stored  # noqa: F401 - d: fixture
+from vmdir.directory import Directory, writes_paused
 from vmdir.proto import messages as m
-from vmdir.store import Store
 
 
 @dataclasses.dataclass
@@ -41,19 +40,16 @@ class InProcess:
         self.asked.append(req)
         if self.meanwhile is not None:
             self.meanwhile()
-        s = Session(dn=ADMIN, ndn=self.d.dit.ndn(ADMIN), is_admin=True, tls=True)
-        entries, resp = pull_page(self.d, s, req)
+        entries, resp = pull_page(self.d, session(self.d), req)
         resp = dataclasses.replace(resp, purged={**resp.purged, **self.purged})
         return [decode_record(e.attributes[0][1][0]) for e in entries], resp
 
 
 @pytest.fixture()
 def consumer(tmp_path):
-    cfg = DirectoryConfig(password_params=(("time_cost", 1), ("memory_cost", 8)))
-    store = Store(str(tmp_path / "b"), map_size=1 << 30, indexes={k: set(v) for k, v in cfg.indexes.items()})
-    inv, sid, _ = node_identity(store)
-    yield Directory(store, Schema.default(), cfg, invocation=inv, server_id=sid, admin_dns=[ADMIN], clock=Clock())
-    store.close()
+    dr = new_directory(str(tmp_path / "b"))  # empty: it joins by copying from the supplier
+    yield dr
+    dr.store.close()
 
 
 def _local_delete(d: Directory) -> int:

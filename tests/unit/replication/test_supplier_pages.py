@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from replication._supplier import pull_page
 from replication._wire import PullRequest, decode_record
-from tests.unit.vmdir.test_directory_meta import ADMIN, BASE, admin, d, run, stored  # noqa: F401 - d: fixture
-from vmdir.directory import Directory, Session
+from tests.unit.replication.test_supplier_hold import session
+from tests.unit.vmdir.test_directory_meta import BASE, admin, d, run, stored  # noqa: F401 - d: fixture
+from vmdir.directory import Directory
 from vmdir.proto import messages as m
 from vmdir.store import entry_uuid
 
@@ -15,8 +16,7 @@ OU = f"ou=later,{BASE}"
 
 
 def _page(d: Directory, watermark: int, utdv: dict[bytes, int]) -> list[tuple[str, bytes | None, int]]:
-    s = Session(dn=ADMIN, ndn=d.dit.ndn(ADMIN), is_admin=True, tls=True)
-    entries, resp = pull_page(d, s, PullRequest(CONSUMER, watermark, 500, utdv, 0))
+    entries, resp = pull_page(d, session(d), PullRequest(CONSUMER, watermark, 500, utdv, 0))
     assert not resp.more
     out = []
     for e in entries:

@@ -23,15 +23,20 @@ class Clock:
         return self.t
 
 
+def new_directory(path: str) -> Directory:
+    """A Directory on a new store at ``path``, with no entry yet (close its store)."""
+    cfg = DirectoryConfig(password_params=(("time_cost", 1), ("memory_cost", 8)))
+    store = Store(path, map_size=1 << 30, indexes={k: set(v) for k, v in cfg.indexes.items()})
+    inv, sid, _ = node_identity(store)
+    return Directory(store, Schema.default(), cfg, invocation=inv, server_id=sid, admin_dns=[ADMIN], clock=Clock())
+
+
 @pytest.fixture()
 def d(tmp_path):
-    cfg = DirectoryConfig(password_params=(("time_cost", 1), ("memory_cost", 8)))
-    store = Store(str(tmp_path / "db"), map_size=1 << 30, indexes={k: set(v) for k, v in cfg.indexes.items()})
-    inv, sid, _ = node_identity(store)
-    dr = Directory(store, Schema.default(), cfg, invocation=inv, server_id=sid, admin_dns=[ADMIN], clock=Clock())
+    dr = new_directory(str(tmp_path / "db"))
     initialise(dr, "lightwave.local", "pw")
     yield dr
-    store.close()
+    dr.store.close()
 
 
 def admin(d: Directory) -> Session:
