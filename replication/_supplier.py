@@ -44,7 +44,8 @@ def pull_page(d: Directory, s: Session, req: PullRequest,
     limit = max(1, min(req.max_entries or MAX_PAGE_ENTRIES, MAX_PAGE_ENTRIES))
     out: list[m.SearchResultEntry] = []
     sent: set[int] = set()
-    ancestors: dict[int, StoredEntry] = {}  # those read for this page (usnChanged and entryUUID only)
+    ancestors: dict[int, StoredEntry | None] = {}  # those read for this page (usnChanged and entryUUID only)
+    current: set[int] = set()  # ancestors that changed later but the consumer has (not decoded again)
     size = 0
     with d.store.read() as r:
         d.dit.begin(r)
@@ -68,7 +69,7 @@ def pull_page(d: Directory, s: Session, req: PullRequest,
             e = r.get(eid)
             if e is None or eid in sent or not _lacks(e, have):
                 continue
-            for x in _unsent_ancestors(r, e, usn, have, sent, ancestors) + [e]:
+            for x in _unsent_ancestors(r, e, usn, have, sent, ancestors, current) + [e]:
                 entry = _entry(d, r, x, usn, ancestors)
                 size += len(entry.attributes[0][1][0])
                 out.append(entry)
@@ -86,30 +87,38 @@ def _lacks(e: StoredEntry, utdv: Vector) -> bool:
     return any(v.orig_usn > utdv.get(v.invocation, 0) for vals in e.vmeta.values() for v in vals)
 
 
+def _ancestor(r: ReadTxn, ancestors: dict[int, StoredEntry | None], pid: int) -> StoredEntry | None:
+    """Entry ``pid`` with its usnChanged and entryUUID only, read once per page."""
+    if pid not in ancestors:
+        ancestors[pid] = r.get_some(pid, _ANCESTOR)
+    return ancestors[pid]
+
+
 def _unsent_ancestors(r: ReadTxn, e: StoredEntry, usn: int, have: Vector, sent: set[int],
-                      ancestors: dict[int, StoredEntry]) -> list[StoredEntry]:
+                      ancestors: dict[int, StoredEntry | None], current: set[int]) -> list[StoredEntry]:
     """Ancestors of ``e`` that come later in the change log and are not sent yet, top first.
-    Each ancestor is read partly (kept in ``ancestors``), and decoded whole only if it
-    changed later (usually none: the rest of it is stepped over, a quarter of the cost)."""
+    Each ancestor is read partly (``_ancestor``), and decoded whole only if it changed
+    later, once: one the consumer has goes into ``current``."""
     chain: list[StoredEntry] = []
     pid = e.parent_id
     while pid and pid not in sent:
-        p = ancestors.get(pid) or r.get_some(pid, _ANCESTOR)
+        p = _ancestor(r, ancestors, pid)
         if p is None:
             break
-        ancestors[pid] = p
-        if int((p.attrs.get("usnchanged") or [b"0"])[0]) > usn:
+        if pid not in current and int((p.attrs.get("usnchanged") or [b"0"])[0]) > usn:
             whole = r.get(pid)
             if whole is not None and _lacks(whole, have):
                 chain.append(whole)
+            else:
+                current.add(pid)
         pid = p.parent_id
     return chain[::-1]
 
 
 def _entry(d: Directory, r: ReadTxn, e: StoredEntry, position: int,
-           ancestors: dict[int, StoredEntry]) -> m.SearchResultEntry:
-    """The page's record of ``e`` (its parent from ``ancestors`` when read already)."""
-    parent = (ancestors.get(e.parent_id) or r.get_some(e.parent_id, _ANCESTOR)) if e.parent_id else None
+           ancestors: dict[int, StoredEntry | None]) -> m.SearchResultEntry:
+    """The page's record of ``e``."""
+    parent = _ancestor(r, ancestors, e.parent_id) if e.parent_id else None
     rec = Record(entry_uuid(e), entry_uuid(parent) if parent is not None else None, e.rdn, position,
                  encode_body(e, LOCAL))
     dn = d.dit.dn_of(r, e.id, e.parent_id, e.rdn)[0]
