@@ -36,12 +36,15 @@ endif
 run: install
 	$(BIN)/lightwave up $(ARGS)
 
-## system-deps: Debian packages the tests use (OpenLDAP client tools, openssl, curl)
+## system-deps: Debian packages the tests use (OpenLDAP client tools and slappasswd, openssl, curl)
+# slapd only for slappasswd (hashes the password tests verify); preseeded not to set up a directory
 system-deps:
-	@command -v ldapsearch >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1 && command -v curl >/dev/null 2>&1 || { \
-	  echo "installing ldap-utils, openssl and curl (Debian packages)"; \
+	@command -v ldapsearch >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1 && command -v curl >/dev/null 2>&1 \
+	  && PATH="$$PATH:/usr/sbin" command -v slappasswd >/dev/null 2>&1 || { \
+	  echo "installing ldap-utils, slapd (for slappasswd), openssl and curl (Debian packages)"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq ldap-utils openssl curl >/dev/null; }
+	  echo "slapd slapd/no_configuration boolean true" | $$SUDO debconf-set-selections 2>/dev/null; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq ldap-utils slapd openssl curl >/dev/null; }
 
 ## test: the whole suite (unit, real-client integration, architecture contracts)
 test: install system-deps

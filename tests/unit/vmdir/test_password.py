@@ -110,7 +110,11 @@ def test_salted_digest_known_answer() -> None:
     assert hash_password(b"secret", "{md5}") == b"{MD5}Xr4ilOzQ4PCOq3aQ0qbuaQ=="
 
 
-@pytest.mark.skipif(shutil.which("slappasswd") is None, reason="slappasswd not installed")
+# Debian's slapd package (make system-deps installs it) puts it in /usr/sbin, off a user's PATH
+SLAPPASSWD = shutil.which("slappasswd") or shutil.which("slappasswd", path="/usr/sbin:/usr/local/sbin")
+
+
+@pytest.mark.skipif(SLAPPASSWD is None, reason="slappasswd not installed (Debian package slapd)")
 @pytest.mark.parametrize("args", [
     ["-h", "{SSHA}"], ["-h", "{SMD5}"], ["-h", "{CRYPT}", "-c", "$6$%.16s"],
     ["-o", "module-load=pw-sha2", "-h", "{SSHA512}"],
@@ -118,7 +122,7 @@ def test_salted_digest_known_answer() -> None:
 ])
 def test_live_slappasswd(args: list[str]) -> None:
     pw = "p\u00e4ss w\u00f6rd \u20ac"
-    proc = subprocess.run(["slappasswd", *args, "-s", pw], capture_output=True, timeout=30)
+    proc = subprocess.run([SLAPPASSWD, *args, "-s", pw], capture_output=True, timeout=30)
     if proc.returncode != 0:
         pytest.skip(f"slappasswd {args} failed: {proc.stderr!r}")
     stored = proc.stdout.strip()
