@@ -63,6 +63,7 @@ def apply_page(d: Directory, records: list[Record], resp: PullResponse, pass_sta
                 with w.nested() as child:
                     changed = apply_record(d, child, rec)
             except (ApplyError, StoreError, ValueError, KeyError, TypeError) as exc:
+                d.dit.forget()  # names it cached may be of ids its undone transaction allocated
                 error = f"entry {uuidmod.UUID(bytes=rec.uuid)} ({rec.rdn}): {exc}"
                 wm = rec.position - 1
                 break

@@ -939,7 +939,13 @@ class Directory:
         new.attrs["usnchanged"] = [str(usn).encode()]
         old_nrdn = _nrdn_of(self, old) if old is not None else None
         self._write_entry(w, new, old, usn, old_usn, _nrdn_of(self, new), old_nrdn)
-        if old is None or old.parent_id != new.parent_id or old.rdn != new.rdn or old.flags != new.flags:
+        # as a local write: names cached by id go stale only when an entry's own name or
+        # place changes, and the naming contexts when one appears, goes or comes back (a new
+        # or deleted entry elsewhere changes no cached name: with every replicated add
+        # bumping the generation, every worker dropped its DN cache on each page of a burst)
+        moved = old is not None and (old.parent_id != new.parent_id or old.rdn != new.rdn)
+        appeared = old is None or old.flags != new.flags
+        if moved or (appeared and new.parent_id == 0):
             self._names_changed(w)
             self.dit.forget()
 
