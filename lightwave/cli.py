@@ -84,9 +84,21 @@ def cmd_up(args: argparse.Namespace) -> int:
     finally:
         if unix is not None:
             unix.close()  # a clean stop leaves no socket file behind
+        _remove_pidfile(pidfile)  # nor a pid file (one left names a node that was killed)
         for claim in claims:
             claim.close()
         os.close(held)
+
+
+def _remove_pidfile(path: str) -> None:
+    """Remove ``path`` if it still names this process (not one a later start wrote)."""
+    try:
+        with open(path) as f:
+            mine = f.read().strip() == str(os.getpid())
+        if mine:
+            os.unlink(path)
+    except OSError:
+        pass
 
 
 def _serve(cfg: NodeConfig, generated: str | None, ldapi_fd: int | None) -> int:

@@ -242,8 +242,13 @@ def test_several_workers_on_ldapi_alone(tmp_path) -> None:
             for _ in range(6):
                 r = whoami(url_of(os.path.join(d, "var", "ldapi")))
                 assert r.returncode == 0 and r.stdout.strip().lower() == f"dn:{ADMIN}".lower(), r.stderr
+            with open(os.path.join(d, "var", "lightwave.pid")) as f:
+                assert f.read() == f"{p.pid}\n"  # the supervisor's: the process to signal
         finally:
             _stop(p)
+        # a clean stop leaves neither the socket nor the pid file
+        assert not os.path.exists(os.path.join(d, "var", "ldapi"))
+        assert not os.path.exists(os.path.join(d, "var", "lightwave.pid"))
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
