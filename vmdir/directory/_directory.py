@@ -19,7 +19,7 @@ from vmdir.directory._acl import (
 )
 from vmdir.directory._config import PER_VALUE_ATTRS, DirectoryConfig
 from vmdir.directory import _ppolicy as pp
-from vmdir.directory._dit import DIT, matched_dn
+from vmdir.directory._dit import DIT, leaf_rdn, matched_dn
 from vmdir.directory._groups import MEMBER_ATTRS, groups_of, member_ids
 from vmdir.directory._session import Session
 from vmdir.directory._tenants import OID_TENANT_CREATE, OID_TENANT_DELETE
@@ -257,6 +257,8 @@ class Directory:
         # checked when a bind names no entry, so its cost (and thread) match a real user's
         self._dummy_hash = pw.hash_password(secrets.token_bytes(16), config.password_scheme, **self._pw_params)
         self._display: dict[str, str] = {}  # attr key -> display name cache
+        # attr key -> (0: operational, not on the wire; 1: public; 2: secret, display name) (_set_wire)
+        self._wire_kinds: dict[str, tuple[int, str]] = {}
         self._selections: dict[tuple[str, ...], Selection] = {}  # attribute lists -> Selection
         self._standard_schema = schema  # without the definitions added over LDAP
         self._schema_gen = -1  # the store's "schemagen" the schema in use was built at
@@ -360,6 +362,7 @@ class Directory:
         self.dit.schema = schema
         self.dit.forget_names()
         self._display.clear()
+        self._wire_kinds.clear()
         self._selections.clear()
         self._schema_gen = gen
 
@@ -671,7 +674,7 @@ class Directory:
             return None
         if isinstance(op, m.ModifyRequest):
             try:
-                if (all(self._canon(c.attr).split(";", 1)[0] == "userpassword" for c in op.changes)
+                if (all(_base(self._canon(c.attr)) == "userpassword" for c in op.changes)
                         and self.dit.ndn(op.dn) == s.ndn):
                     return None
             except LDAPError:
@@ -819,7 +822,7 @@ class Directory:
                 raise LDAPError(RC.insufficientAccessRights)
             e = self._find(r, req.dn, s)
             self._assert(r, ctrls, e, s)
-            base = key.split(";", 1)[0]
+            base = _base(key)
             if not self._view(r, s, e.id).can_read(base):
                 raise LDAPError(RC.insufficientAccessRights, "no compare access to " + self.display_name(base))
             at = self.schema.attribute(base)
@@ -961,7 +964,7 @@ class Directory:
 
     def _vkey(self, attr: str, v: bytes) -> bytes:
         try:
-            return self.schema.eq_key(attr.split(";", 1)[0], v)
+            return self.schema.eq_key(_base(attr), v)
         except LDAPError:
             return v
 
@@ -1012,19 +1015,22 @@ class Directory:
             return
         public: list[tuple[str, list[bytes]]] = []
         secret: list[tuple[str, list[bytes]]] = []
+        kinds = self._wire_kinds
         for key in sorted(e.attrs):
-            base = key.split(";", 1)[0]
-            at = self.schema.attribute(base)
-            if at is not None and at.operational:
-                continue
-            (secret if base in SECRET_ATTRS else public).append((self.display_name(key), e.attrs[key]))
+            kind = kinds.get(key)
+            if kind is None:
+                at = self.schema.attribute(_base(key))
+                kind = kinds[key] = (0 if at is not None and at.operational else
+                                     2 if _base(key) in SECRET_ATTRS else 1, self.display_name(key))
+            if kind[0]:
+                (secret if kind[0] == 2 else public).append((kind[1], e.attrs[key]))
         e.wire_user = encode_attribute_list(public)
         e.wire_secret = encode_attribute_list(secret)
 
     def _prepare_values(self, s: Session, key: str, values: Sequence[bytes], *, dn: str) -> list[bytes]:
         """Validate values of ``key`` (for the entry ``dn``); check clear-text passwords against
         the tenant's password policy and hash them with its scheme."""
-        base = key.split(";", 1)[0]
+        base = _base(key)
         out = []
         for i, v in enumerate(values):
             if base == "lightwaveaci":
@@ -1175,7 +1181,7 @@ class Directory:
             return values
         seen: set[bytes] = set()
         out = []
-        base = key.split(";", 1)[0]
+        base = _base(key)
         for i, v in enumerate(values):
             k = self._vkey(base, v)
             if k in seen:
@@ -1221,14 +1227,16 @@ class Directory:
                 raise LDAPError(RC.protocolError, f"{desc}: no values for attribute type")
             attrs.setdefault(key, []).extend(vals)
         relax = RELAX_OID in ctrls and s.is_admin
+        answer = _PolicyAnswer(ctrls)
         for key in list(attrs):
-            base = key.split(";", 1)[0]
+            base = _base(key)
             at = self.schema.attribute(base)
             if at is not None and at.no_user_modification and not relax:
                 raise LDAPError(RC.constraintViolation, f"{self.display_name(base)}: no user modification allowed")
-            with _PolicyAnswer(ctrls):
+            with answer:
                 attrs[key] = self._dedupe(key, self._prepare_values(s, key, attrs[key], dn=req.dn))
-        for t, v in self.dit.rdn_avas(req.dn):
+        leaf = leaf_rdn(req.dn)
+        for t, v in self.dit.avas(leaf):
             # as slapd does: naming values missing from the entry are added to it
             have = attrs.setdefault(t, [])
             vb = v.encode()
@@ -1240,7 +1248,7 @@ class Directory:
             raise LDAPError(RC.objectClassViolation, "no objectClass attribute")
         allocate = _posix_placeholders(attrs)
         structural = self.schema.check_entry(attrs, validate=False)  # values validated on input
-        p = PreparedAdd(req.dn, rdns, attrs, dict(ctrls), relax, allocate, structural, rdn=_leaf_rdn(req.dn))
+        p = PreparedAdd(req.dn, rdns, attrs, dict(ctrls), relax, allocate, structural, rdn=dnmod.format_dn(leaf))
         if precompute and not allocate:
             keep = self.WRITE_TIME_INDEXES
             keys = {a: self.dit.index_keys(a, v) for a, v in attrs.items()
@@ -1508,7 +1516,7 @@ class Directory:
         """Check and prepare the changes of a modify (no store write): appends (op, key, values)."""
         for ch in req.changes:
             key = self._canon(ch.attr)
-            base = key.split(";", 1)[0]
+            base = _base(key)
             at = self.schema.attribute(base)
             if at is not None and at.no_user_modification and not relax:
                 raise LDAPError(RC.constraintViolation, f"{self.display_name(base)}: no user modification allowed")
@@ -1542,7 +1550,7 @@ class Directory:
         changes: list[tuple[int, str, list[bytes]]] = []
         with _PolicyAnswer(ctrls):
             self._modify_changes(s, req, relax, changes)
-        touched = {k.split(";", 1)[0] for _, k, _ in changes}
+        touched = {_base(k) for _, k, _ in changes}
 
         def op(w: WriteTxn) -> Outcome:
             self.check_writable(w)
@@ -1559,7 +1567,7 @@ class Directory:
             rdn_avas = {(t, self._vkey(t, v.encode())) for t, v in self.dit.rdn_avas(e.dn)}
             for opc, key, vals in changes:
                 cur = e.attrs.get(key, [])
-                base = key.split(";", 1)[0]
+                base = _base(key)
                 curkeys = [self._vkey(base, v) for v in cur]
                 if opc == m.MOD_ADD:
                     new = list(cur)
@@ -1953,9 +1961,10 @@ def _rules_gen(r: Any) -> int:
     return r.meta_int("acigen")
 
 
-def _leaf_rdn(dn: str) -> str:
-    rdns = dnmod.parse_dn(dn)
-    return dnmod.format_dn(rdns[:1])
+def _base(key: str) -> str:
+    """An attribute key without its options (``cn;lang-de`` -> ``cn``): the key itself, with
+    no list and string made, when it has none (nearly always)."""
+    return key.partition(";")[0] if ";" in key else key
 
 
 def _nrdn_of(d: Directory, e: StoredEntry) -> str:
@@ -2006,7 +2015,7 @@ class Selection:
                 except LDAPError:
                     continue  # unknown types are ignored in the attribute list (RFC 4511)
                 sel.names.add(key)
-                at = d.schema.attribute(key.split(";", 1)[0])
+                at = d.schema.attribute(_base(key))
                 if at is not None and at.operational:
                     sel.any_operational = True
         if not sel.all_user and not sel.all_oper and not sel.names:
@@ -2031,7 +2040,7 @@ class Selection:
     def _wants(self, key: str, d: Directory) -> bool:
         if self.none:
             return False
-        base = key.split(";", 1)[0]
+        base = _base(key)
         at = d.schema.attribute(base)
         oper = at is not None and at.operational
         if oper and self.all_oper:
