@@ -113,7 +113,7 @@ def import_ldif(cfg: NodeConfig, path: str, *, keep_going: bool = False, quiet: 
         d = build_directory(cfg, store)  # identity, indexes: before the helpers open the store
         s = d.internal_session(admin_dn(cfg.domain))
 
-        def apply(batch: list[Prepared], rows: list[Rows]) -> bool:
+        def apply(batch: list[Prepared], rows: list[tuple[Rows, list[int]]]) -> bool:
             """Add ``batch`` and the deferred index rows in one transaction; False: stop.
 
             Without ``keep_going`` the records after a failed one are left out too, so the
@@ -134,7 +134,7 @@ def import_ldif(cfg: NodeConfig, path: str, *, keep_going: bool = False, quiet: 
                     raise
 
             ops: list[Callable[[Any], Any]] = [functools.partial(add, i=i, p=p) for i, p in enumerate(batch)]
-            ops += [functools.partial(d.apply_index_rows, rows=r) for r in rows]  # only rows of entries added
+            ops += [functools.partial(d.apply_index_rows, rows=r, ids=ids) for r, ids in rows]  # only rows of entries added
             results = d.run_writes(ops)
             ok = True
             for p, res in zip(batch, results):
@@ -156,7 +156,7 @@ def import_ldif(cfg: NodeConfig, path: str, *, keep_going: bool = False, quiet: 
 
         here = _Worker(cfg, d)
         pending: list[Prepared] = []  # prepared, to add in the next transaction
-        pending_rows: list[Rows] = []  # their blocks' deferred index rows
+        pending_rows: list[tuple[Rows, list[int]]] = []  # their blocks' deferred index rows, the ids they may name
         pending_bytes = pending_blocks = 0
 
         def flush() -> bool:
@@ -190,7 +190,7 @@ def import_ldif(cfg: NodeConfig, path: str, *, keep_going: bool = False, quiet: 
                                 break
                             continue
                         pending.append(p)
-                    pending_rows.append(pb.rows)
+                    pending_rows.append((pb.rows, [p.add.id for p in pb.entries if p.add is not None]))
                     pending_bytes += pb.block.size
                     pending_blocks += 1
                     if (stop is not None or pending_blocks >= BLOCKS_PER_WRITE) and not flush():

@@ -1308,12 +1308,19 @@ class Directory:
             rows[a] = (out_keys, out_ids)
         return rows
 
-    def apply_index_rows(self, w: WriteTxn, rows: dict[str, tuple[list[bytes], list[bytes]]]) -> None:
-        """Write deferred index rows, leaving out those of entries that were not added."""
-        ids: set[bytes] = set()
-        for _, v in rows.values():
-            ids.update(v)
-        gone = {pid for pid in ids if w.raw(unpack_u64(pid)) is None}
+    def apply_index_rows(self, w: WriteTxn, rows: dict[str, tuple[list[bytes], list[bytes]]],
+                         ids: Sequence[int] | None = None) -> None:
+        """Write deferred index rows, leaving out those of entries that were not added.
+        ``ids``: every entry the rows may name (the prepared adds' ids), if the caller knows
+        them: else they are gathered from the rows (a set of every row's id, 5% of an
+        import's writing)."""
+        if ids is None:
+            named: set[bytes] = set()
+            for _, v in rows.values():
+                named.update(v)
+            gone = {pid for pid in named if w.raw(unpack_u64(pid)) is None}
+        else:
+            gone = {pack_u64(i) for i in ids if w.raw(i) is None}
         for a, (keys, pids) in rows.items():
             if gone:
                 kept = [j for j, pid in enumerate(pids) if pid not in gone]
