@@ -257,7 +257,8 @@ class Directory:
         # checked when a bind names no entry, so its cost (and thread) match a real user's
         self._dummy_hash = pw.hash_password(secrets.token_bytes(16), config.password_scheme, **self._pw_params)
         self._display: dict[str, str] = {}  # attr key -> display name cache
-        # attr key -> (0: operational, not on the wire; 1: public; 2: secret, display name) (_set_wire)
+        # attr key -> (kind, display name) for _set_wire; kind 0: operational (not in the
+        # pre-encoded attributes), 1: public, 2: secret (userPassword...)
         self._wire_kinds: dict[str, tuple[int, str]] = {}
         self._selections: dict[tuple[str, ...], Selection] = {}  # attribute lists -> Selection
         self._standard_schema = schema  # without the definitions added over LDAP
