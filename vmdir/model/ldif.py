@@ -37,9 +37,11 @@ class Record:
         out: dict[str, tuple[str, list[bytes]]] = {}
         for t, v in self.attrs:
             k = t.lower()
-            if k not in out:
-                out[k] = (t, [])
-            out[k][1].append(v)
+            g = out.get(k)  # one lookup, not a test and two (a third of an import's grouping)
+            if g is None:
+                out[k] = (t, [v])
+            else:
+                g[1].append(v)
         return list(out.values())
 
     def attributes(self) -> tuple[tuple[str, tuple[bytes, ...]], ...]:
