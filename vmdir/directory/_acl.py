@@ -40,6 +40,12 @@ from dataclasses import dataclass
 from vmdir.directory._session import Session
 from vmdir.proto.results import LDAPError, ResultCode
 
+
+def attr_base(key: str) -> str:
+    """An attribute key without its options (``cn;lang-de`` -> ``cn``): the key itself, with
+    no list and string made, when it has none (nearly always)."""
+    return key.partition(";")[0] if ";" in key else key
+
 PROTECTED_ATTRS = frozenset({"userpassword", "lightwaveprivatekey", "lightwavesigningkey", "lightwaveaci",
                              "lightwaveoidcclientsecret", "pwdhistory"})
 SECRET_ATTRS = PROTECTED_ATTRS  # the stored wire form keeps these apart (see Directory._set_wire)
@@ -94,7 +100,7 @@ def parse_rule(text: str, norm_dn: Callable[[str], str], canon_attr: Callable[[s
         if not names:
             raise ValueError("'on' needs attribute names or '*'")
         if names != ["*"]:
-            attrs = frozenset(canon_attr(a).split(";", 1)[0] for a in names)
+            attrs = frozenset(attr_base(canon_attr(a)) for a in names)
     who = who.strip()
     kind, _, arg = who.partition(":")
     kind = kind.strip().lower()
@@ -162,7 +168,7 @@ class View:
     def can_read(self, key: str) -> bool:
         if not self.read:
             return False
-        base = key.split(";", 1)[0]
+        base = attr_base(key)
         if base in self.deny_read:
             return False
         if base in PROTECTED_ATTRS:
@@ -176,7 +182,7 @@ class View:
         return {k: v for k, v in attrs.items() if self.can_read(k)}
 
     def can_write(self, key: str) -> bool:
-        base = key.split(";", 1)[0]
+        base = attr_base(key)
         if self.deny_write_all or base in self.deny_write:
             return False
         if base in PROTECTED_ATTRS:

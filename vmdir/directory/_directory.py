@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 from vmdir.directory._acl import (
-    EVERYTHING, NOTHING, SECRET_ATTRS, SERVICE_ROLES, SYSTEM_NDN, AccessPolicy, Holder, View, parse_rule,
+    EVERYTHING, NOTHING, SECRET_ATTRS, SERVICE_ROLES, SYSTEM_NDN, AccessPolicy, Holder, View, attr_base, parse_rule,
 )
 from vmdir.directory._config import PER_VALUE_ATTRS, DirectoryConfig
 from vmdir.directory import _ppolicy as pp
@@ -33,7 +33,7 @@ from vmdir.proto import messages as m
 from vmdir.proto.results import LDAPError, ResultCode
 from vmdir.store import (
     FLAG_DELETED, KIND_EQ, KIND_PRES, KIND_SUB, KIND_SUBFINAL, KIND_SUBINIT, SUB_N,
-    MAX_KEY, IndexKeys, ReadTxn, Store, StoredEntry, ValueMeta, WriteTxn, cap_key, decode_wire, pack_u64, unpack_u64,
+    MAX_KEY, IndexKeys, ReadTxn, Store, StoredEntry, ValueMeta, WriteTxn, cap_key, decode_wire, pack_u64,
 )
 
 RC = ResultCode
@@ -675,7 +675,7 @@ class Directory:
             return None
         if isinstance(op, m.ModifyRequest):
             try:
-                if (all(_base(self._canon(c.attr)) == "userpassword" for c in op.changes)
+                if (all(attr_base(self._canon(c.attr)) == "userpassword" for c in op.changes)
                         and self.dit.ndn(op.dn) == s.ndn):
                     return None
             except LDAPError:
@@ -823,7 +823,7 @@ class Directory:
                 raise LDAPError(RC.insufficientAccessRights)
             e = self._find(r, req.dn, s)
             self._assert(r, ctrls, e, s)
-            base = _base(key)
+            base = attr_base(key)
             if not self._view(r, s, e.id).can_read(base):
                 raise LDAPError(RC.insufficientAccessRights, "no compare access to " + self.display_name(base))
             at = self.schema.attribute(base)
@@ -965,7 +965,7 @@ class Directory:
 
     def _vkey(self, attr: str, v: bytes) -> bytes:
         try:
-            return self.schema.eq_key(_base(attr), v)
+            return self.schema.eq_key(attr_base(attr), v)
         except LDAPError:
             return v
 
@@ -1020,9 +1020,9 @@ class Directory:
         for key in sorted(e.attrs):
             kind = kinds.get(key)
             if kind is None:
-                at = self.schema.attribute(_base(key))
+                at = self.schema.attribute(attr_base(key))
                 kind = kinds[key] = (0 if at is not None and at.operational else
-                                     2 if _base(key) in SECRET_ATTRS else 1, self.display_name(key))
+                                     2 if attr_base(key) in SECRET_ATTRS else 1, self.display_name(key))
             if kind[0]:
                 (secret if kind[0] == 2 else public).append((kind[1], e.attrs[key]))
         e.wire_user = encode_attribute_list(public)
@@ -1031,7 +1031,7 @@ class Directory:
     def _prepare_values(self, s: Session, key: str, values: Sequence[bytes], *, dn: str) -> list[bytes]:
         """Validate values of ``key`` (for the entry ``dn``); check clear-text passwords against
         the tenant's password policy and hash them with its scheme."""
-        base = _base(key)
+        base = attr_base(key)
         out = []
         for i, v in enumerate(values):
             if base == "lightwaveaci":
@@ -1182,7 +1182,7 @@ class Directory:
             return values
         seen: set[bytes] = set()
         out = []
-        base = _base(key)
+        base = attr_base(key)
         for i, v in enumerate(values):
             k = self._vkey(base, v)
             if k in seen:
@@ -1230,7 +1230,7 @@ class Directory:
         relax = RELAX_OID in ctrls and s.is_admin
         answer = _PolicyAnswer(ctrls)
         for key in list(attrs):
-            base = _base(key)
+            base = attr_base(key)
             at = self.schema.attribute(base)
             if at is not None and at.no_user_modification and not relax:
                 raise LDAPError(RC.constraintViolation, f"{self.display_name(base)}: no user modification allowed")
@@ -1310,18 +1310,11 @@ class Directory:
         return rows
 
     def apply_index_rows(self, w: WriteTxn, rows: dict[str, tuple[list[bytes], list[bytes]]],
-                         ids: Sequence[int] | None = None) -> None:
+                         ids: Sequence[int]) -> None:
         """Write deferred index rows, leaving out those of entries that were not added.
-        ``ids``: every entry the rows may name (the prepared adds' ids), if the caller knows
-        them: else they are gathered from the rows (a set of every row's id, 5% of an
-        import's writing)."""
-        if ids is None:
-            named: set[bytes] = set()
-            for _, v in rows.values():
-                named.update(v)
-            gone = {pid for pid in named if w.raw(unpack_u64(pid)) is None}
-        else:
-            gone = {pack_u64(i) for i in ids if w.raw(i) is None}
+        ``ids``: every entry the rows may name (the ids of the adds they were made from;
+        a set gathered from the rows themselves cost 5% of an import's writing)."""
+        gone = {pack_u64(i) for i in ids if w.raw(i) is None}
         for a, (keys, pids) in rows.items():
             if gone:
                 kept = [j for j, pid in enumerate(pids) if pid not in gone]
@@ -1524,7 +1517,7 @@ class Directory:
         """Check and prepare the changes of a modify (no store write): appends (op, key, values)."""
         for ch in req.changes:
             key = self._canon(ch.attr)
-            base = _base(key)
+            base = attr_base(key)
             at = self.schema.attribute(base)
             if at is not None and at.no_user_modification and not relax:
                 raise LDAPError(RC.constraintViolation, f"{self.display_name(base)}: no user modification allowed")
@@ -1558,7 +1551,7 @@ class Directory:
         changes: list[tuple[int, str, list[bytes]]] = []
         with _PolicyAnswer(ctrls):
             self._modify_changes(s, req, relax, changes)
-        touched = {_base(k) for _, k, _ in changes}
+        touched = {attr_base(k) for _, k, _ in changes}
 
         def op(w: WriteTxn) -> Outcome:
             self.check_writable(w)
@@ -1575,7 +1568,7 @@ class Directory:
             rdn_avas = {(t, self._vkey(t, v.encode())) for t, v in self.dit.rdn_avas(e.dn)}
             for opc, key, vals in changes:
                 cur = e.attrs.get(key, [])
-                base = _base(key)
+                base = attr_base(key)
                 curkeys = [self._vkey(base, v) for v in cur]
                 if opc == m.MOD_ADD:
                     new = list(cur)
@@ -1969,12 +1962,6 @@ def _rules_gen(r: Any) -> int:
     return r.meta_int("acigen")
 
 
-def _base(key: str) -> str:
-    """An attribute key without its options (``cn;lang-de`` -> ``cn``): the key itself, with
-    no list and string made, when it has none (nearly always)."""
-    return key.partition(";")[0] if ";" in key else key
-
-
 def _nrdn_of(d: Directory, e: StoredEntry) -> str:
     """The dn2id name of ``e`` under its parent (its whole normalised DN for a naming context)."""
     if e.parent_id == 0:
@@ -2023,7 +2010,7 @@ class Selection:
                 except LDAPError:
                     continue  # unknown types are ignored in the attribute list (RFC 4511)
                 sel.names.add(key)
-                at = d.schema.attribute(_base(key))
+                at = d.schema.attribute(attr_base(key))
                 if at is not None and at.operational:
                     sel.any_operational = True
         if not sel.all_user and not sel.all_oper and not sel.names:
@@ -2048,7 +2035,7 @@ class Selection:
     def _wants(self, key: str, d: Directory) -> bool:
         if self.none:
             return False
-        base = _base(key)
+        base = attr_base(key)
         at = d.schema.attribute(base)
         oper = at is not None and at.operational
         if oper and self.all_oper:

@@ -4,13 +4,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import shutil
 import subprocess
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.procinfo import find_tool  # one lookup for the tests and the benchmarks
 from vmdir.model import password as pwmod
 from vmdir.model.password import (
     HASH_SCHEMES,
@@ -111,7 +111,7 @@ def test_salted_digest_known_answer() -> None:
 
 
 # Debian's slapd package (make system-deps installs it) puts it in /usr/sbin, off a user's PATH
-SLAPPASSWD = shutil.which("slappasswd") or shutil.which("slappasswd", path="/usr/sbin:/usr/local/sbin")
+SLAPPASSWD = find_tool("slappasswd")
 
 
 @pytest.mark.skipif(SLAPPASSWD is None, reason="slappasswd not installed (Debian package slapd)")
