@@ -360,7 +360,10 @@ class WriteTxn(ReadTxn):
     def add_index_rows(self, attr: str, keys: list[bytes], ids: list[bytes]) -> None:
         """Add the rows (``keys[i]``: stored index key, ``ids[i]``: u64 id) to index ``attr``,
         sorted by key then id (the bulk path: much faster than one put per row)."""
-        self.txn.cursor(db=self.store.db_idx[attr]).putmulti(zip(keys, ids), dupdata=True)
+        cur = self.txn.cursor(db=self.store.db_idx[attr])
+        consumed, added = cur.putmulti(zip(keys, ids), dupdata=True, append=True)
+        if added < consumed:
+            cur.putmulti(zip(keys, ids), dupdata=True)
 
     def nested(self) -> Any:
         """A child transaction (``with w.nested() as child:``): commits into this one."""
@@ -397,7 +400,10 @@ class WriteTxn(ReadTxn):
         if live_new and (not live_old or old_parent != new.parent_id or old_nrdn != nrdn):
             if not t.put(dn2id_key(new.parent_id, nrdn), key, db=s.db_dn2id, overwrite=False):
                 raise StoreError("dn2id key already present")
-            t.put(pack_u64(new.parent_id), key, db=s.db_children, dupdata=True)
+            # a new entry's id is the highest so far: appended to its parent's children
+            # (LMDB then needs no search and fills pages instead of splitting them in half)
+            if old is not None or not t.put(pack_u64(new.parent_id), key, db=s.db_children, append=True):
+                t.put(pack_u64(new.parent_id), key, db=s.db_children, dupdata=True)
         # indexes
         old_opts = live_old and any(";" in k for k in old_attrs)
         new_opts = live_new and any(";" in k for k in new.attrs)
@@ -419,8 +425,13 @@ class WriteTxn(ReadTxn):
         # usn log
         if old_usn is not None:
             t.delete(pack_u64(old_usn), db=s.db_usn)
-        t.put(pack_u64(usn), key, db=s.db_usn)
-        t.put(key, encode_entry(new), db=s.db_entries)
+        # a new USN, and a new entry's id, come after every key so far (or append refuses:
+        # an id reserved by an import before a server added one beside it)
+        if not t.put(pack_u64(usn), key, db=s.db_usn, append=True):
+            t.put(pack_u64(usn), key, db=s.db_usn)
+        value = encode_entry(new)
+        if old is not None or not t.put(key, value, db=s.db_entries, append=True):
+            t.put(key, value, db=s.db_entries)
 
     def remove(self, e: StoredEntry, *, usn: int) -> None:
         """Forget the tombstone ``e`` entirely (purge): its record, usn row and UUID row."""

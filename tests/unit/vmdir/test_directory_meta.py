@@ -302,3 +302,36 @@ def test_deferred_index_rows_of_an_add_that_failed_are_left_out(d: Directory) ->
         for attr in d.store.db_idx:
             w.rebuild_index(attr, d.dit.index_keys)
     assert _index_rows(d) == stored_rows
+
+
+def test_deferred_index_rows_below_ids_already_indexed_all_land(d: Directory) -> None:
+    """A block's rows are appended to each key's ids (its ids were reserved after every id
+    indexed so far). An entry added beside the import after the reservation has a higher id
+    under the same keys: the rows whose ids come before it are inserted in their place."""
+    from vmdir.directory import RELAX_OID
+
+    s = admin(d)
+    d.refresh_schema()
+    reqs = [m.AddRequest(f"uid=blk{i},cn=Users,{BASE}", (("objectClass", (b"inetOrgPerson",)), ("uid", (f"blk{i}".encode(),)),
+                                                         ("cn", (b"Shared Name",)), ("sn", (b"S",)))) for i in range(3)]
+    adds = [d.prepare_add(s, r, (m.Control(RELAX_OID, True),), precompute=True, deferred=True) for r in reqs]
+    with d.store.write() as w:
+        first = w.reserve_ids(3)
+    for i, p in enumerate(adds):
+        p.id = first + i
+    rows = d.defer_index_keys(adds)
+    # added meanwhile (as a server writing beside the import would): a higher id, the same keys
+    run(d, d.add(s, m.AddRequest(f"uid=beside,cn=Users,{BASE}", (
+        ("objectClass", (b"inetOrgPerson",)), ("cn", (b"Shared Name",)), ("sn", (b"S",))))))
+    beside = {pid for k, pid in _index_rows(d)["cn"] if k.endswith(b"shared name")}
+    assert beside and max(beside) > pack_u64(first + 2)
+    ops = [lambda w, p=p: d.apply_add(w, s, p) for p in adds] + [lambda w: d.apply_index_rows(w, rows, [p.id for p in adds])]
+    assert not [x for x in d.run_writes(ops) if isinstance(x, BaseException)]
+    stored_rows = _index_rows(d)
+    assert {pid for k, pid in stored_rows["cn"] if k.endswith(b"shared name")} == beside | {
+        pack_u64(first + i) for i in range(3)}
+    with d.store.write() as w:
+        for attr in d.store.db_idx:
+            w.rebuild_index(attr, d.dit.index_keys)
+    assert _index_rows(d) == stored_rows
+
