@@ -4,6 +4,8 @@ A msgpack array, versioned by its first element so the format can evolve:
 
     [FORMAT, parent_id, rdn, flags, body, wire_user, wire_secret]
 
+(FORMAT 3; 2 is read too: the same but for the shared metadata described below.)
+
 where ``body`` is itself msgpack (decoded only when needed):
 ``[[attr, [values], meta, vmeta], ...]``, and ``wire_user`` / ``wire_secret`` are the
 entry's user attributes (without / only the secret ones) already encoded as the content
@@ -14,7 +16,12 @@ a search returning all user attributes can send stored bytes without decoding.
 - ``values`` are the live values; an attribute whose values are all gone keeps its
   metadata with an empty list (an attribute tombstone, so replication can tell a
   deletion from "never had it").
-- ``meta`` is ``[local_usn, version, orig_invocation (16 bytes), orig_time_ms, orig_usn]``.
+- ``meta`` is ``[local_usn, version, orig_invocation (16 bytes), orig_time_ms, orig_usn]``,
+  or, in a stored record, the position (0 for the body's first attribute) of an earlier
+  attribute with the same metadata: an add stamps one for all of an entry's two dozen
+  attributes, which written out each time made a person 2.2 KB, past what LMDB keeps in a
+  page (about 2 KB): each took a 4 KiB overflow page of its own. ``encode_body`` (what
+  replication sends) writes every attribute's out.
 - ``vmeta`` is ``None`` or, for attributes with per-value metadata (``member``...),
   ``[[value, local_usn, version, orig_invocation, orig_time_ms, orig_usn, deleted], ...]``
   including deleted values (value tombstones).
@@ -31,7 +38,8 @@ import msgpack
 if TYPE_CHECKING:  # mypyc's unboxed integer (no import at run time: it is only an annotation)
     from mypy_extensions import i64
 
-FORMAT = 2
+FORMAT = 3
+_FORMATS: Final = frozenset({2, 3})  # read
 FLAG_DELETED = 1  # entry tombstone
 
 # (local_usn, version, orig_invocation, orig_time_ms, orig_usn)
@@ -108,10 +116,15 @@ def _vm_fields(v: ValueMeta) -> tuple[Any, ...]:
 def encode_body(e: StoredEntry, skip: frozenset[str] = frozenset()) -> bytes:
     """The attributes of ``e`` with their metadata (``[[attr, values, meta, vmeta], ...]``,
     msgpack), leaving out the attributes in ``skip``. Replication sends this too."""
+    return _encode_body(e, skip, False)
+
+
+def _encode_body(e: StoredEntry, skip: frozenset[str], share: bool) -> bytes:
+    """``encode_body``; ``share``: an attribute whose metadata an earlier one has refers to it."""
     meta, vmeta, values = e.meta, e.vmeta, e.attrs
     names = sorted(values.keys() | meta.keys())
     try:
-        return _pack_body(names, skip, values, meta, vmeta)
+        return _pack_body(names, skip, values, meta, vmeta, share)
     except (_NotPlain, TypeError, ValueError):  # a value of another type: msgpack's own packer
         attrs = []
         for name in names:
@@ -204,14 +217,16 @@ def _pack_value_meta(v: ValueMeta) -> bytes:
 
 
 def _pack_body(names: list[str], skip: frozenset[str], values: dict[str, list[bytes]],
-               meta: dict[str, Any], vmeta: dict[str, list[ValueMeta]]) -> bytes:
+               meta: dict[str, Any], vmeta: dict[str, list[ValueMeta]], share: bool) -> bytes:
     """``[[attr, values, meta, vmeta], ...]`` as msgpack. Raises _NotPlain (or TypeError) for
-    a value it does not write. (``meta`` is typed loosely: compiled, a typed tuple would be
+    a value it does not write. ``share``: a metadata tuple an earlier attribute has is written
+    as that attribute's position. (``meta`` is typed loosely: compiled, a typed tuple would be
     unpacked and built again at each use, and ``is`` would never hold.)"""
     out: list[bytes] = []
     count = 0
     last: Any = None
     last_packed = b""
+    first_at: dict[Any, int] = {}  # metadata tuple -> position of the first attribute with it
     for name in names:
         if name in skip:
             continue
@@ -233,6 +248,17 @@ def _pack_body(names: list[str], skip: frozenset[str], values: dict[str, list[by
         m = meta.get(name)
         if m is None:
             out.append(b"\xc0")
+        elif share:
+            if m is last:  # (an add's attributes share one tuple: no lookup)
+                out.append(last_packed)
+            else:
+                at = first_at.get(m)
+                if at is None:
+                    at = first_at[m] = count - 1
+                    out.append(_pack_meta(m))
+                else:
+                    out.append(_uint(at))
+                last, last_packed = m, _uint(at)
         else:
             if m is not last and m != last:  # an add's attributes share one
                 last, last_packed = m, _pack_meta(m)
@@ -248,16 +274,26 @@ def _pack_body(names: list[str], skip: frozenset[str], values: dict[str, list[by
 
 
 def decode_body(body: bytes) -> tuple[dict[str, list[bytes]], dict[str, AttrMeta], dict[str, list[ValueMeta]]]:
-    """(attrs, meta, vmeta) of an ``encode_body`` value. Raises ValueError (or a msgpack
-    error, a subclass) if it is malformed."""
+    """(attrs, meta, vmeta) of an ``encode_body`` value, or of a stored record's body (whose
+    shared metadata it resolves: those attributes share one tuple). Raises ValueError (or a
+    msgpack error, a subclass) if it is malformed."""
     attrs: dict[str, list[bytes]] = {}
     meta: dict[str, AttrMeta] = {}
     vmeta: dict[str, list[ValueMeta]] = {}
+    seen: list[Any] = []  # each attribute's metadata in turn (None: it has none)
     for name, values, m, vm in msgpack.unpackb(body, raw=False, use_list=True):
         if values:
             attrs[name] = values
-        if m is not None:
-            meta[name] = tuple(m)  # type: ignore[assignment]
+        t: Any = None
+        if type(m) is int:
+            if not 0 <= m < len(seen) or seen[m] is None:
+                raise ValueError("malformed entry body: metadata refers to no earlier attribute's")
+            t = seen[m]
+        elif m is not None:
+            t = tuple(m)
+        if t is not None:
+            meta[name] = t
+        seen.append(t)
         if vm:
             vmeta[name] = [ValueMeta(*x) for x in vm]
     return attrs, meta, vmeta
@@ -265,7 +301,7 @@ def decode_body(body: bytes) -> tuple[dict[str, list[bytes]], dict[str, AttrMeta
 
 def encode_entry(e: StoredEntry) -> bytes:
     """Return the record bytes for ``e``."""
-    body = encode_body(e)
+    body = _encode_body(e, frozenset(), True)
     try:
         return b"".join([b"\x97", _uint(FORMAT), _uint(e.parent_id), _str(e.rdn), _uint(e.flags),
                          _bin_head(len(body)), body, _bin_or_nil(e.wire_user), _bin_or_nil(e.wire_secret)])
@@ -281,7 +317,7 @@ def _bin_or_nil(b: bytes | None) -> bytes:
 def _record(data: bytes) -> list[Any]:
     """The outer record, body still encoded. Raises ValueError on an unknown format."""
     rec = msgpack.unpackb(data, raw=False, use_list=True)
-    if rec[0] != FORMAT:
+    if rec[0] not in _FORMATS:
         raise ValueError(f"unknown entry record format {rec[0]!r}")
     return rec
 

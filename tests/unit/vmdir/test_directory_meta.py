@@ -335,3 +335,25 @@ def test_deferred_index_rows_below_ids_already_indexed_all_land(d: Directory) ->
             w.rebuild_index(attr, d.dit.index_keys)
     assert _index_rows(d) == stored_rows
 
+
+def test_a_person_is_stored_within_a_page(d: Directory) -> None:
+    """A person as the benchmark's data has it (two dozen attributes with the metadata of
+    the add) fits in an LMDB page, not an overflow page of its own: the metadata its
+    attributes share is written once (it took each entry past the ~2 KB a page holds)."""
+    def overflow() -> int:
+        with d.store.env.begin() as txn:
+            return txn.stat(d.store.db_entries)["overflow_pages"]
+
+    before = overflow()
+    for i in range(20):
+        uid = f"person{i:06d}".encode()
+        run(d, d.add(admin(d), m.AddRequest(f"uid={uid.decode()},cn=Users,{BASE}", (
+            ("objectClass", (b"top", b"person", b"organizationalPerson", b"inetOrgPerson", b"posixAccount")),
+            ("uid", (uid,)), ("cn", (b"Anna Marieklotz",)), ("sn", (b"Marieklotz",)), ("givenName", (b"Anna",)),
+            ("displayName", (b"Anna Marieklotz " + uid,)), ("mail", (uid + b"@example.com",)),
+            ("uidNumber", (b"%d" % (10000 + i),)), ("gidNumber", (b"10000",)),
+            ("homeDirectory", (b"/home/" + uid,)), ("loginShell", (b"/bin/bash",)),
+            ("telephoneNumber", (b"+1 555 0100 %03d" % i,)), ("employeeNumber", (b"%d" % i,)),
+            ("description", (b"benchmark person number %d" % i,)),
+            ("userPassword", (b"{SSHA}" + b"A" * 32,))))))
+    assert overflow() == before

@@ -73,13 +73,24 @@ def test_skip_steps_over_any_msgpack_object(obj: object) -> None:
     assert _skip(data * 2, 0, 2) == 2 * len(data)
 
 
-def _generic_body(e: StoredEntry, skip: frozenset[str] = frozenset()) -> bytes:
-    """What encode_body writes, by msgpack's own packer."""
-    return msgpack.packb([
-        (name, e.attrs.get(name, []), e.meta.get(name),
-         [(v.value, v.local_usn, v.version, v.invocation, v.time_ms, v.orig_usn, v.deleted)
-          for v in e.vmeta[name]] if e.vmeta.get(name) else None)
-        for name in sorted(e.attrs.keys() | e.meta.keys()) if name not in skip], use_bin_type=True)
+def _generic_body(e: StoredEntry, skip: frozenset[str] = frozenset(), shared: bool = False) -> bytes:
+    """What encode_body writes (``shared``: the body of a stored record, where an attribute
+    whose metadata an earlier one has gives that one's position), by msgpack's own packer."""
+    out = []
+    first: dict[tuple, int] = {}
+    for name in sorted(e.attrs.keys() | e.meta.keys()):
+        if name in skip:
+            continue
+        m = e.meta.get(name)
+        if shared and m is not None:
+            if m in first:
+                m = first[m]  # the position of the first attribute with it
+            else:
+                first[m] = len(out)
+        out.append((name, e.attrs.get(name, []), m,
+                    [(v.value, v.local_usn, v.version, v.invocation, v.time_ms, v.orig_usn, v.deleted)
+                     for v in e.vmeta[name]] if e.vmeta.get(name) else None))
+    return msgpack.packb(out, use_bin_type=True)
 
 
 # the sizes where msgpack changes its encoding: fixstr/str8/str16, bin8/bin16/bin32,
@@ -111,10 +122,36 @@ def edge_entries(draw: st.DrawFn) -> StoredEntry:
 @given(edge_entries(), st.frozensets(edge_names, max_size=3))
 def test_the_written_out_encoding_is_msgpacks_own(e: StoredEntry, skip: frozenset[str]) -> None:
     assert encode_body(e, skip) == _generic_body(e, skip)
-    assert encode_entry(e) == msgpack.packb([2, e.parent_id, e.rdn, e.flags, _generic_body(e), e.wire_user, e.wire_secret],
-                                             use_bin_type=True)
+    assert encode_entry(e) == msgpack.packb([3, e.parent_id, e.rdn, e.flags, _generic_body(e, shared=True), e.wire_user,
+                                             e.wire_secret], use_bin_type=True)
     back = decode_entry(e.id, encode_entry(e))
     assert (back.attrs, back.meta, back.vmeta) == ({k: v for k, v in e.attrs.items() if v}, e.meta, e.vmeta)
+    # a record written before metadata was shared (format 2) reads the same
+    old = msgpack.packb([2, e.parent_id, e.rdn, e.flags, _generic_body(e), e.wire_user, e.wire_secret], use_bin_type=True)
+    back = decode_entry(e.id, old)
+    assert (back.attrs, back.meta, back.vmeta, back.wire_user) == (
+        {k: v for k, v in e.attrs.items() if v}, e.meta, e.vmeta, e.wire_user)
+
+
+def test_a_stored_record_writes_shared_metadata_once() -> None:
+    stamp = (41, 1, INV, 1_795_000_000_000, 41)
+    attrs = {f"attr{i:02d}": [b"value %d" % i] for i in range(24)}
+    e = StoredEntry(9, 3, "cn=x", attrs, {a: stamp for a in attrs} | {"attr05": (57, 2, INV, 1_795_000_100_000, 57)})
+    body = msgpack.unpackb(msgpack.unpackb(encode_entry(e))[4])
+    assert [a[2] for a in body[:7]] == [list(stamp), 0, 0, 0, 0, [57, 2, INV, 1_795_000_100_000, 57], 0]
+    assert len(encode_entry(e)) < len(encode_body(e)) - 20 * len(msgpack.packb(stamp))
+    back = decode_entry(9, encode_entry(e))
+    assert back.meta == e.meta and back.meta["attr00"] is back.meta["attr23"]  # one tuple, as stamped
+
+
+def test_metadata_referring_to_no_earlier_attribute_is_refused() -> None:
+    stamp = [1, 1, INV, 5, 1]
+    for body in ([["a", [b"x"], 0, None]],  # itself
+                 [["a", [b"x"], stamp, None], ["b", [b"y"], 2, None]],  # a later one
+                 [["a", [], None, None], ["b", [b"y"], 0, None]]):  # one without metadata
+        with pytest.raises(ValueError):
+            decode_entry(1, msgpack.packb([3, 0, "cn=x", 0, msgpack.packb(body, use_bin_type=True), None, None],
+                                          use_bin_type=True))
 
 
 def test_values_outside_the_written_out_encoding_go_to_msgpack() -> None:
