@@ -1020,9 +1020,10 @@ class Directory:
         for key in sorted(e.attrs):
             kind = kinds.get(key)
             if kind is None:
-                at = self.schema.attribute(attr_base(key))
+                base = attr_base(key)
+                at = self.schema.attribute(base)
                 kind = kinds[key] = (0 if at is not None and at.operational else
-                                     2 if attr_base(key) in SECRET_ATTRS else 1, self.display_name(key))
+                                     2 if base in SECRET_ATTRS else 1, self.display_name(key))
             if kind[0]:
                 (secret if kind[0] == 2 else public).append((kind[1], e.attrs[key]))
         e.wire_user = encode_attribute_list(public)

@@ -400,9 +400,9 @@ class WriteTxn(ReadTxn):
         if live_new and (not live_old or old_parent != new.parent_id or old_nrdn != nrdn):
             if not t.put(dn2id_key(new.parent_id, nrdn), key, db=s.db_dn2id, overwrite=False):
                 raise StoreError("dn2id key already present")
-            # a new entry's id is the highest so far: appended to its parent's children
-            # (LMDB then needs no search and fills pages instead of splitting them in half)
-            if old is not None or not t.put(pack_u64(new.parent_id), key, db=s.db_children, append=True):
+            if old is None:  # a new entry's id is the highest so far among its parent's children
+                _put_last(t, pack_u64(new.parent_id), key, s.db_children)
+            else:
                 t.put(pack_u64(new.parent_id), key, db=s.db_children, dupdata=True)
         # indexes
         old_opts = live_old and any(";" in k for k in old_attrs)
@@ -425,13 +425,11 @@ class WriteTxn(ReadTxn):
         # usn log
         if old_usn is not None:
             t.delete(pack_u64(old_usn), db=s.db_usn)
-        # a new USN, and a new entry's id, come after every key so far (or append refuses:
-        # an id reserved by an import before a server added one beside it)
-        if not t.put(pack_u64(usn), key, db=s.db_usn, append=True):
-            t.put(pack_u64(usn), key, db=s.db_usn)
-        value = encode_entry(new)
-        if old is not None or not t.put(key, value, db=s.db_entries, append=True):
-            t.put(key, value, db=s.db_entries)
+        _put_last(t, pack_u64(usn), key, s.db_usn)  # a new USN: the highest so far
+        if old is None:  # a new entry's id: the highest so far
+            _put_last(t, key, encode_entry(new), s.db_entries)
+        else:
+            t.put(key, encode_entry(new), db=s.db_entries)
 
     def remove(self, e: StoredEntry, *, usn: int) -> None:
         """Forget the tombstone ``e`` entirely (purge): its record, usn row and UUID row."""
@@ -469,6 +467,15 @@ class WriteTxn(ReadTxn):
                     self.txn.put(cap_key(ik), bytes(k), db=idb, dupdata=True)
                 n += 1
         return n
+
+
+def _put_last(t: Any, key: bytes, value: bytes, db: Any) -> None:
+    """Put a row that sorts last (a new id, a new USN) as an append: LMDB then needs no
+    search and fills pages instead of splitting them in half. Append refuses a row that
+    does not sort last (an id an import reserved before a server added one beside it):
+    that one is put the ordinary way."""
+    if not t.put(key, value, db=db, append=True):
+        t.put(key, value, db=db)
 
 
 def entry_uuid(e: StoredEntry) -> bytes:
