@@ -906,20 +906,19 @@ class Directory:
             meta[a] = (usn, old[1] + 1, self.invocation, now_ms, usn) if old else first
 
     def _stamp_values(self, e: StoredEntry, attr: str, added: list[bytes], removed: list[bytes], usn: int, now_ms: int) -> None:
+        """Stamp the ``added`` and ``removed`` values of ``attr`` as changed here at ``usn``.
+        A value's metadata is replaced, never changed in place: ``StoredEntry.copy`` shares
+        it with the entry's state before the change."""
         vm = e.vmeta.setdefault(attr, [])
-        by_key: dict[bytes, ValueMeta] = {}
-        for v in vm:
-            by_key[self._vkey(attr, v.value)] = v
+        at: dict[bytes, int] = {self._vkey(attr, v.value): i for i, v in enumerate(vm)}
         for val, deleted in [(x, False) for x in added] + [(x, True) for x in removed]:
             k = self._vkey(attr, val)
-            old = by_key.get(k)
-            if old is None:
-                nv = ValueMeta(val, usn, 1, self.invocation, now_ms, usn, deleted)
-                vm.append(nv)
-                by_key[k] = nv
+            i = at.get(k, -1)
+            if i < 0:
+                at[k] = len(vm)
+                vm.append(ValueMeta(val, usn, 1, self.invocation, now_ms, usn, deleted))
             else:
-                old.value, old.local_usn, old.version = val, usn, old.version + 1
-                old.invocation, old.time_ms, old.orig_usn, old.deleted = self.invocation, now_ms, usn, deleted
+                vm[i] = ValueMeta(val, usn, vm[i].version + 1, self.invocation, now_ms, usn, deleted)
 
     def value_key(self, attr: str, v: bytes) -> bytes:
         """The key that tells values of ``attr`` apart (the equality-normalised value)."""
@@ -1568,19 +1567,21 @@ class Directory:
             pv_del: dict[str, list[bytes]] = {}
             rdn_avas = {(t, self._vkey(t, v.encode())) for t, v in self.dit.rdn_avas(e.dn)}
             for opc, key, vals in changes:
+                # values are told apart by their equality keys, looked up in a set or a dict:
+                # a change to a group of many thousand members stays linear in its size
                 cur = e.attrs.get(key, [])
                 base = attr_base(key)
-                curkeys = [self._vkey(base, v) for v in cur]
                 if opc == m.MOD_ADD:
                     new = list(cur)
+                    have = {self._vkey(base, v) for v in cur}
                     for i, v in enumerate(vals):
                         k = self._vkey(base, v)
-                        if k in curkeys:
+                        if k in have:
                             if permissive:
                                 continue
                             raise LDAPError(RC.attributeOrValueExists, f"modify/add: {self.display_name(key)}: value #{i} already exists")
                         new.append(v)
-                        curkeys.append(k)
+                        have.add(k)
                         pv_add.setdefault(key, []).append(v)
                     e.attrs[key] = new
                 elif opc == m.MOD_DELETE:
@@ -1592,22 +1593,23 @@ class Directory:
                         pv_del.setdefault(key, []).extend(cur)
                         e.attrs[key] = []
                     else:
-                        new = list(cur)
+                        pos: dict[bytes, int] = {self._vkey(base, v): j for j, v in enumerate(cur)}
+                        gone: set[int] = set()
                         for i, v in enumerate(vals):
-                            k = self._vkey(base, v)
-                            if k not in curkeys:
+                            j = pos.pop(self._vkey(base, v), -1)  # a value named twice is gone the second time
+                            if j < 0:
                                 if permissive:
                                     continue
                                 raise LDAPError(RC.noSuchAttribute, f"modify/delete: {self.display_name(key)}: no such value")
-                            j = curkeys.index(k)
-                            pv_del.setdefault(key, []).append(new[j])
-                            del new[j]
-                            del curkeys[j]
-                        e.attrs[key] = new
+                            gone.add(j)
+                            pv_del.setdefault(key, []).append(cur[j])
+                        e.attrs[key] = [v for j, v in enumerate(cur) if j not in gone]
                 elif opc == m.MOD_REPLACE:
                     newkeys = {self._vkey(base, v) for v in vals}
+                    curkeys = [self._vkey(base, v) for v in cur]
+                    had = set(curkeys)
                     pv_del.setdefault(key, []).extend(v for v, k in zip(cur, curkeys) if k not in newkeys)
-                    pv_add.setdefault(key, []).extend(v for v in vals if self._vkey(base, v) not in set(curkeys))
+                    pv_add.setdefault(key, []).extend(v for v in vals if self._vkey(base, v) not in had)
                     e.attrs[key] = list(vals)
                 elif opc == m.MOD_INCREMENT:
                     if not cur:

@@ -100,11 +100,14 @@ class StoredEntry:
         return bool(self.flags & FLAG_DELETED)
 
     def copy(self) -> "StoredEntry":
+        """A copy whose lists and dicts can be changed without changing this entry. The
+        ``ValueMeta`` objects are shared: whoever changes a value's metadata replaces the
+        object in its list (a group of many thousand members is not copied value by value)."""
         return StoredEntry(
             self.id, self.parent_id, self.rdn,
             {k: list(v) for k, v in self.attrs.items()},
             dict(self.meta),
-            {k: [ValueMeta(*_vm_fields(x)) for x in v] for k, v in self.vmeta.items()},
+            {k: list(v) for k, v in self.vmeta.items()},
             self.flags, self.dn, self.ndn, self.wire_user, self.wire_secret,
         )
 

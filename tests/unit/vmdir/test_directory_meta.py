@@ -90,6 +90,68 @@ def test_member_values_carry_their_own_metadata_and_tombstones(d: Directory) -> 
     assert not vm[c].deleted and vm[c].local_usn == int(e.attrs["usnchanged"][0])
 
 
+def _group(d: Directory, cn: str, members: list[bytes]) -> str:
+    dn = f"cn={cn},cn=Groups,{BASE}"
+    run(d, d.add(admin(d), m.AddRequest(dn, (("objectClass", (b"groupOfNames",)), ("cn", (cn.encode(),)),
+                                             ("member", tuple(members))))))
+    return dn
+
+
+def _members(n: int) -> list[bytes]:
+    return [f"cn=u{i},cn=Users,{BASE}".encode() for i in range(n)]
+
+
+def test_member_changes_tell_values_apart_by_their_equality_keys(d: Directory) -> None:
+    """Add, delete and replace compare values by their normalised form (the value sets and
+    the key-to-position map that keep a change to a big group linear)."""
+    s = admin(d)
+    us = _members(6)
+    dn = _group(d, "keys", us[:4])
+    # another spelling of a member already there is that member
+    with pytest.raises(LDAPError) as exc:
+        run(d, d.modify(s, m.ModifyRequest(dn, (m.Change(m.MOD_ADD, "member", (us[4], us[1].upper())),))))
+    assert exc.value.code == ResultCode.attributeOrValueExists and "value #1" in exc.value.message
+    assert stored(d, dn).attrs["member"] == us[:4]  # the refused change left nothing
+    # deleted under another spelling; the others keep their order
+    run(d, d.modify(s, m.ModifyRequest(dn, (m.Change(m.MOD_DELETE, "member", (us[2].upper(), us[0])),))))
+    assert stored(d, dn).attrs["member"] == [us[1], us[3]]
+    # a value named twice in one delete is gone the second time
+    with pytest.raises(LDAPError) as exc:
+        run(d, d.modify(s, m.ModifyRequest(dn, (m.Change(m.MOD_DELETE, "member", (us[1], us[1].upper())),))))
+    assert exc.value.code == ResultCode.noSuchAttribute
+    # permissive modify skips what is there / not there
+    permissive = (m.Control("1.2.840.113556.1.4.1413", False, None),)
+    run(d, d.modify(s, m.ModifyRequest(dn, (m.Change(m.MOD_ADD, "member", (us[1].upper(), us[4])),
+                                            m.Change(m.MOD_DELETE, "member", (us[5], us[3]))), ), permissive))
+    assert stored(d, dn).attrs["member"] == [us[1], us[4]]
+    # replace: a value kept under another spelling keeps its metadata, the others change
+    before = {v.value.lower(): v for v in stored(d, dn).vmeta["member"]}
+    run(d, d.modify(s, m.ModifyRequest(dn, (m.Change(m.MOD_REPLACE, "member", (us[4].upper(), us[5])),))))
+    e = stored(d, dn)
+    assert e.attrs["member"] == [us[4].upper(), us[5]]
+    vm = {v.value.lower(): v for v in e.vmeta["member"]}
+    usn = int(e.attrs["usnchanged"][0])
+    assert vm[us[4].lower()].local_usn == before[us[4].lower()].local_usn  # kept: not stamped again
+    assert vm[us[1].lower()].deleted and vm[us[1].lower()].local_usn == usn
+    assert not vm[us[5].lower()].deleted and vm[us[5].lower()].local_usn == usn
+
+
+def test_a_change_replaces_value_metadata_it_shares_with_the_state_before(d: Directory) -> None:
+    """``StoredEntry.copy`` shares the ValueMeta objects: stamping a value gives the changed
+    entry a new one and leaves the earlier state's as it was."""
+    us = _members(3)
+    dn = _group(d, "share", us)
+    e = stored(d, dn)
+    old = e.copy()
+    kept = old.vmeta["member"][0]
+    assert e.vmeta["member"][0] is kept and e.vmeta["member"] is not old.vmeta["member"]
+    d._stamp_values(e, "member", [], [us[0]], 10_000, 1)
+    assert e.vmeta["member"][0].deleted and e.vmeta["member"][0].local_usn == 10_000
+    assert old.vmeta["member"][0] is kept and not kept.deleted and kept.local_usn != 10_000
+    d._stamp_values(e, "member", [us[0]], [], 10_001, 2)  # back again: the same value, version 3
+    assert [v.version for v in e.vmeta["member"]] == [3, 1, 1] and len(e.vmeta["member"]) == 3
+
+
 def test_usn_log_keeps_latest_change_per_entry_and_delete_leaves_tombstone(d: Directory) -> None:
     s = admin(d)
     dn = f"cn=t,cn=Users,{BASE}"
