@@ -2145,6 +2145,7 @@ class SearchRun:
                     self.sent += 1
                     yield self._render_special(se, sel)
             return
+        base: StoredEntry | None = None  # read once: the loop below takes it again (scope base)
         if req.scope == m.SCOPE_BASE or ctl.ASSERTION_OID in self.ctrls:
             base = d._find(r, req.base, s)
             d._assert(r, self.ctrls, base, s)
@@ -2206,7 +2207,7 @@ class SearchRun:
             n_checked += 1
             if deadline and n_checked % 256 == 0 and time.monotonic() > deadline:
                 raise LDAPError(RC.timeLimitExceeded)
-            e = r.get(eid)
+            e = base if base is not None and eid == base_id else r.get(eid)
             if e is None or e.deleted:
                 continue
             e.dn, e.ndn, root = d.dit.dn_of(r, eid, e.parent_id, e.rdn)

@@ -46,15 +46,28 @@ FLAG_DELETED = 1  # entry tombstone
 AttrMeta = tuple[int, int, bytes, int, int]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class ValueMeta:
+    """One value's state. The constructor is written out, as ``StoredEntry``'s: a group's
+    record holds one per member, each built when the record is read."""
+
     value: bytes
     local_usn: int
     version: int
     invocation: bytes
     time_ms: int
     orig_usn: int
-    deleted: bool = False
+    deleted: bool
+
+    def __init__(self, value: bytes, local_usn: int, version: int, invocation: bytes, time_ms: int,
+                 orig_usn: int, deleted: bool = False) -> None:
+        self.value = value
+        self.local_usn = local_usn
+        self.version = version
+        self.invocation = invocation
+        self.time_ms = time_ms
+        self.orig_usn = orig_usn
+        self.deleted = deleted
 
     def meta(self) -> AttrMeta:
         return (self.local_usn, self.version, self.invocation, self.time_ms, self.orig_usn)
@@ -298,8 +311,17 @@ def decode_body(body: bytes) -> tuple[dict[str, list[bytes]], dict[str, AttrMeta
             meta[name] = t
         seen.append(t)
         if vm:
-            vmeta[name] = [ValueMeta(*x) for x in vm]
+            vmeta[name] = [_value_meta(x) for x in vm]
     return attrs, meta, vmeta
+
+
+def _value_meta(x: list[Any]) -> ValueMeta:
+    if len(x) != 7:
+        raise ValueError("malformed entry body: value metadata of another shape")
+    try:
+        return ValueMeta(x[0], x[1], x[2], x[3], x[4], x[5], x[6])
+    except TypeError:  # a field of another type (compiled, the constructor checks them)
+        raise ValueError("malformed entry body: value metadata of another type") from None
 
 
 def encode_entry(e: StoredEntry) -> bytes:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vmdir.store import StoredEntry, ValueMeta, decode_entry, decode_some, encode_body, encode_entry
+from vmdir.store import StoredEntry, ValueMeta, decode_body, decode_entry, decode_some, encode_body, encode_entry
 from vmdir.store._entrycodec import _skip
 
 INV = bytes(range(16))
@@ -155,6 +155,19 @@ def test_metadata_referring_to_no_earlier_attribute_is_refused() -> None:
         with pytest.raises(ValueError):
             decode_entry(1, msgpack.packb([3, 0, "cn=x", 0, msgpack.packb(body, use_bin_type=True), None, None],
                                           use_bin_type=True))
+
+
+def test_value_metadata_of_another_shape_or_type_is_refused() -> None:
+    """A peer's page or a damaged record with a value's state that is not the seven fields
+    of ValueMeta fails like any other malformed body: ValueError."""
+    stamp = [1, 1, INV, 5, 1]
+    good = [b"cn=a", 1, 1, INV, 5, 1, False]
+    body = [["member", [b"cn=a"], stamp, [good]]]
+    _, _, vmeta = decode_body(msgpack.packb(body, use_bin_type=True))
+    assert vmeta["member"][0] == ValueMeta(b"cn=a", 1, 1, INV, 5, 1, False)
+    for bad in (good[:6], good + [1], ["cn=a"] + good[1:], good[:1] + ["1"] + good[2:]):
+        with pytest.raises(ValueError):
+            decode_body(msgpack.packb([["member", [b"cn=a"], stamp, [bad]]], use_bin_type=True))
 
 
 def test_values_outside_the_written_out_encoding_go_to_msgpack() -> None:
