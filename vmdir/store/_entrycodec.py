@@ -73,19 +73,25 @@ class ValueMeta:
         return (self.local_usn, self.version, self.invocation, self.time_ms, self.orig_usn)
 
 
-@dataclass(slots=True, init=False)
+@dataclass(slots=True, init=False, eq=False)
 class StoredEntry:
     """An entry as the store holds it. ``dn``/``ndn`` are filled in by whoever read it.
 
     The constructor is written out: compiled, it costs a fraction of the one ``dataclass``
-    generates, which runs interpreted (3.8k instructions, once per entry read)."""
+    generates, which runs interpreted (3.8k instructions, once per entry read).
+
+    ``vmeta`` is built when first asked for: an entry read from the store keeps its values'
+    states as msgpack gave them (``_vm_raw``) until then. A search never asks, and a group of
+    many thousand members would otherwise build as many ValueMeta at each read; written
+    back unasked (a change to another attribute), the states are written from those lists."""
 
     id: int
     parent_id: int
     rdn: str
     attrs: dict[str, list[bytes]]
     meta: dict[str, AttrMeta]
-    vmeta: dict[str, list[ValueMeta]]
+    _vmeta: dict[str, list[ValueMeta]] | None  # None: not built yet from _vm_raw
+    _vm_raw: dict[str, list[Any]]  # attribute -> its values' states, each a 7-element list
     flags: int
     dn: str
     ndn: str
@@ -95,13 +101,16 @@ class StoredEntry:
     def __init__(self, id: int, parent_id: int, rdn: str, attrs: dict[str, list[bytes]],
                  meta: dict[str, AttrMeta] | None = None, vmeta: dict[str, list[ValueMeta]] | None = None,
                  flags: int = 0, dn: str = "", ndn: str = "", wire_user: bytes | None = None,
-                 wire_secret: bytes | None = None) -> None:
+                 wire_secret: bytes | None = None, vm_raw: dict[str, list[Any]] | None = None) -> None:
         self.id = id
         self.parent_id = parent_id
         self.rdn = rdn
         self.attrs = attrs
         self.meta = {} if meta is None else meta
-        self.vmeta = {} if vmeta is None else vmeta
+        if vm_raw:
+            self._vmeta, self._vm_raw = None, vm_raw
+        else:
+            self._vmeta, self._vm_raw = ({} if vmeta is None else vmeta), {}
         self.flags = flags
         self.dn = dn
         self.ndn = ndn
@@ -109,19 +118,44 @@ class StoredEntry:
         self.wire_secret = wire_secret
 
     @property
+    def vmeta(self) -> dict[str, list[ValueMeta]]:
+        """Attribute -> its values' states (value tombstones included). Raises ValueError
+        if the record held a state of another shape or type."""
+        vm = self._vmeta
+        if vm is None:
+            vm = {k: [_value_meta(x) for x in xs] for k, xs in self._vm_raw.items()}
+            self._vmeta, self._vm_raw = vm, {}
+        return vm
+
+    @vmeta.setter
+    def vmeta(self, value: dict[str, list[ValueMeta]]) -> None:
+        self._vmeta, self._vm_raw = value, {}
+
+    @property
     def deleted(self) -> bool:
         return bool(self.flags & FLAG_DELETED)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StoredEntry):
+            return NotImplemented
+        return (self.id, self.parent_id, self.rdn, self.attrs, self.meta, self.vmeta, self.flags, self.dn,
+                self.ndn, self.wire_user, self.wire_secret) == (
+                other.id, other.parent_id, other.rdn, other.attrs, other.meta, other.vmeta, other.flags, other.dn,
+                other.ndn, other.wire_user, other.wire_secret)
 
     def copy(self) -> "StoredEntry":
         """A copy whose lists and dicts can be changed without changing this entry. The
         ``ValueMeta`` objects are shared: whoever changes a value's metadata replaces the
-        object in its list (a group of many thousand members is not copied value by value)."""
+        object in its list (a group of many thousand members is not copied value by value);
+        states not built yet stay unbuilt in both (the lists are only ever read)."""
+        vmeta = self._vmeta
         return StoredEntry(
             self.id, self.parent_id, self.rdn,
             {k: list(v) for k, v in self.attrs.items()},
             dict(self.meta),
-            {k: list(v) for k, v in self.vmeta.items()},
+            {k: list(v) for k, v in vmeta.items()} if vmeta is not None else None,
             self.flags, self.dn, self.ndn, self.wire_user, self.wire_secret,
+            self._vm_raw if vmeta is None else None,
         )
 
 
@@ -136,8 +170,10 @@ def encode_body(e: StoredEntry, skip: frozenset[str] = frozenset()) -> bytes:
 
 
 def _encode_body(e: StoredEntry, skip: frozenset[str], share: bool) -> bytes:
-    """``encode_body``; ``share``: an attribute whose metadata an earlier one has refers to it."""
-    meta, vmeta, values = e.meta, e.vmeta, e.attrs
+    """``encode_body``; ``share``: an attribute whose metadata an earlier one has refers to it.
+    Values' states not built yet are written from the lists they were read as."""
+    meta, values = e.meta, e.attrs
+    vmeta: dict[str, list[Any]] = e._vm_raw if e._vmeta is None else e._vmeta  # type: ignore[assignment]
     names = sorted(values.keys() | meta.keys())
     try:
         return _pack_body(names, skip, values, meta, vmeta, share)
@@ -148,7 +184,7 @@ def _encode_body(e: StoredEntry, skip: frozenset[str], share: bool) -> bytes:
                 continue
             vm = vmeta.get(name)
             attrs.append((name, values.get(name, []), meta.get(name),
-                          [_vm_fields(v) for v in vm] if vm else None))
+                          [_vm_fields(v) if isinstance(v, ValueMeta) else v for v in vm] if vm else None))
         return msgpack.packb(attrs, use_bin_type=True)
 
 
@@ -232,8 +268,19 @@ def _pack_value_meta(v: ValueMeta) -> bytes:
                      b"\xc3" if v.deleted else b"\xc2"])
 
 
+def _pack_raw_value_meta(x: list[Any]) -> bytes:
+    """A value's state as read (``StoredEntry._vm_raw``): the same bytes as the ValueMeta
+    built from it would give. Raises _NotPlain (or TypeError) for anything else."""
+    if len(x) != 7 or (x[6] is not True and x[6] is not False):
+        raise _NotPlain
+    value: bytes = x[0]
+    inv: bytes = x[3]
+    return b"".join([b"\x97", _bin_head(len(value)), value, _uint(x[1]), _uint(x[2]),
+                     _bin_head(len(inv)), inv, _uint(x[4]), _uint(x[5]), b"\xc3" if x[6] else b"\xc2"])
+
+
 def _pack_body(names: list[str], skip: frozenset[str], values: dict[str, list[bytes]],
-               meta: dict[str, Any], vmeta: dict[str, list[ValueMeta]], share: bool) -> bytes:
+               meta: dict[str, Any], vmeta: dict[str, list[Any]], share: bool) -> bytes:
     """``[[attr, values, meta, vmeta], ...]`` as msgpack. Raises _NotPlain (or TypeError) for
     a value it does not write. ``share``: a metadata tuple an earlier attribute has is written
     as that attribute's position. (``meta`` is typed loosely: compiled, a typed tuple would be
@@ -284,8 +331,8 @@ def _pack_body(names: list[str], skip: frozenset[str], values: dict[str, list[by
             out.append(b"\xc0")
         else:
             out.append(_array_head(len(vm)))
-            for x in vm:
-                out.append(_pack_value_meta(x))
+            for x in vm:  # ValueMeta, or the list a state not built yet was read as
+                out.append(_pack_value_meta(x) if isinstance(x, ValueMeta) else _pack_raw_value_meta(x))
     return _array_head(count) + b"".join(out)
 
 
@@ -293,9 +340,15 @@ def decode_body(body: bytes) -> tuple[dict[str, list[bytes]], dict[str, AttrMeta
     """(attrs, meta, vmeta) of an ``encode_body`` value, or of a stored record's body (whose
     shared metadata it resolves: those attributes share one tuple). Raises ValueError (or a
     msgpack error, a subclass) if it is malformed."""
+    attrs, meta, raw = _decode_body(body)
+    return attrs, meta, {k: [_value_meta(x) for x in xs] for k, xs in raw.items()}
+
+
+def _decode_body(body: bytes) -> tuple[dict[str, list[bytes]], dict[str, AttrMeta], dict[str, list[Any]]]:
+    """``decode_body`` with the values' states as msgpack gave them (lists, not checked)."""
     attrs: dict[str, list[bytes]] = {}
     meta: dict[str, AttrMeta] = {}
-    vmeta: dict[str, list[ValueMeta]] = {}
+    vmeta: dict[str, list[Any]] = {}
     seen: list[Any] = []  # each attribute's metadata in turn (None: it has none)
     for name, values, m, vm in msgpack.unpackb(body, raw=False, use_list=True):
         if values:
@@ -311,12 +364,14 @@ def decode_body(body: bytes) -> tuple[dict[str, list[bytes]], dict[str, AttrMeta
             meta[name] = t
         seen.append(t)
         if vm:
-            vmeta[name] = [_value_meta(x) for x in vm]
+            if not isinstance(vm, list):
+                raise ValueError("malformed entry body: values' metadata is not a list")
+            vmeta[name] = vm
     return attrs, meta, vmeta
 
 
-def _value_meta(x: list[Any]) -> ValueMeta:
-    if len(x) != 7:
+def _value_meta(x: Any) -> ValueMeta:
+    if not isinstance(x, list) or len(x) != 7:
         raise ValueError("malformed entry body: value metadata of another shape")
     try:
         return ValueMeta(x[0], x[1], x[2], x[3], x[4], x[5], x[6])
@@ -350,8 +405,8 @@ def _record(data: bytes) -> list[Any]:
 def decode_entry(entry_id: int, data: bytes) -> StoredEntry:
     """Return the entry encoded in ``data``. Raises ValueError on an unknown format."""
     rec = _record(data)
-    attrs, meta, vmeta = decode_body(rec[4])
-    return StoredEntry(entry_id, rec[1], rec[2], attrs, meta, vmeta, rec[3], "", "", rec[5], rec[6])
+    attrs, meta, raw = _decode_body(rec[4])
+    return StoredEntry(entry_id, rec[1], rec[2], attrs, meta, None, rec[3], "", "", rec[5], rec[6], raw)
 
 
 def decode_some(entry_id: int, data: bytes, names: frozenset[str]) -> StoredEntry:

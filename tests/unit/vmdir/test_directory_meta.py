@@ -142,6 +142,7 @@ def test_a_change_replaces_value_metadata_it_shares_with_the_state_before(d: Dir
     us = _members(3)
     dn = _group(d, "share", us)
     e = stored(d, dn)
+    assert len(e.vmeta["member"]) == 3  # built now (a read builds the states when first asked for)
     old = e.copy()
     kept = old.vmeta["member"][0]
     assert e.vmeta["member"][0] is kept and e.vmeta["member"] is not old.vmeta["member"]

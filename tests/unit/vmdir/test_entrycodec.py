@@ -124,8 +124,15 @@ def test_the_written_out_encoding_is_msgpacks_own(e: StoredEntry, skip: frozense
     assert encode_body(e, skip) == _generic_body(e, skip)
     assert encode_entry(e) == msgpack.packb([3, e.parent_id, e.rdn, e.flags, _generic_body(e, shared=True), e.wire_user,
                                              e.wire_secret], use_bin_type=True)
-    back = decode_entry(e.id, encode_entry(e))
+    data = encode_entry(e)
+    # read back, the values' states are built when first asked for; written back before
+    # that (a change to another attribute), they are written from the lists read, the same
+    unasked = decode_entry(e.id, data)
+    assert encode_entry(unasked) == data and encode_entry(unasked.copy()) == data
+    assert encode_body(unasked, skip) == encode_body(e, skip)
+    back = decode_entry(e.id, data)
     assert (back.attrs, back.meta, back.vmeta) == ({k: v for k, v in e.attrs.items() if v}, e.meta, e.vmeta)
+    assert encode_entry(back) == data
     # decode_some steps over shared metadata (a position) as over written-out metadata
     assert decode_some(e.id, encode_entry(e), skip | {"cn"}).attrs == {
         k: v for k, v in e.attrs.items() if v and k in skip | {"cn"}}
@@ -165,9 +172,17 @@ def test_value_metadata_of_another_shape_or_type_is_refused() -> None:
     body = [["member", [b"cn=a"], stamp, [good]]]
     _, _, vmeta = decode_body(msgpack.packb(body, use_bin_type=True))
     assert vmeta["member"][0] == ValueMeta(b"cn=a", 1, 1, INV, 5, 1, False)
-    for bad in (good[:6], good + [1], ["cn=a"] + good[1:], good[:1] + ["1"] + good[2:]):
+    for bad in (good[:6], good + [1], ["cn=a"] + good[1:], good[:1] + ["1"] + good[2:], 5):
+        body = msgpack.packb([["member", [b"cn=a"], stamp, [bad]]], use_bin_type=True)
         with pytest.raises(ValueError):
-            decode_body(msgpack.packb([["member", [b"cn=a"], stamp, [bad]]], use_bin_type=True))
+            decode_body(body)
+        # a stored record's are built when first asked for: refused then
+        e = decode_entry(1, msgpack.packb([3, 0, "cn=x", 0, body, None, None], use_bin_type=True))
+        assert e.attrs == {"member": [b"cn=a"]}
+        with pytest.raises(ValueError):
+            e.vmeta
+    with pytest.raises(ValueError):  # not a list of states at all
+        decode_entry(1, msgpack.packb([3, 0, "cn=x", 0, msgpack.packb([["member", [b"cn=a"], stamp, 7]]), None, None]))
 
 
 def test_values_outside_the_written_out_encoding_go_to_msgpack() -> None:
