@@ -2,8 +2,10 @@
 
 Reads the change log (the ``usn`` database: the latest change of each entry, in USN
 order) above the consumer's watermark, leaves out entries the consumer's up-to-dateness
-vector says it already has, and sends each remaining entry whole, with its metadata (the
-consumer merges attribute by attribute, so sending more than the consumer lacks is safe).
+vector says it already has, and sends each remaining entry with its metadata: every
+attribute's, and of values with their own states only those the consumer lacks (the
+consumer merges attribute by attribute and value by value, so sending more than it lacks
+is safe).
 An entry whose parent changed later than it (so comes later in the log) is preceded by
 that parent, so a consumer never receives a child before its parent exists there.
 """
@@ -70,7 +72,7 @@ def pull_page(d: Directory, s: Session, req: PullRequest,
             if e is None or eid in sent or not _lacks(e, have):
                 continue
             for x in _unsent_ancestors(r, e, usn, have, sent, ancestors, current) + [e]:
-                entry = _entry(d, r, x, usn, ancestors)
+                entry = _entry(d, r, x, usn, ancestors, have)
                 size += len(entry.attributes[0][1][0])
                 out.append(entry)
                 sent.add(x.id)
@@ -115,11 +117,27 @@ def _unsent_ancestors(r: ReadTxn, e: StoredEntry, usn: int, have: Vector, sent: 
     return chain[::-1]
 
 
+def _body(e: StoredEntry, have: Vector) -> bytes:
+    """``e``'s attributes and their states for a consumer with vector ``have``. Of an
+    attribute with per-value states (``member``...) only the values' states it lacks go, and
+    no value list (the consumer makes it from the states): a member added to a group of
+    thousands sends that member, not the group. Every attribute-level state goes, so an
+    entry the consumer lacks arrives whole (all its values' states are newer than its vector
+    covers then)."""
+    vmeta = e.vmeta
+    if not vmeta:
+        return encode_body(e, LOCAL)
+    lacking = {a: [v for v in vs if v.orig_usn > have.get(v.invocation, 0)] for a, vs in vmeta.items()}
+    part = StoredEntry(e.id, e.parent_id, e.rdn, {a: vs for a, vs in e.attrs.items() if a not in vmeta}, e.meta,
+                       {a: vs for a, vs in lacking.items() if vs})
+    return encode_body(part, LOCAL)
+
+
 def _entry(d: Directory, r: ReadTxn, e: StoredEntry, position: int,
-           ancestors: dict[int, StoredEntry | None]) -> m.SearchResultEntry:
-    """The page's record of ``e``."""
+           ancestors: dict[int, StoredEntry | None], have: Vector) -> m.SearchResultEntry:
+    """The page's record of ``e``, for a consumer with vector ``have``."""
     parent = _ancestor(r, ancestors, e.parent_id) if e.parent_id else None
     rec = Record(entry_uuid(e), entry_uuid(parent) if parent is not None else None, e.rdn, position,
-                 encode_body(e, LOCAL))
+                 _body(e, have))
     dn = d.dit.dn_of(r, e.id, e.parent_id, e.rdn)[0]
     return m.SearchResultEntry(dn, ((REPL_ATTR, (encode_record(rec),)),))

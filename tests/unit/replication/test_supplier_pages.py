@@ -55,3 +55,56 @@ def test_ancestors_that_changed_later_come_first_once_with_their_uuids(d: Direct
     page = _page(d, _usn(d, kids[0]), {})
     assert [dn for dn, _, _ in page] == [OU] + kids[1:]
     assert page[0][2] == _usn(d, kids[1])
+
+
+def test_a_group_change_sends_the_values_states_the_consumer_lacks(tmp_path, d: Directory) -> None:
+    """Of ``member`` only the states the consumer's vector does not cover go (no value list);
+    every attribute-level state goes. A consumer that has the group merges the one new member
+    into it; one that lacks the group gets it whole. Both end equal to the supplier's."""
+    from replication._consumer import apply_page
+    from tests.unit.vmdir.test_directory_meta import new_directory
+    from vmdir.store import decode_body
+
+    s = admin(d)
+    g = f"cn=many,cn=Groups,{BASE}"
+    us = [f"cn=u{i},cn=Users,{BASE}".encode() for i in range(50)]
+    run(d, d.add(s, m.AddRequest(g, (("objectClass", (b"groupOfNames",)), ("cn", (b"many",)), ("member", tuple(us[:40]))))))
+    covered = _usn(d, g)
+    run(d, d.modify(s, m.ModifyRequest(g, (m.Change(m.MOD_ADD, "member", (us[40],)),
+                                           m.Change(m.MOD_DELETE, "member", (us[0],))))))
+
+    def records(utdv: dict[bytes, int]):
+        entries, resp = pull_page(d, session(d), PullRequest(CONSUMER, 0, 500, utdv, 0))
+        return [decode_record(e.attributes[0][1][0]) for e in entries], resp
+
+    recs, _ = records({d.invocation: covered})
+    (rec,) = [r for r in recs if r.uuid == entry_uuid(stored(d, g))]
+    attrs, meta, vmeta = decode_body(rec.body)
+    assert sorted(v.value for v in vmeta["member"]) == [us[0], us[40]]  # the added one and the removed one
+    assert "member" not in attrs and {"cn", "objectclass", "member"} <= meta.keys()
+    whole = decode_body(next(r for r in records({})[0] if r.uuid == rec.uuid).body)[2]
+    assert len(whole["member"]) == 41
+
+    # consumers: one that had the group as of `covered`, one that lacks it; each applies the
+    # pages it is sent (the first gets them twice: first all of them, then the partial one)
+    def consumer(name: str) -> Directory:
+        return new_directory(str(tmp_path / name))  # empty: the first page brings the whole tree
+
+    def apply(c: Directory, utdv: dict[bytes, int]) -> None:
+        entries, resp = pull_page(d, session(d), PullRequest(c.invocation, 0, 500, utdv, 0))
+        res = apply_page(c, [decode_record(e.attributes[0][1][0]) for e in entries], resp, resp)
+        assert res.error is None
+
+    def members(x: Directory) -> tuple[list[bytes], list[tuple]]:
+        e = stored(x, g)
+        return sorted(e.attrs["member"]), sorted((v.value, v.version, v.invocation, v.orig_usn, v.deleted)
+                                                 for v in e.vmeta["member"])
+
+    fresh = consumer("fresh")
+    apply(fresh, {})
+    assert members(fresh) == members(d)
+    had = consumer("had")
+    apply(had, {})
+    run(d, d.modify(s, m.ModifyRequest(g, (m.Change(m.MOD_ADD, "member", (us[41],)),))))
+    apply(had, {d.invocation: _usn(d, g) - 1})  # only the new member's state travels
+    assert members(had) == members(d) and us[41] in members(had)[0]
