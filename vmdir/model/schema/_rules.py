@@ -41,11 +41,14 @@ __all__ = ["MatchingRule", "RuleHooks", "RuleImpl", "rule_impl", "substrings_mat
 
 KeyFn = Callable[[bytes], Any]
 CACHE_MAX_ENTRIES = 8192
+# DN-valued rules: a group's members are normalised at each change of the group (to tell
+# its values apart); a cache smaller than the group is cleared over and over while doing so
+DN_CACHE_MAX_ENTRIES = 1 << 16
 CACHE_MAX_VALUE_LEN = 256
 
 
-def _cached(fn: KeyFn) -> KeyFn:
-    """Memoise a normaliser for short values (bounded; cleared when full)."""
+def _cached(fn: KeyFn, size: int = CACHE_MAX_ENTRIES) -> KeyFn:
+    """Memoise a normaliser for short values (at most ``size`` of them; cleared when full)."""
     cache: dict[bytes, Any] = {}
 
     def wrapper(v: bytes) -> Any:
@@ -53,7 +56,7 @@ def _cached(fn: KeyFn) -> KeyFn:
         if r is None:
             r = fn(v)
             if len(v) <= CACHE_MAX_VALUE_LEN:
-                if len(cache) >= CACHE_MAX_ENTRIES:
+                if len(cache) >= size:
                     cache.clear()
                 cache[v] = r
         return r
@@ -109,6 +112,7 @@ class RuleImpl:
     # substr only: component preparation (component bytes, position) -> prepared
     component: Callable[[bytes, str], Any] | None = None
     cache: bool = True
+    cache_size: int = CACHE_MAX_ENTRIES  # values whose keys are kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,10 +146,10 @@ class MatchingRule:
             impl = _guess_impl(self.name)
         self.kind = impl.kind
         self.syntaxes = impl.syntaxes | {syntax}
-        vk = _cached(impl.value_key) if impl.cache else impl.value_key
+        vk = _cached(impl.value_key, impl.cache_size) if impl.cache else impl.value_key
         self._value_key = vk
         ak = impl.assertion_key
-        self._assertion_key = vk if ak is None else (_cached(ak) if impl.cache else ak)
+        self._assertion_key = vk if ak is None else (_cached(ak, impl.cache_size) if impl.cache else ak)
         self._component = impl.component
         m = impl.match
         if m is None:
@@ -420,14 +424,14 @@ def rule_impl(oid: str, hooks: RuleHooks) -> RuleImpl | None:
     if oid == "2.5.13.0":  # objectIdentifierMatch
         return RuleImpl("equality", hooks.oid_key, syntaxes=frozenset({S + "38"}))
     if oid == "2.5.13.1":  # distinguishedNameMatch
-        return RuleImpl("equality", hooks.dn_key, syntaxes=frozenset({S + "12"}))
+        return RuleImpl("equality", hooks.dn_key, syntaxes=frozenset({S + "12"}), cache_size=DN_CACHE_MAX_ENTRIES)
     if oid == "2.5.13.23":  # uniqueMemberMatch: DN [ "#" BitString ]
         def unique_member(v: bytes) -> bytes:
             dn, sharp, uid = v.rpartition(b"#")
             if sharp and uid.startswith(b"'") and uid.endswith(b"'B"):
                 return hooks.dn_key(dn) + b"#" + _bitstring_key(uid)
             return hooks.dn_key(v)
-        return RuleImpl("equality", unique_member, syntaxes=frozenset({S + "34"}))
+        return RuleImpl("equality", unique_member, syntaxes=frozenset({S + "34"}), cache_size=DN_CACHE_MAX_ENTRIES)
     if oid == "2.5.13.30":  # objectIdentifierFirstComponentMatch
         def oid_first(v: bytes) -> bytes:
             return hooks.oid_key(_first_component(v))
