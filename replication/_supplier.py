@@ -128,8 +128,10 @@ def _body(e: StoredEntry, have: Vector) -> bytes:
     if not vmeta:
         return encode_body(e, LOCAL)
     lacking = {a: [v for v in vs if v.orig_usn > have.get(v.invocation, 0)] for a, vs in vmeta.items()}
-    part = StoredEntry(e.id, e.parent_id, e.rdn, {a: vs for a, vs in e.attrs.items() if a not in vmeta}, e.meta,
-                       {a: vs for a, vs in lacking.items() if vs})
+    # (an attribute whose live values its states do not all stand for keeps its list)
+    whole = {a for a, vs in vmeta.items() if sum(1 for v in vs if not v.deleted) != len(e.attrs.get(a, ()))}
+    part = StoredEntry(e.id, e.parent_id, e.rdn, {a: vs for a, vs in e.attrs.items() if a not in vmeta or a in whole},
+                       e.meta, {a: vs for a, vs in lacking.items() if vs})
     return encode_body(part, LOCAL)
 
 

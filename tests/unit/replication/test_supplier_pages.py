@@ -108,3 +108,20 @@ def test_a_group_change_sends_the_values_states_the_consumer_lacks(tmp_path, d: 
     run(d, d.modify(s, m.ModifyRequest(g, (m.Change(m.MOD_ADD, "member", (us[41],)),))))
     apply(had, {d.invocation: _usn(d, g) - 1})  # only the new member's state travels
     assert members(had) == members(d) and us[41] in members(had)[0]
+
+
+def test_values_without_a_state_of_their_own_keep_the_value_list() -> None:
+    """An entry whose live values its states do not all stand for (none is written so; a
+    damaged or hand-made record) still sends its value list: nothing is lost on the way."""
+    from replication._supplier import _body
+    from vmdir.store import StoredEntry, ValueMeta, decode_body
+
+    inv = b"\x07" * 16
+    a, b = b"cn=a", b"cn=b"
+    e = StoredEntry(1, 0, "cn=g", {"member": [a, b]}, {"member": (1, 1, inv, 1, 1)},
+                    {"member": [ValueMeta(a, 1, 1, inv, 1, 1)]})
+    attrs, _, vmeta = decode_body(_body(e, {}))
+    assert attrs["member"] == [a, b] and [v.value for v in vmeta["member"]] == [a]
+    e.attrs["member"] = [a]  # every live value has its state: the list stays home
+    attrs, _, vmeta = decode_body(_body(e, {}))
+    assert "member" not in attrs and [v.value for v in vmeta["member"]] == [a]
