@@ -30,7 +30,7 @@ if __package__ in (None, ""):  # run as a file: python bench/group_bench.py
 
 from bench import data as D  # noqa: E402
 from bench.repl_bench import Client, pct_ms  # noqa: E402
-from bench.servers import LightwaveServer, SlapdServer, remove  # noqa: E402
+from bench.servers import add_alone_options, alone_servers, remove  # noqa: E402
 from vmdir.proto.messages import (  # noqa: E402
     MOD_ADD, MOD_DELETE, MOD_REPLACE, SCOPE_BASE, AddRequest, Change, ModifyRequest, Present,
 )
@@ -95,15 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.group_bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--members", type=int, default=5000, help="members of the group (default 5000)")
     p.add_argument("--singles", type=int, default=200, help="single-member adds and group reads (default 200)")
-    p.add_argument("--workers", type=int, default=None, help="lightwave worker processes (default: its own)")
-    p.add_argument("--nosync", action="store_true", help="neither server fsyncs a commit")
-    p.add_argument("--skip-slapd", action="store_true", help="do not run OpenLDAP")
+    add_alone_options(p)
     a = p.parse_args(argv)
     work = tempfile.mkdtemp(prefix="lwgroup-")
-    quiet = lambda *_: None  # noqa: E731
-    servers = [LightwaveServer(os.path.join(work, "lw"), nosync=a.nosync, workers=a.workers, log=quiet)]
-    if not a.skip_slapd:
-        servers.append(SlapdServer(os.path.join(work, "slapd"), nosync=a.nosync, log=quiet))
+    servers = alone_servers(work, a)
     figures: dict[str, dict[str, float]] = {}
     try:
         for srv in servers:

@@ -226,5 +226,23 @@ class LightwaveServer:
         return self.ports[0]
 
 
+def add_alone_options(p) -> None:
+    """The options of a benchmark that runs each server alone, Lightwave then slapd
+    (``alone_servers``): ``--workers``, ``--nosync``, ``--skip-slapd``."""
+    p.add_argument("--workers", type=int, default=None, help="lightwave worker processes (default: its own)")
+    p.add_argument("--nosync", action="store_true", help="neither server fsyncs a commit")
+    p.add_argument("--skip-slapd", action="store_true", help="do not run OpenLDAP")
+
+
+def alone_servers(work: str, a) -> list:
+    """Lightwave and (unless ``--skip-slapd``) slapd under ``work``, quiet, as the options of
+    ``add_alone_options`` say."""
+    quiet = lambda *_: None  # noqa: E731
+    servers: list = [LightwaveServer(os.path.join(work, "lw"), nosync=a.nosync, workers=a.workers, log=quiet)]
+    if not a.skip_slapd:
+        servers.append(SlapdServer(os.path.join(work, "slapd"), nosync=a.nosync, log=quiet))
+    return servers
+
+
 def remove(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)

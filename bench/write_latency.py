@@ -24,7 +24,7 @@ if __package__ in (None, ""):  # run as a file: python bench/write_latency.py
 
 from bench import data as D  # noqa: E402
 from bench.repl_bench import Client, pct_ms  # noqa: E402
-from bench.servers import LightwaveServer, SlapdServer, remove  # noqa: E402
+from bench.servers import add_alone_options, alone_servers, remove  # noqa: E402
 from vmdir.proto.messages import BindRequest  # noqa: E402
 
 BASE_LDIF = (f"dn: {D.SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\ndc: lightwave\no: lightwave\n\n"
@@ -37,15 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=10, help="rounds on each server, alternating (default 10)")
     p.add_argument("--writes", type=int, default=50, help="writes per round (default 50)")
     p.add_argument("--warmup", type=int, default=10, help="writes of each round not counted (default 10)")
-    p.add_argument("--workers", type=int, default=None, help="lightwave worker processes (default: its own)")
-    p.add_argument("--nosync", action="store_true", help="neither server fsyncs a commit")
-    p.add_argument("--skip-slapd", action="store_true", help="do not run OpenLDAP")
+    add_alone_options(p)
     a = p.parse_args(argv)
     work = tempfile.mkdtemp(prefix="lwwrite-")
-    quiet = lambda *_: None  # noqa: E731
-    servers = {"lightwave": LightwaveServer(os.path.join(work, "lw"), nosync=a.nosync, workers=a.workers, log=quiet)}
-    if not a.skip_slapd:
-        servers["slapd"] = SlapdServer(os.path.join(work, "slapd"), nosync=a.nosync, log=quiet)
+    servers = {srv.name: srv for srv in alone_servers(work, a)}
     lat: dict[str, list[int]] = {name: [] for name in servers}  # ns
     try:
         clients = {}

@@ -14,7 +14,7 @@ from __future__ import annotations
 from vmdir.directory import Directory, Session
 from vmdir.proto import messages as m
 from vmdir.proto.results import LDAPError, ResultCode
-from vmdir.store import ReadTxn, StoredEntry, encode_body, entry_uuid
+from vmdir.store import ReadTxn, StoredEntry, ValueMeta, encode_body, entry_uuid
 
 from replication._merge import LOCAL
 from replication._state import read_purged, read_utdv
@@ -81,12 +81,17 @@ def pull_page(d: Directory, s: Session, req: PullRequest,
     return out, PullResponse(d.invocation, wm, highest, more, utdv, purged)
 
 
+def _unseen(invocation: bytes, orig_usn: int, utdv: Vector) -> bool:
+    """Whether a state made at ``orig_usn`` by ``invocation`` is newer than ``utdv`` covers."""
+    return orig_usn > utdv.get(invocation, 0)
+
+
 def _lacks(e: StoredEntry, utdv: Vector) -> bool:
     """Whether some attribute or value state of ``e`` is newer than ``utdv`` covers."""
     for a, meta in e.meta.items():
-        if a not in LOCAL and meta[4] > utdv.get(meta[2], 0):
+        if a not in LOCAL and _unseen(meta[2], meta[4], utdv):
             return True
-    return any(v.orig_usn > utdv.get(v.invocation, 0) for vals in e.vmeta.values() for v in vals)
+    return any(_unseen(v.invocation, v.orig_usn, utdv) for vals in e.vmeta.values() for v in vals)
 
 
 def _ancestor(r: ReadTxn, ancestors: dict[int, StoredEntry | None], pid: int) -> StoredEntry | None:
@@ -127,12 +132,16 @@ def _body(e: StoredEntry, have: Vector) -> bytes:
     vmeta = e.vmeta
     if not vmeta:
         return encode_body(e, LOCAL)
-    lacking = {a: [v for v in vs if v.orig_usn > have.get(v.invocation, 0)] for a, vs in vmeta.items()}
-    # (an attribute whose live values its states do not all stand for keeps its list)
-    whole = {a for a, vs in vmeta.items() if sum(1 for v in vs if not v.deleted) != len(e.attrs.get(a, ()))}
-    part = StoredEntry(e.id, e.parent_id, e.rdn, {a: vs for a, vs in e.attrs.items() if a not in vmeta or a in whole},
-                       e.meta, {a: vs for a, vs in lacking.items() if vs})
-    return encode_body(part, LOCAL)
+    attrs = {a: vs for a, vs in e.attrs.items() if a not in vmeta}
+    lacking: dict[str, list[ValueMeta]] = {}
+    for a, states in vmeta.items():
+        new = [v for v in states if _unseen(v.invocation, v.orig_usn, have)]
+        if new:
+            lacking[a] = new
+        vals = e.attrs.get(a)  # kept when its live values are not all stood for by their states
+        if vals and sum(1 for v in states if not v.deleted) != len(vals):
+            attrs[a] = vals
+    return encode_body(StoredEntry(e.id, e.parent_id, e.rdn, attrs, e.meta, lacking), LOCAL)
 
 
 def _entry(d: Directory, r: ReadTxn, e: StoredEntry, position: int,

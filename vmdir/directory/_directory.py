@@ -1605,11 +1605,11 @@ class Directory:
                             pv_del.setdefault(key, []).append(cur[j])
                         e.attrs[key] = [v for j, v in enumerate(cur) if j not in gone]
                 elif opc == m.MOD_REPLACE:
-                    newkeys = {self._vkey(base, v) for v in vals}
+                    valkeys = [self._vkey(base, v) for v in vals]
                     curkeys = [self._vkey(base, v) for v in cur]
-                    had = set(curkeys)
+                    newkeys, had = set(valkeys), set(curkeys)
                     pv_del.setdefault(key, []).extend(v for v, k in zip(cur, curkeys) if k not in newkeys)
-                    pv_add.setdefault(key, []).extend(v for v in vals if self._vkey(base, v) not in had)
+                    pv_add.setdefault(key, []).extend(v for v, k in zip(vals, valkeys) if k not in had)
                     e.attrs[key] = list(vals)
                 elif opc == m.MOD_INCREMENT:
                     if not cur:

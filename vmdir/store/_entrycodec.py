@@ -123,7 +123,7 @@ class StoredEntry:
         if the record held a state of another shape or type."""
         vm = self._vmeta
         if vm is None:
-            vm = {k: [_value_meta(x) for x in xs] for k, xs in self._vm_raw.items()}
+            vm = _built(self._vm_raw)
             self._vmeta, self._vm_raw = vm, {}
         return vm
 
@@ -262,21 +262,23 @@ def _pack_meta(m: Any) -> bytes:
     return b"".join([b"\x95", _uint(m[0]), _uint(m[1]), _bin_head(len(inv)), inv, _uint(m[3]), _uint(m[4])])
 
 
-def _pack_value_meta(v: ValueMeta) -> bytes:
-    return b"".join([b"\x97", _bin_head(len(v.value)), v.value, _uint(v.local_usn), _uint(v.version),
-                     _bin_head(len(v.invocation)), v.invocation, _uint(v.time_ms), _uint(v.orig_usn),
-                     b"\xc3" if v.deleted else b"\xc2"])
+def _pack_state(value: bytes, local_usn: int, version: int, invocation: bytes, time_ms: int, orig_usn: int,
+                deleted: bool) -> bytes:
+    """A value's state (the fields of ValueMeta, in order)."""
+    return b"".join([b"\x97", _bin_head(len(value)), value, _uint(local_usn), _uint(version),
+                     _bin_head(len(invocation)), invocation, _uint(time_ms), _uint(orig_usn),
+                     b"\xc3" if deleted else b"\xc2"])
 
 
-def _pack_raw_value_meta(x: list[Any]) -> bytes:
-    """A value's state as read (``StoredEntry._vm_raw``): the same bytes as the ValueMeta
-    built from it would give. Raises _NotPlain (or TypeError) for anything else."""
-    if len(x) != 7 or (x[6] is not True and x[6] is not False):
+def _pack_value_meta(x: Any) -> bytes:
+    """A ValueMeta, or a state as read and not built yet (``StoredEntry._vm_raw``): the same
+    bytes as the ValueMeta built from it. Raises _NotPlain (or TypeError: compiled, the
+    fields' types are checked) for anything else."""
+    if isinstance(x, ValueMeta):
+        return _pack_state(x.value, x.local_usn, x.version, x.invocation, x.time_ms, x.orig_usn, x.deleted)
+    if len(x) != 7:
         raise _NotPlain
-    value: bytes = x[0]
-    inv: bytes = x[3]
-    return b"".join([b"\x97", _bin_head(len(value)), value, _uint(x[1]), _uint(x[2]),
-                     _bin_head(len(inv)), inv, _uint(x[4]), _uint(x[5]), b"\xc3" if x[6] else b"\xc2"])
+    return _pack_state(x[0], x[1], x[2], x[3], x[4], x[5], x[6])
 
 
 def _pack_body(names: list[str], skip: frozenset[str], values: dict[str, list[bytes]],
@@ -331,8 +333,8 @@ def _pack_body(names: list[str], skip: frozenset[str], values: dict[str, list[by
             out.append(b"\xc0")
         else:
             out.append(_array_head(len(vm)))
-            for x in vm:  # ValueMeta, or the list a state not built yet was read as
-                out.append(_pack_value_meta(x) if isinstance(x, ValueMeta) else _pack_raw_value_meta(x))
+            for x in vm:
+                out.append(_pack_value_meta(x))
     return _array_head(count) + b"".join(out)
 
 
@@ -341,7 +343,7 @@ def decode_body(body: bytes) -> tuple[dict[str, list[bytes]], dict[str, AttrMeta
     shared metadata it resolves: those attributes share one tuple). Raises ValueError (or a
     msgpack error, a subclass) if it is malformed."""
     attrs, meta, raw = _decode_body(body)
-    return attrs, meta, {k: [_value_meta(x) for x in xs] for k, xs in raw.items()}
+    return attrs, meta, _built(raw)
 
 
 def _decode_body(body: bytes) -> tuple[dict[str, list[bytes]], dict[str, AttrMeta], dict[str, list[Any]]]:
@@ -368,6 +370,12 @@ def _decode_body(body: bytes) -> tuple[dict[str, list[bytes]], dict[str, AttrMet
                 raise ValueError("malformed entry body: values' metadata is not a list")
             vmeta[name] = vm
     return attrs, meta, vmeta
+
+
+def _built(raw: dict[str, list[Any]]) -> dict[str, list[ValueMeta]]:
+    """The values' states read as lists, as ValueMeta. Raises ValueError for one of another
+    shape or type."""
+    return {k: [_value_meta(x) for x in xs] for k, xs in raw.items()}
 
 
 def _value_meta(x: Any) -> ValueMeta:

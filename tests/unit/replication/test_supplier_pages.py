@@ -62,28 +62,27 @@ def test_a_group_change_sends_the_values_states_the_consumer_lacks(tmp_path, d: 
     every attribute-level state goes. A consumer that has the group merges the one new member
     into it; one that lacks the group gets it whole. Both end equal to the supplier's."""
     from replication._consumer import apply_page
-    from tests.unit.vmdir.test_directory_meta import new_directory
+    from tests.unit.vmdir.test_directory_meta import _group, _members, new_directory
     from vmdir.store import decode_body
 
     s = admin(d)
-    g = f"cn=many,cn=Groups,{BASE}"
-    us = [f"cn=u{i},cn=Users,{BASE}".encode() for i in range(50)]
-    run(d, d.add(s, m.AddRequest(g, (("objectClass", (b"groupOfNames",)), ("cn", (b"many",)), ("member", tuple(us[:40]))))))
+    us = _members(50)
+    g = _group(d, "many", us[:40])
     covered = _usn(d, g)
     run(d, d.modify(s, m.ModifyRequest(g, (m.Change(m.MOD_ADD, "member", (us[40],)),
                                            m.Change(m.MOD_DELETE, "member", (us[0],))))))
+    uuid = entry_uuid(stored(d, g))
 
-    def records(utdv: dict[bytes, int]):
-        entries, resp = pull_page(d, session(d), PullRequest(CONSUMER, 0, 500, utdv, 0))
-        return [decode_record(e.attributes[0][1][0]) for e in entries], resp
+    def states(utdv: dict[bytes, int]):
+        """(attrs, meta, vmeta) of the group in the page for a consumer with ``utdv``."""
+        entries, _ = pull_page(d, session(d), PullRequest(CONSUMER, 0, 500, utdv, 0))
+        (rec,) = [r for r in (decode_record(e.attributes[0][1][0]) for e in entries) if r.uuid == uuid]
+        return decode_body(rec.body)
 
-    recs, _ = records({d.invocation: covered})
-    (rec,) = [r for r in recs if r.uuid == entry_uuid(stored(d, g))]
-    attrs, meta, vmeta = decode_body(rec.body)
+    attrs, meta, vmeta = states({d.invocation: covered})
     assert sorted(v.value for v in vmeta["member"]) == [us[0], us[40]]  # the added one and the removed one
     assert "member" not in attrs and {"cn", "objectclass", "member"} <= meta.keys()
-    whole = decode_body(next(r for r in records({})[0] if r.uuid == rec.uuid).body)[2]
-    assert len(whole["member"]) == 41
+    assert len(states({})[2]["member"]) == 41
 
     # consumers: one that had the group as of `covered`, one that lacks it; each applies the
     # pages it is sent (the first gets them twice: first all of them, then the partial one)

@@ -111,8 +111,7 @@ class RuleImpl:
     syntaxes: frozenset[str] = frozenset()  # attribute syntaxes the rule applies to
     # substr only: component preparation (component bytes, position) -> prepared
     component: Callable[[bytes, str], Any] | None = None
-    cache: bool = True
-    cache_size: int = CACHE_MAX_ENTRIES  # values whose keys are kept
+    cache: int = CACHE_MAX_ENTRIES  # values whose keys are kept (0: none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,10 +145,10 @@ class MatchingRule:
             impl = _guess_impl(self.name)
         self.kind = impl.kind
         self.syntaxes = impl.syntaxes | {syntax}
-        vk = _cached(impl.value_key, impl.cache_size) if impl.cache else impl.value_key
+        vk = _cached(impl.value_key, impl.cache) if impl.cache else impl.value_key
         self._value_key = vk
         ak = impl.assertion_key
-        self._assertion_key = vk if ak is None else (_cached(ak, impl.cache_size) if impl.cache else ak)
+        self._assertion_key = vk if ak is None else (_cached(ak, impl.cache) if impl.cache else ak)
         self._component = impl.component
         m = impl.match
         if m is None:
@@ -385,8 +384,8 @@ _IMPLS: dict[str, RuleImpl] = {
     "2.5.13.14": RuleImpl("equality", _integer_key, syntaxes=frozenset({S + "27"})),
     "2.5.13.15": RuleImpl("ordering", parse_integer, syntaxes=frozenset({S + "27"})),
     "2.5.13.16": RuleImpl("equality", _bitstring_key, syntaxes=frozenset({S + "6"})),
-    "2.5.13.17": RuleImpl("equality", _octet, syntaxes=frozenset({S + "40"}), cache=False),
-    "2.5.13.18": RuleImpl("ordering", _octet, syntaxes=frozenset({S + "40"}), cache=False),
+    "2.5.13.17": RuleImpl("equality", _octet, syntaxes=frozenset({S + "40"}), cache=0),
+    "2.5.13.18": RuleImpl("ordering", _octet, syntaxes=frozenset({S + "40"}), cache=0),
     "2.5.13.19": _substr_impl(lambda v: v, lambda v, w: v, frozenset({S + "40"})),
     "2.5.13.20": RuleImpl("equality", prep_telephone, syntaxes=frozenset({S + "50"})),
     "2.5.13.21": _substr_impl(lambda v: prep_telephone(v).decode("utf-8"), _tel_component,
@@ -402,9 +401,9 @@ _IMPLS: dict[str, RuleImpl] = {
     "2.5.13.32": RuleImpl("other", _words_value, _words_value, _word_match, _STRING),
     "2.5.13.33": RuleImpl("other", _words_value, _words_value, _word_match, _STRING),
     # X.509 exact rules: DER-exact comparison (GSER assertions are not supported)
-    "2.5.13.34": RuleImpl("equality", _octet, _ber_octet, syntaxes=frozenset({S + "8"}), cache=False),
-    "2.5.13.36": RuleImpl("equality", _octet, _ber_octet, syntaxes=frozenset({S + "10"}), cache=False),
-    "2.5.13.38": RuleImpl("equality", _octet, _ber_octet, syntaxes=frozenset({S + "9"}), cache=False),
+    "2.5.13.34": RuleImpl("equality", _octet, _ber_octet, syntaxes=frozenset({S + "8"}), cache=0),
+    "2.5.13.36": RuleImpl("equality", _octet, _ber_octet, syntaxes=frozenset({S + "10"}), cache=0),
+    "2.5.13.38": RuleImpl("equality", _octet, _ber_octet, syntaxes=frozenset({S + "9"}), cache=0),
     # IA5 rules
     "1.3.6.1.4.1.1466.109.114.1": RuleImpl("equality", _ia5_exact, syntaxes=_IA5ISH),
     "1.3.6.1.4.1.1466.109.114.2": RuleImpl("equality", _ia5_ignore, syntaxes=_IA5ISH),
@@ -424,14 +423,14 @@ def rule_impl(oid: str, hooks: RuleHooks) -> RuleImpl | None:
     if oid == "2.5.13.0":  # objectIdentifierMatch
         return RuleImpl("equality", hooks.oid_key, syntaxes=frozenset({S + "38"}))
     if oid == "2.5.13.1":  # distinguishedNameMatch
-        return RuleImpl("equality", hooks.dn_key, syntaxes=frozenset({S + "12"}), cache_size=DN_CACHE_MAX_ENTRIES)
+        return RuleImpl("equality", hooks.dn_key, syntaxes=frozenset({S + "12"}), cache=DN_CACHE_MAX_ENTRIES)
     if oid == "2.5.13.23":  # uniqueMemberMatch: DN [ "#" BitString ]
         def unique_member(v: bytes) -> bytes:
             dn, sharp, uid = v.rpartition(b"#")
             if sharp and uid.startswith(b"'") and uid.endswith(b"'B"):
                 return hooks.dn_key(dn) + b"#" + _bitstring_key(uid)
             return hooks.dn_key(v)
-        return RuleImpl("equality", unique_member, syntaxes=frozenset({S + "34"}), cache_size=DN_CACHE_MAX_ENTRIES)
+        return RuleImpl("equality", unique_member, syntaxes=frozenset({S + "34"}), cache=DN_CACHE_MAX_ENTRIES)
     if oid == "2.5.13.30":  # objectIdentifierFirstComponentMatch
         def oid_first(v: bytes) -> bytes:
             return hooks.oid_key(_first_component(v))
@@ -444,5 +443,5 @@ def _guess_impl(name: str) -> RuleImpl:
     if "substring" in low:
         return _substr_impl(lambda v: v, lambda v, w: v, frozenset())
     if "ordering" in low:
-        return RuleImpl("ordering", _octet, cache=False)
-    return RuleImpl("equality", _octet, cache=False)
+        return RuleImpl("ordering", _octet, cache=0)
+    return RuleImpl("equality", _octet, cache=0)
