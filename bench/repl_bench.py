@@ -316,65 +316,89 @@ class Latency:
     errors: Counter = field(default_factory=Counter)
 
 
-def latency_block(pair: Pair, res: Latency, start: int, count: int, args, tag: str) -> None:
-    """``count`` writes, one at a time, numbered from ``start``."""
+def latency_block(pair: Pair, conns: tuple[Client, Client], res: Latency, start: int, count: int,
+                  args, tag: str) -> None:
+    """``count`` writes, one at a time, numbered from ``start``, over ``conns`` (a
+    connection to A, one to B)."""
     dn = D.person_dn(0, D.uid_width(args.pair_entries))
-    ca, cb = Client(pair.a.port), Client(pair.b.port)
+    ca, cb = conns
     pc = time.perf_counter_ns
-    try:
-        for i in range(start, start + count):
-            value = f"latency {tag} {i}".encode()
-            write = ModifyRequest(dn, (Change(MOD_REPLACE, "description", (value,)),))
-            t0 = pc()
-            done = ca.call(write)[-1]
-            t_ack = pc()
-            if done.code != 0:
-                res.errors[f"modify on A: result {int(done.code)} {done.message}"] += 1
-                continue
-            deadline = t_ack + int(args.write_timeout * 1e9)
-            while True:
-                res.polls += 1
-                seen = cb.has_value(dn, "description", value)
-                now = pc()
-                if seen:
-                    res.ack_ns.append(t_ack - t0)
-                    res.conv_ns.append(now - t0)
-                    break
-                if now > deadline:
-                    res.timeouts += 1
-                    break
-                if args.poll_interval:
-                    time.sleep(args.poll_interval)
-    finally:
-        ca.close()
-        cb.close()
+    for i in range(start, start + count):
+        value = f"latency {tag} {i}".encode()
+        write = ModifyRequest(dn, (Change(MOD_REPLACE, "description", (value,)),))
+        t0 = pc()
+        done = ca.call(write)[-1]
+        t_ack = pc()
+        if done.code != 0:
+            res.errors[f"modify on A: result {int(done.code)} {done.message}"] += 1
+            continue
+        deadline = t_ack + int(args.write_timeout * 1e9)
+        while True:
+            res.polls += 1
+            seen = cb.has_value(dn, "description", value)
+            now = pc()
+            if seen:
+                res.ack_ns.append(t_ack - t0)
+                res.conv_ns.append(now - t0)
+                break
+            if now > deadline:
+                res.timeouts += 1
+                break
+            if args.poll_interval:
+                time.sleep(args.poll_interval)
 
 
 def measure_latency(pairs: list[Pair], args, tag: str) -> dict[str, Latency]:
     """Interleave blocks of writes between the pairs, so a slow spell of the machine hits
-    both alike."""
+    both alike. Each pair keeps its two connections (bound once) from its warm-up to its
+    last write: what is timed is a change travelling, not a connection being set up and
+    authenticated (the first writes after a new bind run on caches the bind's password
+    hash has cooled, Lightwave's argon2 most of all). A block that fails drops them; the
+    next one connects again."""
     out = {p.name: Latency() for p in pairs}
-    for p in pairs:  # unmeasured: both pairs start measuring at their steady state
-        if args.warmup and not p.alive():
+    conns: dict[str, tuple[Client, Client]] = {}
+
+    def run(p: Pair, res: Latency, start: int, n: int, label: str) -> None:
+        if p.name not in conns:
+            ca = Client(p.a.port)
             try:
-                latency_block(p, Latency(), -args.warmup, args.warmup, args, tag + " warm-up")
-            except Exception as exc:
-                log(f"[{p.name}] warm-up failed: {exc}")
-    block = max(1, min(50, args.writes // 10 or 1))
-    done = 0
-    while done < args.writes:
-        n = min(block, args.writes - done)
-        for p in pairs:
-            why = p.alive()
-            if why:
-                out[p.name].errors[f"not run: {why}"] += n
-                continue
-            try:
-                latency_block(p, out[p.name], done, n, args, tag)
-            except Exception as exc:
-                out[p.name].errors[f"{type(exc).__name__}: {exc}"] += 1
-        done += n
-        log(f"latency: {done:,}/{args.writes:,} writes")
+                conns[p.name] = (ca, Client(p.b.port))
+            except Exception:
+                ca.close()
+                raise
+        try:
+            latency_block(p, conns[p.name], res, start, n, args, label)
+        except Exception:
+            for c in conns.pop(p.name):
+                c.close()
+            raise
+
+    try:
+        for p in pairs:  # unmeasured: both pairs start measuring at their steady state
+            if args.warmup and not p.alive():
+                try:
+                    run(p, Latency(), -args.warmup, args.warmup, tag + " warm-up")
+                except Exception as exc:
+                    log(f"[{p.name}] warm-up failed: {exc}")
+        block = max(1, min(50, args.writes // 10 or 1))
+        done = 0
+        while done < args.writes:
+            n = min(block, args.writes - done)
+            for p in pairs:
+                why = p.alive()
+                if why:
+                    out[p.name].errors[f"not run: {why}"] += n
+                    continue
+                try:
+                    run(p, out[p.name], done, n, tag)
+                except Exception as exc:
+                    out[p.name].errors[f"{type(exc).__name__}: {exc}"] += 1
+            done += n
+            log(f"latency: {done:,}/{args.writes:,} writes")
+    finally:
+        for pair_conns in conns.values():
+            for c in pair_conns:
+                c.close()
     return out
 
 
