@@ -316,8 +316,7 @@ class Latency:
     errors: Counter = field(default_factory=Counter)
 
 
-def latency_block(pair: Pair, conns: tuple[Client, Client], res: Latency, start: int, count: int,
-                  args, tag: str) -> None:
+def latency_block(conns: tuple[Client, Client], res: Latency, start: int, count: int, args, tag: str) -> None:
     """``count`` writes, one at a time, numbered from ``start``, over ``conns`` (a
     connection to A, one to B)."""
     dn = D.person_dn(0, D.uid_width(args.pair_entries))
@@ -367,7 +366,7 @@ def measure_latency(pairs: list[Pair], args, tag: str) -> dict[str, Latency]:
                 ca.close()
                 raise
         try:
-            latency_block(p, conns[p.name], res, start, n, args, label)
+            latency_block(conns[p.name], res, start, n, args, label)
         except Exception:
             for c in conns.pop(p.name):
                 c.close()
