@@ -47,8 +47,11 @@ DN_CACHE_MAX_ENTRIES = 1 << 16
 CACHE_MAX_VALUE_LEN = 256
 
 
-def _cached(fn: KeyFn, size: int = CACHE_MAX_ENTRIES) -> KeyFn:
-    """Memoise a normaliser for short values (at most ``size`` of them; cleared when full)."""
+def _cached(fn: KeyFn, size: int) -> KeyFn:
+    """Memoise a normaliser for short values (at most ``size`` of them; cleared when full);
+    ``fn`` itself when ``size`` is 0."""
+    if not size:
+        return fn
     cache: dict[bytes, Any] = {}
 
     def wrapper(v: bytes) -> Any:
@@ -145,10 +148,10 @@ class MatchingRule:
             impl = _guess_impl(self.name)
         self.kind = impl.kind
         self.syntaxes = impl.syntaxes | {syntax}
-        vk = _cached(impl.value_key, impl.cache) if impl.cache else impl.value_key
+        vk = _cached(impl.value_key, impl.cache)
         self._value_key = vk
         ak = impl.assertion_key
-        self._assertion_key = vk if ak is None else (_cached(ak, impl.cache) if impl.cache else ak)
+        self._assertion_key = vk if ak is None else _cached(ak, impl.cache)
         self._component = impl.component
         m = impl.match
         if m is None:
